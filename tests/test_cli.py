@@ -1,0 +1,68 @@
+"""The command-line contract other tools depend on, exercised as a user would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from .conftest import LIBRARY_SEEDS, run_cli
+
+
+def test_full_cycle_and_json_contracts(media, clips, tmp_path):
+    index = str(tmp_path / "ix")
+    lib = [str(media[f"lib{s}"]) for s in LIBRARY_SEEDS]
+    proc = run_cli("ingest", *lib, "--index", index, check=True)
+    assert "3 added" in proc.stdout
+
+    clip, source, start = clips["exact"]
+    proc = run_cli("query", str(clip), str(clips["negative"][0]), "--index", index, "--json", "-k", "3", check=True)
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [line["query"] for line in lines] == [str(clip), str(clips["negative"][0])]
+    hit = lines[0]["hits"][0]
+    assert set(hit) >= {"video", "start", "end", "query_start", "query_end", "score", "distance"}
+    assert hit["video"] == str(source) and abs(hit["start"] - start) <= 0.15 and 0 <= hit["score"] <= 1
+    assert lines[1]["hits"] == [] and lines[0]["duration"] > 4.5
+
+    stats = json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)
+    assert stats["videos"] == 3 and stats["vectors"] == 87 and stats["dim"] == 448
+    assert stats["duration_s"] > 47 and stats["bytes"] > 0 and "Flat" in stats["index_type"]
+
+    listed = json.loads(run_cli("list", "--index", index, "--json", check=True).stdout)
+    assert sorted(v["path"] for v in listed) == sorted(lib)
+    assert all({"id", "path", "duration_s", "blocks"} <= set(v) for v in listed)
+
+    run_cli("remove", lib[0], "--index", index, check=True)
+    listed = json.loads(run_cli("list", "--index", index, "--json", check=True).stdout)
+    assert sorted(v["path"] for v in listed) == sorted(lib[1:])
+    assert run_cli("verify", "--index", index).returncode == 0
+
+
+def test_ingest_reports_bad_files_and_exits_non_zero(media, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(media["extra"], folder / "good.mp4")
+    (folder / "notes.txt").write_text("not a video")  # not a video extension: ignored in folders
+    (folder / "broken.mp4").write_bytes(b"\x00\x01garbage" * 100)
+    index = str(tmp_path / "ix")
+    proc = run_cli("ingest", str(folder), "--index", index)
+    assert proc.returncode == 2
+    assert "broken.mp4" in proc.stderr and "1 added, 1 failed" in proc.stdout
+    listed = json.loads(run_cli("list", "--index", index, "--json", check=True).stdout)
+    assert [v["path"].endswith("good.mp4") for v in listed] == [True]
+
+
+def test_errors_are_one_line_without_traceback(clips, tmp_path):
+    proc = run_cli("query", str(clips["exact"][0]), "--index", str(tmp_path / "missing"))
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1 and "no vsearch index" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_index_defaults_to_env_variable(media, tmp_path):
+    env = {"VSEARCH_INDEX": str(tmp_path / "from-env")}
+    run_cli("ingest", str(media["extra"]), env=env, check=True)
+    assert json.loads(run_cli("stats", "--json", env=env, check=True).stdout)["videos"] == 1
+
+
+def test_version():
+    proc = run_cli("--version", check=True)
+    assert proc.stdout.startswith("vsearch ")

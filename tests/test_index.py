@@ -1,0 +1,152 @@
+"""The engine end to end through its Python API, on real generated videos."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from vsearch import IndexConfig, VideoIndex
+from vsearch.errors import ClipTooShortError, ConfigMismatchError, IndexNotFoundError, NotIndexedError
+
+from .conftest import LIBRARY_SEEDS
+
+
+def _ids_by_video(index: VideoIndex) -> dict[str, np.ndarray]:
+    ids = index._vectors.ids()
+    return {r.path: np.sort(ids[(ids >> 32) == r.id]) for r in index.videos()}
+
+
+def test_exact_subclip_at_unaligned_offset_is_found(built_index, clips):
+    clip, source, start = clips["exact"]
+    with VideoIndex.open(built_index, device="cpu") as index:
+        result = index.query(clip, k=3)
+    assert result.hits, "no hit for an exact sub-clip"
+    top = result.hits[0]
+    assert top.video == str(source)
+    assert abs(top.start - start) <= 0.15
+    assert top.score > 0.9
+    assert 0.0 <= top.query_start < 0.6 and top.query_end == pytest.approx(result.duration, abs=0.6)
+    assert top.end - top.start == pytest.approx(top.query_end - top.query_start, abs=1e-6)
+    assert all(a.score >= b.score for a, b in zip(result.hits, result.hits[1:]))
+
+
+def test_reencoded_downscaled_subclip_is_found(built_index, clips):
+    clip, source, start = clips["reencoded_small"]
+    with VideoIndex.open(built_index, device="cpu") as index:
+        top = index.query(clip, k=3).hits[0]
+    assert top.video == str(source)
+    assert abs(top.start - start) <= 0.25
+
+
+def test_clip_of_unindexed_video_returns_no_hits(built_index, clips):
+    clip, _, _ = clips["negative"]
+    with VideoIndex.open(built_index, device="cpu") as index:
+        assert index.query(clip, k=5).hits == []
+        # ... while a permissive threshold does return something, so the check above
+        # is about the score threshold, not about a search that finds nothing.
+        assert index.query(clip, k=5, min_score=0.0).hits
+
+
+def test_clip_shorter_than_a_window_is_a_clear_error(built_index, clips):
+    clip, _, _ = clips["too_short"]
+    with VideoIndex.open(built_index, device="cpu") as index, pytest.raises(ClipTooShortError) as err:
+        index.query(clip)
+    assert str(clip) in str(err.value) and "shorter than one window" in str(err.value)
+
+
+def test_stats_match_what_was_ingested(built_index, media):
+    with VideoIndex.open(built_index, device="cpu") as index:
+        stats = index.stats()
+        records = index.videos()
+    assert stats.videos == len(LIBRARY_SEEDS) == len(records)
+    assert stats.duration_s == pytest.approx(16.0 * len(LIBRARY_SEEDS), abs=0.3)
+    # 16 s at 0.5 s blocks = 32 blocks, minus (window - 1) = 29 windows per video.
+    assert [r.blocks for r in records] == [32] * 3
+    assert stats.vectors == sum(r.windows for r in records) == 29 * 3
+    assert stats.dim == IndexConfig().dim and stats.bytes > 0
+    assert {r.path for r in records} == {str(media[f"lib{s}"]) for s in LIBRARY_SEEDS}
+    assert all(len(r.hash) == 32 and r.fps == pytest.approx(25.0) for r in records)
+
+
+@pytest.fixture()
+def scratch_index(built_index, tmp_path):
+    """A private copy of the built index that a test may modify."""
+    path = tmp_path / "ix"
+    shutil.copytree(built_index, path)
+    return path
+
+
+def test_incremental_ingest_keeps_existing_ids_and_skips_known_content(scratch_index, media):
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        before = _ids_by_video(index)
+        results = index.add([media["extra"], media["lib11"]])
+        after = _ids_by_video(index)
+    assert [r.status for r in results] == ["added", "skipped"]
+    for path, ids in before.items():
+        np.testing.assert_array_equal(after[path], ids)
+    assert len(after) == len(before) + 1
+    with VideoIndex.open(scratch_index, device="cpu") as index:  # and it survives reopening
+        np.testing.assert_array_equal(_ids_by_video(index)[str(media["extra"])], after[str(media["extra"])])
+
+
+def test_remove_drops_that_video_only(scratch_index, media, clips):
+    clip, source, _ = clips["exact"]
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        before = _ids_by_video(index)
+        assert index.query(clip).hits[0].video == str(source)
+        removed = index.remove([source])
+        assert [r.path for r in removed] == [str(source)]
+        assert all(h.video != str(source) for h in index.query(clip, min_score=0.0).hits)
+        after = _ids_by_video(index)
+    assert str(source) not in after
+    for path, ids in after.items():
+        np.testing.assert_array_equal(ids, before[path])
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        assert str(source) not in {r.path for r in index.videos()}
+        assert index.verify().ok
+        with pytest.raises(NotIndexedError):
+            index.remove([source])
+
+
+def test_lost_vector_file_is_rebuilt_from_lmdb(scratch_index, clips):
+    (scratch_index / "vectors.faiss").unlink()
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        assert not index.verify().ok  # the file on disk is missing ...
+        assert index.stats().vectors == 29 * 3  # ... but memory was repaired from LMDB
+        assert index.query(clips["exact"][0]).hits[0].video == str(clips["exact"][1])
+        index.rebuild()
+        assert index.verify().ok
+
+
+def test_settings_cannot_change_after_creation(scratch_index):
+    with pytest.raises(ConfigMismatchError, match="window_blocks"):
+        VideoIndex.open(scratch_index, config=IndexConfig(window_blocks=6))
+
+
+def test_missing_index_is_a_clear_error(tmp_path):
+    with pytest.raises(IndexNotFoundError):
+        VideoIndex.open(tmp_path / "nothing")
+
+
+def test_bad_file_fails_alone_and_leaves_index_unchanged(scratch_index, media, tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        before = _ids_by_video(index)
+        results = index.add([junk, media["extra"], empty])
+        assert [r.status for r in results] == ["failed", "added", "failed"]
+        assert "empty file" in results[2].reason and results[0].reason
+        after = _ids_by_video(index)
+    assert set(after) == set(before) | {str(media["extra"])}
+
+
+def test_seed_features_index_side_by_side(media, clips, tmp_path):
+    with VideoIndex.create(tmp_path / "seed", IndexConfig(features="seed"), device="cpu") as index:
+        index.add([media[f"lib{s}"] for s in LIBRARY_SEEDS])
+        assert index.stats().dim == 7 * IndexConfig().window_blocks
+        hits = index.query(clips["exact"][0], min_score=0.0).hits
+    assert hits and hits[0].video == str(clips["exact"][1])

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import numpy as np
+
+from vsearch.config import IndexConfig
+from vsearch.windows import split_ids, window_count, window_ids, window_vectors
+
+
+def test_windows_concatenate_consecutive_blocks_with_stride_one():
+    config = IndexConfig(features="seed", window_blocks=3)
+    blocks = np.arange(5 * 7, dtype=np.float32).reshape(5, 7)
+    windows = window_vectors(blocks, config)
+    assert windows.shape == (3, 21) == (window_count(5, config), config.dim)
+    np.testing.assert_array_equal(windows[1], blocks[1:4].ravel())
+
+
+def test_v1_windows_are_unit_length():
+    config = IndexConfig()
+    rng = np.random.default_rng(0)
+    windows = window_vectors(rng.normal(size=(9, config.block_dim)).astype(np.float32), config)
+    np.testing.assert_allclose(np.linalg.norm(windows, axis=1), 1.0, rtol=1e-5)
+
+
+def test_too_few_blocks_give_no_window():
+    config = IndexConfig()
+    assert window_vectors(np.zeros((config.window_blocks - 1, config.block_dim), np.float32), config).shape == (0, config.dim)
+
+
+def test_ids_round_trip_and_do_not_collide_between_videos():
+    a, b = window_ids(7, 1000), window_ids(8, 1000)
+    assert not set(a.tolist()) & set(b.tolist())
+    videos, windows = split_ids(a)
+    assert set(videos.tolist()) == {7} and windows.tolist() == list(range(1000))

@@ -1,0 +1,116 @@
+"""ffmpeg helpers for tests and tools (never used by the engine itself).
+
+The ffmpeg binary comes from the ``imageio-ffmpeg`` wheel, so nothing needs to be
+installed system-wide.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def run_ffmpeg(args: list[str], *, stdin: bytes | None = None) -> None:
+    """Run ffmpeg quietly; raise RuntimeError with its last error line on failure."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *([] if stdin is not None else ["-nostdin"]), *args],
+        input=stdin,
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise RuntimeError(f"ffmpeg {' '.join(args[-1:])}: {tail[-1] if tail else 'failed'}")
+
+
+def probe_duration(path: str | os.PathLike) -> float:
+    """Container duration in seconds, parsed from ``ffmpeg -i`` (the wheel has no ffprobe)."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, errors="replace")
+    match = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", proc.stderr)
+    if not match:
+        raise RuntimeError(f"{path}: no duration in ffmpeg output")
+    h, m, s = match.groups()
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def scale_filter(factor: float) -> str:
+    """A scale filter by ``factor`` that keeps dimensions even (as yuv420p needs)."""
+    return f"scale=trunc(iw*{factor}/2)*2:trunc(ih*{factor}/2)*2"
+
+
+def cut_clip(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    start: float,
+    duration: float,
+    vf: str | None = None,
+    crf: int = 18,
+    codec: str = "libx264",
+    fps: float | None = None,
+    extra: list[str] | None = None,
+) -> Path:
+    """Cut ``duration`` source seconds from ``start`` and re-encode, optionally edited.
+
+    ``-ss`` is given after ``-i`` (decode from the start and drop frames): slower than
+    input seeking but exact, also for files whose keyframe flags are wrong, where an
+    input seek decodes garbage until the next real keyframe.
+    """
+    args = ["-i", str(src), "-ss", f"{start:.3f}", "-t", f"{duration:.3f}", "-an", "-sn"]
+    if vf:
+        args += ["-vf", vf]
+    if fps:
+        args += ["-r", f"{fps:g}"]
+    if codec == "libx264":
+        args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf)]
+    elif codec == "mpeg4":
+        args += ["-c:v", "mpeg4", "-q:v", str(max(2, min(31, round(crf / 4))))]
+    elif codec in ("libvpx", "libvpx-vp9"):
+        args += ["-c:v", codec, "-crf", str(crf), "-b:v", "0", "-deadline", "realtime", "-cpu-used", "8"]
+    else:
+        args += ["-c:v", codec]
+    args += ["-pix_fmt", "yuv420p", *(extra or []), str(dst)]
+    run_ffmpeg(args)
+    return Path(dst)
+
+
+#: Edits applied to query clips by the evaluation (name -> cut_clip arguments).
+#: ``group`` says whether a user would call it a mild or a hard edit.
+TRANSFORMS: dict[str, dict[str, Any]] = {
+    "exact": dict(group="mild", crf=18),
+    "crf28_half": dict(group="mild", crf=28, vf=scale_filter(0.5)),
+    "crf23": dict(group="mild", crf=23),
+    "crf32": dict(group="mild", crf=32),
+    "half": dict(group="mild", crf=23, vf=scale_filter(0.5)),
+    "fps25": dict(group="mild", crf=23, fps=25),
+    "fps15": dict(group="mild", crf=23, fps=15),
+    "bright": dict(group="mild", crf=23, vf="eq=brightness=0.1"),
+    "contrast": dict(group="mild", crf=23, vf="eq=contrast=1.2"),
+    "gamma": dict(group="mild", crf=23, vf="eq=gamma=1.3"),
+    "saturation": dict(group="mild", crf=23, vf="eq=saturation=1.5"),
+    "gray": dict(group="mild", crf=23, vf="format=gray,format=yuv420p"),
+    "crop10": dict(group="mild", crf=23, vf="crop=trunc(iw*0.9/2)*2:trunc(ih*0.9/2)*2"),
+    "mpeg4_crf28": dict(group="mild", crf=28, codec="mpeg4"),
+    "crf40_quarter": dict(group="hard", crf=40, vf=scale_filter(0.25)),
+    "quarter": dict(group="hard", crf=23, vf=scale_filter(0.25)),
+    "letterbox": dict(group="hard", crf=23, vf="pad=iw:trunc(ih*1.33/2)*2:0:(oh-ih)/2"),
+    "blur": dict(group="hard", crf=23, vf="gblur=sigma=2"),
+    "noise": dict(group="hard", crf=23, vf="noise=alls=12:allf=t"),
+    "logo": dict(group="hard", crf=23, vf="drawbox=x=iw*0.6:y=ih*0.05:w=iw*0.35:h=ih*0.35:color=white@1:t=fill"),
+    "hflip": dict(group="hard", crf=23, vf="hflip"),
+}
+
+
+def transform_args(name: str) -> dict[str, Any]:
+    """cut_clip keyword arguments of a named transform."""
+    spec = dict(TRANSFORMS[name])
+    spec.pop("group")
+    return spec

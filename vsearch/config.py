@@ -1,0 +1,145 @@
+"""Index configuration: the settings an index is built with, fixed at creation.
+
+The configuration is stored in the index and compared on every open, because vectors
+computed with other settings are not comparable: a mismatch is an error, never a
+silent wrong answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigMismatchError
+
+#: Bumped whenever the on-disk layout changes incompatibly.
+FORMAT_VERSION = 1
+
+#: Feature kinds and the version of their definition. Bump a version whenever the
+#: numbers a kind produces change, so old indexes are refused instead of mis-matched.
+FEATURE_VERSIONS = {"v1": 1, "seed": 1}
+
+#: Number of kernel channels in both feature kinds.
+NUM_KERNELS = 7
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexConfig:
+    """Settings that determine the vectors of an index.
+
+    Attributes:
+        features: ``"v1"`` (rectified, grid-pooled, normalised kernel responses) or
+            ``"seed"`` (the original 7-D sums of raw linear responses).
+        block_seconds: duration of one block descriptor.
+        window_blocks: consecutive blocks concatenated into one searchable vector.
+        width, height: working resolution every frame is scaled to, whatever its
+            aspect ratio (so pixel aspect ratio and resizing do not matter).
+        analysis_fps: frames are sampled by timestamp at this fixed rate.
+        grid: spatial pooling grid (rows, cols) of the ``v1`` features.
+        index_type: FAISS factory string of the vector index (``"Flat"``).
+    """
+
+    features: str = "v1"
+    block_seconds: float = 0.5
+    window_blocks: int = 4
+    width: int = 128
+    height: int = 96
+    analysis_fps: float = 10.0
+    grid: tuple[int, int] = (4, 4)
+    index_type: str = "Flat"
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURE_VERSIONS:
+            raise ConfigMismatchError(
+                f"unknown feature kind {self.features!r}; expected one of {sorted(FEATURE_VERSIONS)}"
+            )
+        object.__setattr__(self, "grid", tuple(int(g) for g in self.grid))
+        frames = self.block_seconds * self.analysis_fps
+        if self.block_seconds <= 0 or self.analysis_fps <= 0:
+            raise ConfigMismatchError("block_seconds and analysis_fps must be positive")
+        if abs(frames - round(frames)) > 1e-6 or round(frames) < 3:
+            raise ConfigMismatchError(
+                "block_seconds * analysis_fps must be a whole number of frames, at least 3 "
+                f"(got {frames:g})"
+            )
+        if self.window_blocks < 1:
+            raise ConfigMismatchError("window_blocks must be at least 1")
+        gh, gw = self.grid
+        if len(self.grid) != 2 or gh < 1 or gw < 1:
+            raise ConfigMismatchError("grid must be two positive integers")
+        if self.width < 8 * gw or self.height < 8 * gh:
+            raise ConfigMismatchError(
+                f"working resolution {self.width}x{self.height} is too small for a {gh}x{gw} grid"
+            )
+
+    @property
+    def frames_per_block(self) -> int:
+        return int(round(self.block_seconds * self.analysis_fps))
+
+    @property
+    def frame_step(self) -> float:
+        """Seconds between two analysed frames."""
+        return 1.0 / self.analysis_fps
+
+    @property
+    def window_seconds(self) -> float:
+        return self.window_blocks * self.block_seconds
+
+    @property
+    def block_dim(self) -> int:
+        if self.features == "seed":
+            return NUM_KERNELS
+        return NUM_KERNELS * self.grid[0] * self.grid[1]
+
+    @property
+    def dim(self) -> int:
+        return self.block_dim * self.window_blocks
+
+    @property
+    def feature_version(self) -> int:
+        return FEATURE_VERSIONS[self.features]
+
+    @property
+    def normalization(self) -> str:
+        """How window vectors are normalised before they are indexed."""
+        return "none" if self.features == "seed" else "l2"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with the derived values a reader may want to see."""
+        data = dataclasses.asdict(self)
+        data["grid"] = list(self.grid)
+        data.update(
+            format_version=FORMAT_VERSION,
+            feature_version=self.feature_version,
+            dim=self.dim,
+            normalization=self.normalization,
+        )
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "IndexConfig":
+        """Rebuild a configuration stored by :meth:`to_dict`, refusing other versions."""
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ConfigMismatchError(
+                f"index format version {data.get('format_version')} is not supported "
+                f"by this vsearch (expects {FORMAT_VERSION}); rebuild the index"
+            )
+        fields = {f.name for f in dataclasses.fields(cls)}
+        config = cls(**{k: v for k, v in data.items() if k in fields})
+        if data.get("feature_version") != config.feature_version:
+            raise ConfigMismatchError(
+                f"index was built with {config.features} features version "
+                f"{data.get('feature_version')}, this vsearch computes version "
+                f"{config.feature_version}; rebuild the index from its videos"
+            )
+        return config
+
+    def differences(self, other: "IndexConfig") -> list[str]:
+        """Human-readable list of settings that differ from ``other``."""
+        out = []
+        for field in dataclasses.fields(self):
+            mine, theirs = getattr(self, field.name), getattr(other, field.name)
+            if mine != theirs:
+                out.append(f"{field.name}: index has {theirs!r}, requested {mine!r}")
+        return out

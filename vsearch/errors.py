@@ -1,0 +1,60 @@
+"""Typed errors raised at vsearch's boundaries.
+
+Every error carries a one-line, user-facing message; the CLI prints it and maps the
+class to an exit code, library users catch the class they care about.
+"""
+
+from __future__ import annotations
+
+
+class VsearchError(Exception):
+    """Base class of every error vsearch raises on purpose."""
+
+    exit_code = 1
+
+
+class VideoError(VsearchError):
+    """A video file cannot be used: unreadable, not a video, broken header, too short."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ClipTooShortError(VideoError):
+    """A query clip is shorter than one window, so it has no vector to search with."""
+
+
+class IndexNotFoundError(VsearchError):
+    """The index directory does not hold a vsearch index."""
+
+    exit_code = 3
+
+
+class IndexLockedError(VsearchError):
+    """Another live process holds the index's writer lock."""
+
+    exit_code = 4
+
+
+class ConfigMismatchError(VsearchError):
+    """Settings or on-disk format differ from the ones the index was built with."""
+
+    exit_code = 5
+
+
+class IndexCorruptError(VsearchError):
+    """The index is inconsistent in a way that cannot be repaired automatically."""
+
+    exit_code = 6
+
+
+class DeviceError(VsearchError):
+    """The requested compute device is not available."""
+
+    exit_code = 7
+
+
+class NotIndexedError(VsearchError):
+    """A video named for removal is not in the index."""

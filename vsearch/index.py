@@ -1,0 +1,361 @@
+"""The index facade: one folder holding a metadata store and a vector store.
+
+Folder layout::
+
+    meta.lmdb/       LMDB, the source of truth (config, videos, block descriptors)
+    vectors.faiss    FAISS IndexIDMap2, derived from meta.lmdb, replaced atomically
+    writer.lock      flock held by the one writer, with its pid
+
+Commit order: a video is committed to LMDB (one transaction) before its vectors go
+into FAISS, and removed from LMDB before its vectors leave FAISS; the FAISS file is
+saved atomically after. On open the in-memory vector index is reconciled with the
+LMDB snapshot (missing videos re-added from stored blocks, vectors of videos LMDB
+does not know dropped), so a crash between the two steps loses nothing committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from . import metastore, vectorstore
+from .config import IndexConfig
+from .device import Device, resolve_device
+from .embedding import describe_clip, describe_video
+from .errors import ConfigMismatchError, IndexNotFoundError, NotIndexedError, VideoError, VsearchError
+from .lock import WriterLock
+from .metastore import MetaStore, Snapshot
+from .models import IndexStats, IngestResult, QueryResult, VerifyReport, VideoRecord
+from .query import DEFAULT_MIN_SCORE, aggregate
+from .windows import split_ids, window_count, window_ids, window_vectors
+
+#: Neighbours fetched per query window before voting.
+_NEIGHBOURS_PER_WINDOW = 32
+
+#: While ingesting, the vector file is saved at most this often (and at the end);
+#: anything committed since is re-added from LMDB on the next open.
+_SAVE_INTERVAL_S = 60.0
+
+ProgressCallback = Callable[[IngestResult], None]
+
+
+def file_digest(path: str) -> str:
+    """BLAKE2b-128 of the whole file content, hex."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise VideoError(path, f"cannot read file ({exc.strerror})") from None
+    return digest.hexdigest()
+
+
+def _absolute(path: str | os.PathLike) -> str:
+    return os.path.abspath(os.fsdecode(os.fspath(path)))
+
+
+class VideoIndex:
+    """A searchable library of videos.
+
+    Open with :meth:`open` (or :meth:`create`); use as a context manager so the
+    writer lock and stores are released. Reads need no lock; ``add``, ``remove`` and
+    ``rebuild`` take the writer lock for their duration.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, config: IndexConfig, store: MetaStore, device: Device) -> None:
+        self.path = str(path)
+        self.config = config
+        self.device = device
+        self._store = store
+        self._lock = WriterLock(self.path)
+        self._vectors = vectorstore.VectorStore.create(config.dim, config.index_type)
+        self._videos: dict[int, VideoRecord] = {}
+        self._load_vectors()
+
+    # -- opening ------------------------------------------------------------------
+
+    @classmethod
+    def exists(cls, path: str | os.PathLike) -> bool:
+        return os.path.isfile(os.path.join(path, metastore.DIRNAME, "data.mdb"))
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, config: IndexConfig | None = None, *, device: str = "auto") -> "VideoIndex":
+        """Create a new, empty index folder (or open it if it exists with the same config)."""
+        return cls.open(path, config=config or IndexConfig(), create=True, device=device)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike,
+        *,
+        config: IndexConfig | None = None,
+        create: bool = False,
+        device: str = "auto",
+    ) -> "VideoIndex":
+        """Open an index folder.
+
+        With ``create=True`` a missing index is created with ``config`` (default
+        settings if None). A ``config`` that differs from the stored one raises
+        :class:`ConfigMismatchError`: settings are fixed when an index is created.
+        """
+        path = str(path)
+        dev = resolve_device(device)
+        if not cls.exists(path):
+            if not create:
+                raise IndexNotFoundError(f"{path}: no vsearch index here (create one with 'vsearch ingest')")
+            config = config or IndexConfig()
+            try:
+                os.makedirs(os.path.join(path, metastore.DIRNAME), exist_ok=True)
+            except OSError as exc:
+                raise VsearchError(f"{path}: cannot create index folder ({exc.strerror})") from None
+            store = MetaStore(os.path.join(path, metastore.DIRNAME))
+            with store.snapshot() as snap:
+                fresh = snap.meta("config") is None
+            if fresh:
+                store.initialise(config.to_dict())
+        else:
+            writable = os.access(os.path.join(path, metastore.DIRNAME), os.W_OK)
+            store = MetaStore(os.path.join(path, metastore.DIRNAME), readonly=not writable)
+        with store.snapshot() as snap:
+            stored = IndexConfig.from_dict(snap.meta("config"))
+        if config is not None and config != stored:
+            store.close()
+            raise ConfigMismatchError(
+                f"{path}: index settings cannot be changed after creation ("
+                + "; ".join(config.differences(stored))
+                + ")"
+            )
+        return cls(path, config=stored, store=store, device=dev)
+
+    def close(self) -> None:
+        self._lock.release()
+        self._store.close()
+
+    def __enter__(self) -> "VideoIndex":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VideoIndex({self.path!r}, videos={len(self._videos)}, vectors={self._vectors.ntotal}, features={self.config.features!r})"
+
+    # -- vector store synchronisation ----------------------------------------------
+
+    @property
+    def _vector_file(self) -> str:
+        return os.path.join(self.path, vectorstore.FILENAME)
+
+    def _load_vectors(self) -> None:
+        """Load the vector file and reconcile it with the current LMDB snapshot."""
+        if os.path.exists(self._vector_file):
+            loaded = vectorstore.VectorStore.load(self._vector_file)
+            if loaded.dim != self.config.dim:
+                raise ConfigMismatchError(f"{self._vector_file}: vector dimension {loaded.dim} != configured {self.config.dim}")
+            self._vectors = loaded
+        else:
+            self._vectors = vectorstore.VectorStore.create(self.config.dim, self.config.index_type)
+        self._reconcile()
+
+    def _reconcile(self) -> tuple[int, int]:
+        """Make the in-memory vectors match LMDB; returns (videos added, videos dropped)."""
+        with self._store.snapshot() as snap:
+            self._videos = {rec.id: rec for rec in snap.videos()}
+            present, counts = np.unique(split_ids(self._vectors.ids())[0], return_counts=True)
+            held = dict(zip(present.tolist(), counts.tolist()))
+            stale = [vid for vid, n in held.items() if vid not in self._videos or n != self._videos[vid].windows]
+            self._vectors.remove_videos(stale)
+            missing = [rec for vid, rec in self._videos.items() if vid not in held or vid in stale]
+            for rec in missing:
+                self._add_vectors(rec, snap.blocks(rec, self.config.block_dim))
+        return len(missing), len(stale)
+
+    def _add_vectors(self, record: VideoRecord, blocks: np.ndarray) -> None:
+        vectors = window_vectors(blocks, self.config)
+        self._vectors.add(window_ids(record.id, len(vectors)), vectors)
+
+    def _save_vectors(self) -> None:
+        try:
+            self._vectors.save(self._vector_file)
+        except (OSError, RuntimeError) as exc:
+            raise VsearchError(f"{self._vector_file}: cannot save vector index ({exc}); "
+                               "committed videos are safe and will be re-added on next open") from None
+
+    def _begin_write(self) -> None:
+        if self._store.readonly:
+            raise VsearchError(f"{self.path}: index folder is read-only")
+        self._lock.acquire()
+        # Another writer may have changed the index since we opened it.
+        self._load_vectors()
+
+    def _end_write(self) -> None:
+        try:
+            self._save_vectors()
+        finally:
+            self._lock.release()
+
+    # -- writes ---------------------------------------------------------------------
+
+    def add(self, paths: Iterable[str | os.PathLike], *, progress: ProgressCallback | None = None) -> list[IngestResult]:
+        """Index video files (folders are not expanded here; see ``iter_video_files``).
+
+        Each file is handled on its own: a bad file yields a ``failed`` result with a
+        one-line reason and the others go on. Content already indexed is skipped, a
+        file whose content changed is re-indexed, a moved file keeps its vectors.
+        """
+        self._begin_write()
+        results = []
+        last_save = time.monotonic()
+        try:
+            for raw in paths:
+                try:
+                    result = self._add_one(_absolute(raw))
+                except VideoError as exc:
+                    result = IngestResult(path=_absolute(raw), status="failed", reason=exc.reason)
+                results.append(result)
+                if progress is not None:
+                    progress(result)
+                if time.monotonic() - last_save > _SAVE_INTERVAL_S:
+                    self._save_vectors()
+                    last_save = time.monotonic()
+        finally:
+            self._end_write()
+        return results
+
+    def _add_one(self, path: str) -> IngestResult:
+        if not os.path.isfile(path):
+            raise VideoError(path, "no such file" if not os.path.exists(path) else "not a regular file")
+        digest = file_digest(path)
+        with self._store.snapshot() as snap:
+            same_content = snap.video_by_hash(digest)
+            same_path = snap.video_by_path(path)
+        if same_content is not None:
+            if same_content.path == path:
+                return IngestResult(path=path, status="skipped", video_id=same_content.id, duration_s=same_content.duration_s)
+            if not os.path.exists(same_content.path):
+                record = self._store.move_video(same_content.id, path)
+                self._videos[record.id] = record
+                return IngestResult(path=path, status="moved", video_id=record.id, duration_s=record.duration_s)
+            return IngestResult(path=path, status="skipped", video_id=same_content.id, duration_s=same_content.duration_s,
+                                reason=f"same content as {same_content.path}")
+        described = describe_video(path, self.config, self.device)
+        windows = window_count(len(described.blocks), self.config)
+        if windows == 0:
+            raise VideoError(path, f"video is {described.info.duration:.2f} s long, shorter than one window "
+                                   f"({self.config.window_seconds:g} s)")
+        info = described.info
+        record = self._store.commit_video(
+            dict(path=path, hash=digest, duration_s=round(info.duration, 6), fps=round(info.fps, 6),
+                 width=info.width, height=info.height, frames=info.frame_count,
+                 blocks=len(described.blocks), windows=windows, added=metastore.now_iso()),
+            described.blocks,
+            replaces=same_path.id if same_path is not None else None,
+        )
+        if same_path is not None:
+            self._vectors.remove_videos([same_path.id])
+            self._videos.pop(same_path.id, None)
+        self._videos[record.id] = record
+        self._add_vectors(record, described.blocks)
+        return IngestResult(path=path, status="replaced" if same_path else "added", video_id=record.id,
+                            duration_s=record.duration_s)
+
+    def remove(self, paths: Iterable[str | os.PathLike]) -> list[VideoRecord]:
+        """Remove videos by path (as given at ingest, or absolute). Other ids never change."""
+        self._begin_write()
+        removed = []
+        try:
+            with self._store.snapshot() as snap:
+                records = []
+                for raw in paths:
+                    record = snap.video_by_path(_absolute(raw)) or snap.video_by_path(os.fsdecode(os.fspath(raw)))
+                    if record is None:
+                        raise NotIndexedError(f"{os.fsdecode(os.fspath(raw))}: not in the index")
+                    records.append(record)
+            for record in records:
+                self._store.delete_video(record.id)
+                self._vectors.remove_videos([record.id])
+                self._videos.pop(record.id, None)
+                removed.append(record)
+        finally:
+            self._end_write()
+        return removed
+
+    def rebuild(self) -> int:
+        """Re-create the vector index from the stored block descriptors (no decoding)."""
+        self._begin_write()
+        try:
+            self._vectors = vectorstore.VectorStore.create(self.config.dim, self.config.index_type)
+            self._reconcile()
+        finally:
+            self._end_write()
+        return self._vectors.ntotal
+
+    # -- reads ------------------------------------------------------------------------
+
+    def query(self, clip: str | os.PathLike, *, k: int = 5, min_score: float = DEFAULT_MIN_SCORE) -> QueryResult:
+        """Find the library segments a clip comes from, best first."""
+        if k < 1:
+            raise VsearchError("k must be at least 1")
+        windows = describe_clip(clip, self.config, self.device)
+        sq_dist, ids = self._vectors.search(windows.vectors, _NEIGHBOURS_PER_WINDOW)
+        hits = aggregate(windows, sq_dist, ids, self._videos, self.config, k=k, min_score=min_score)
+        return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=windows.duration, hits=hits)
+
+    def videos(self) -> list[VideoRecord]:
+        """Indexed videos, in id order."""
+        return [self._videos[vid] for vid in sorted(self._videos)]
+
+    def stats(self) -> IndexStats:
+        with self._store.snapshot() as snap:
+            created, updated = snap.meta("created"), snap.meta("updated")
+        size = self._store.disk_bytes()
+        if os.path.exists(self._vector_file):
+            size += os.path.getsize(self._vector_file)
+        return IndexStats(
+            path=os.path.abspath(self.path),
+            videos=len(self._videos),
+            vectors=self._vectors.ntotal,
+            duration_s=round(sum(r.duration_s for r in self._videos.values()), 3),
+            dim=self.config.dim,
+            index_type=f"IDMap2,{self.config.index_type}",
+            bytes=size,
+            config=self.config.to_dict(),
+            created=created,
+            updated=updated,
+        )
+
+    def verify(self) -> VerifyReport:
+        """Check the vector file on disk against LMDB without changing anything."""
+        problems = []
+        with self._store.snapshot() as snap:
+            videos = {rec.id: rec for rec in snap.videos()}
+            for rec in videos.values():
+                try:
+                    snap.blocks(rec, self.config.block_dim)
+                except VsearchError as exc:
+                    problems.append(str(exc))
+        if not os.path.exists(self._vector_file):
+            on_disk = vectorstore.VectorStore.create(self.config.dim, self.config.index_type)
+            if videos:
+                problems.append(f"{self._vector_file}: missing")
+        else:
+            on_disk = vectorstore.VectorStore.load(self._vector_file)
+        vids, counts = np.unique(split_ids(on_disk.ids())[0], return_counts=True)
+        held = dict(zip(vids.tolist(), counts.tolist()))
+        for vid, rec in videos.items():
+            if held.get(vid, 0) != rec.windows:
+                problems.append(f"video {vid} ({rec.path}): {held.get(vid, 0)} vectors on disk, expected {rec.windows}")
+        for vid in set(held) - set(videos):
+            problems.append(f"video {vid}: {held[vid]} vectors on disk for a video that is not committed")
+        return VerifyReport(ok=not problems, videos=len(videos), vectors=on_disk.ntotal, problems=problems)
+
+
+def default_index_path() -> Path:
+    """``$VSEARCH_INDEX`` or ``indexes/default``."""
+    return Path(os.environ.get("VSEARCH_INDEX") or os.path.join("indexes", "default"))

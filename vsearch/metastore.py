@@ -1,0 +1,216 @@
+"""Metadata store (LMDB): the source of truth of an index.
+
+Sub-databases, all values JSON or raw little-endian float32 (never pickle):
+
+- ``meta``:   ``config`` (IndexConfig.to_dict), ``created``, ``updated``, ``next_video_id``
+- ``videos``: video id (8-byte big-endian) -> VideoRecord JSON
+- ``paths``:  absolute path (UTF-8, surrogate-escaped) -> video id
+- ``hashes``: content hash -> video id
+- ``blocks``: video id -> float32 block descriptors ``(blocks, block_dim)``
+
+A window id is ``video_id << 32 | window`` and its time span follows from the video
+record and the configuration, so the id -> (video, start, end) mapping is stored
+per video instead of once per vector.
+
+A video and its blocks are written in one transaction, so a video is either fully
+committed or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, TypeVar
+
+import lmdb
+import numpy as np
+
+from .errors import IndexCorruptError, VsearchError
+from .models import VideoRecord
+
+T = TypeVar("T")
+
+_DB_NAMES = (b"meta", b"videos", b"paths", b"hashes", b"blocks")
+_INITIAL_MAP_SIZE = 1 << 30
+DIRNAME = "meta.lmdb"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _vid_key(video_id: int) -> bytes:
+    return struct.pack(">Q", video_id)
+
+
+def _path_key(path: str) -> bytes:
+    return os.fsencode(path)
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True).encode("utf-8")
+
+
+def _loads(raw: bytes) -> Any:
+    return json.loads(raw.decode("utf-8"))
+
+
+class Snapshot:
+    """A consistent read-only view of the store (one LMDB read transaction)."""
+
+    def __init__(self, store: "MetaStore", txn: lmdb.Transaction) -> None:
+        self._store, self._txn = store, txn
+
+    def _get(self, db: str, key: bytes) -> bytes | None:
+        return self._txn.get(key, db=self._store.dbs[db])
+
+    def meta(self, key: str) -> Any:
+        raw = self._get("meta", key.encode())
+        return None if raw is None else _loads(raw)
+
+    def video(self, video_id: int) -> VideoRecord | None:
+        raw = self._get("videos", _vid_key(video_id))
+        return None if raw is None else VideoRecord(**_loads(raw))
+
+    def videos(self) -> Iterator[VideoRecord]:
+        with self._txn.cursor(db=self._store.dbs["videos"]) as cursor:
+            for _, raw in cursor:
+                yield VideoRecord(**_loads(bytes(raw)))
+
+    def video_by_path(self, path: str) -> VideoRecord | None:
+        raw = self._get("paths", _path_key(path))
+        return None if raw is None else self.video(struct.unpack(">Q", raw)[0])
+
+    def video_by_hash(self, digest: str) -> VideoRecord | None:
+        raw = self._get("hashes", digest.encode())
+        return None if raw is None else self.video(struct.unpack(">Q", raw)[0])
+
+    def blocks(self, record: VideoRecord, block_dim: int) -> np.ndarray:
+        raw = self._get("blocks", _vid_key(record.id))
+        if raw is None:
+            raise IndexCorruptError(f"block descriptors of video {record.id} ({record.path}) are missing")
+        arr = np.frombuffer(raw, dtype="<f4")
+        if arr.size != record.blocks * block_dim:
+            raise IndexCorruptError(f"block descriptors of video {record.id} ({record.path}) have the wrong size")
+        return arr.reshape(record.blocks, block_dim)
+
+
+class MetaStore:
+    """LMDB environment holding everything needed to rebuild the vector index."""
+
+    def __init__(self, path: str | os.PathLike, *, readonly: bool = False) -> None:
+        self.path = str(path)
+        self.readonly = readonly
+        try:
+            self.env = self._open_env(readonly)
+        except lmdb.Error as exc:
+            raise VsearchError(f"{self.path}: cannot open metadata store ({exc})") from None
+        self.dbs = {name.decode(): self.env.open_db(name, create=not readonly) for name in _DB_NAMES}
+
+    def _open_env(self, readonly: bool) -> lmdb.Environment:
+        common = dict(subdir=True, max_dbs=len(_DB_NAMES), map_size=_INITIAL_MAP_SIZE)
+        if not readonly:
+            return lmdb.open(self.path, **common)
+        try:
+            return lmdb.open(self.path, readonly=True, **common)
+        except lmdb.Error:
+            # A read-only folder cannot hold LMDB's reader lock table.
+            return lmdb.open(self.path, readonly=True, lock=False, **common)
+
+    def close(self) -> None:
+        self.env.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        with self.env.begin(buffers=False) as txn:
+            yield Snapshot(self, txn)
+
+    def _transact(self, work: Callable[[lmdb.Transaction], T]) -> T:
+        """Run ``work`` in one write transaction, growing the map if it fills up."""
+        for _ in range(40):
+            try:
+                with self.env.begin(write=True) as txn:
+                    result = work(txn)
+                    txn.put(b"updated", _dumps(now_iso()), db=self.dbs["meta"])
+                return result
+            except lmdb.MapFullError:
+                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+        raise VsearchError(f"{self.path}: metadata store cannot grow")
+
+    # -- writes ------------------------------------------------------------------------
+
+    def initialise(self, config: dict[str, Any]) -> None:
+        stamp = now_iso()
+        with self.env.begin(write=True) as txn:
+            put = lambda k, v: txn.put(k.encode(), _dumps(v), db=self.dbs["meta"])  # noqa: E731
+            put("config", config)
+            put("created", stamp)
+            put("updated", stamp)
+            put("next_video_id", 1)
+
+    def allocate_video_id(self, txn: lmdb.Transaction) -> int:
+        raw = txn.get(b"next_video_id", db=self.dbs["meta"])
+        video_id = _loads(raw)
+        txn.put(b"next_video_id", _dumps(video_id + 1), db=self.dbs["meta"])
+        return int(video_id)
+
+    def commit_video(self, record_fields: dict[str, Any], blocks: np.ndarray, *, replaces: int | None = None) -> VideoRecord:
+        """Atomically store a new video (and drop the one it replaces, if any).
+
+        ``record_fields`` are the VideoRecord fields except ``id``, allocated here.
+        """
+        payload = np.ascontiguousarray(blocks, dtype="<f4").tobytes()
+
+        def work(txn: lmdb.Transaction) -> VideoRecord:
+            if replaces is not None:
+                self._delete(txn, replaces)
+            record = VideoRecord(id=self.allocate_video_id(txn), **record_fields)
+            key = _vid_key(record.id)
+            txn.put(key, _dumps(record.to_dict()), db=self.dbs["videos"])
+            txn.put(key, payload, db=self.dbs["blocks"])
+            txn.put(_path_key(record.path), key, db=self.dbs["paths"])
+            txn.put(record.hash.encode(), key, db=self.dbs["hashes"])
+            return record
+
+        return self._transact(work)
+
+    def move_video(self, video_id: int, new_path: str) -> VideoRecord:
+        """Record that an indexed file now lives at ``new_path`` (same content)."""
+
+        def work(txn: lmdb.Transaction) -> VideoRecord:
+            data = _loads(txn.get(_vid_key(video_id), db=self.dbs["videos"]))
+            if txn.get(_path_key(data["path"]), db=self.dbs["paths"]) == _vid_key(video_id):
+                txn.delete(_path_key(data["path"]), db=self.dbs["paths"])
+            data["path"] = new_path
+            txn.put(_vid_key(video_id), _dumps(data), db=self.dbs["videos"])
+            txn.put(_path_key(new_path), _vid_key(video_id), db=self.dbs["paths"])
+            return VideoRecord(**data)
+
+        return self._transact(work)
+
+    def delete_video(self, video_id: int) -> None:
+        self._transact(lambda txn: self._delete(txn, video_id))
+
+    def _delete(self, txn: lmdb.Transaction, video_id: int) -> None:
+        key = _vid_key(video_id)
+        raw = txn.get(key, db=self.dbs["videos"])
+        if raw is None:
+            return
+        data = _loads(raw)
+        # Only drop secondary keys that still point at this video.
+        if txn.get(_path_key(data["path"]), db=self.dbs["paths"]) == key:
+            txn.delete(_path_key(data["path"]), db=self.dbs["paths"])
+        if txn.get(data["hash"].encode(), db=self.dbs["hashes"]) == key:
+            txn.delete(data["hash"].encode(), db=self.dbs["hashes"])
+        txn.delete(key, db=self.dbs["videos"])
+        txn.delete(key, db=self.dbs["blocks"])
+
+    def disk_bytes(self) -> int:
+        return sum(
+            os.path.getsize(os.path.join(self.path, name))
+            for name in os.listdir(self.path)
+            if name.endswith(".mdb") and name != "lock.mdb"
+        )

@@ -1,0 +1,125 @@
+"""Plain result and record types returned by the public API."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoRecord:
+    """One indexed video, as stored in the metadata store."""
+
+    id: int
+    path: str
+    hash: str
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    frames: int
+    blocks: int
+    windows: int
+    added: str
+
+    def __post_init__(self) -> None:
+        if self.id < 0 or self.blocks < 0 or self.windows < 0 or self.duration_s < 0:
+            raise ValueError(f"invalid video record for {self.path!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hit:
+    """A library segment matching (part of) a query clip.
+
+    ``start``/``end`` are seconds in the library video, ``query_start``/``query_end``
+    seconds in the clip. ``score`` is in [0, 1], higher is more similar: the share of
+    the clip explained by this segment weighted by window similarity. ``distance``
+    is the smallest L2 distance between a query window and a window of the segment.
+    """
+
+    video: str
+    video_id: int
+    start: float
+    end: float
+    query_start: float
+    query_end: float
+    score: float
+    distance: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _as_dict(self)
+        out.pop("video_id")
+        return {
+            k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()
+        } | {"video_id": self.video_id}
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryResult:
+    """Hits for one query clip, best first."""
+
+    query: str
+    duration: float
+    hits: list[Hit] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query, "duration": round(self.duration, 4), "hits": [h.to_dict() for h in self.hits]}
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestResult:
+    """What happened to one input file during ``add``.
+
+    ``status`` is ``added``, ``replaced`` (same path, new content), ``moved`` (same
+    content, new path), ``skipped`` (already indexed) or ``failed`` (see ``reason``).
+    """
+
+    path: str
+    status: str
+    video_id: int | None = None
+    duration_s: float = 0.0
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexStats:
+    """Summary of an index, as shown by ``vsearch stats``."""
+
+    path: str
+    videos: int
+    vectors: int
+    duration_s: float
+    dim: int
+    index_type: str
+    bytes: int
+    config: dict[str, Any]
+    created: str
+    updated: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyReport:
+    """Outcome of a consistency check between the metadata and vector stores."""
+
+    ok: bool
+    videos: int
+    vectors: int
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)

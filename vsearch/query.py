@@ -1,0 +1,187 @@
+"""Query stage: nearest windows -> temporal voting -> ranked segments.
+
+Every query window (at every phase) votes for the library windows it is near to.
+A vote says "video v, offset = library time - clip time". True matches pile up on
+one offset; chance matches scatter. Votes are grouped per video around the
+strongest offsets (Hough-style, tolerant to half a block of misalignment), each
+group becomes a segment, and the segment's score is the similarity of the best
+``EVIDENCE_SECONDS`` worth of query windows that agree on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import IndexConfig
+from .embedding import ClipWindows
+from .models import Hit, VideoRecord
+from .windows import split_ids
+
+#: Seconds of consistent matching that count as full evidence: a longer clip need
+#: not match along its whole length (it may contain other footage too).
+EVIDENCE_SECONDS = 5.0
+
+#: Default minimum score of a hit (calibrated on real footage, see README).
+DEFAULT_MIN_SCORE = 0.8
+
+#: Segments of one video whose library spans overlap more than this are duplicates.
+_NMS_IOU = 0.5
+
+
+def similarity(sq_dist: np.ndarray, sq_norms: np.ndarray) -> np.ndarray:
+    """Map squared L2 distances to [0, 1]: 1 - d^2 / (2 |q|^2), clipped.
+
+    For unit-norm vectors this is the cosine similarity clipped at 0.
+    """
+    return np.clip(1.0 - sq_dist / (2.0 * np.maximum(sq_norms, 1e-12)), 0.0, 1.0)
+
+
+def _windows_per_phase(duration: float, config: IndexConfig) -> np.ndarray:
+    """Number of query windows each phase yields for a clip of ``duration`` seconds."""
+    fpb = config.frames_per_block
+    frames = int(np.floor(duration * config.analysis_fps + 1e-6))
+    return np.array([max((frames - p) // fpb - config.window_blocks + 1, 0) for p in range(fpb)])
+
+
+@dataclass
+class _Votes:
+    row: np.ndarray
+    bin: np.ndarray
+    offset: np.ndarray
+    sim: np.ndarray
+    sq_dist: np.ndarray
+
+
+def aggregate(
+    clip: ClipWindows,
+    sq_dist: np.ndarray,
+    ids: np.ndarray,
+    videos: dict[int, VideoRecord],
+    config: IndexConfig,
+    *,
+    k: int,
+    min_score: float,
+) -> list[Hit]:
+    """Turn per-window neighbours into the top ``k`` segment hits with score >= ``min_score``."""
+    if ids.size == 0:
+        return []
+    sq_norms = np.einsum("ij,ij->i", clip.vectors, clip.vectors)
+    sims = similarity(sq_dist, sq_norms[:, None])
+    video_ids, window_idx = split_ids(ids)
+    rows = np.broadcast_to(np.arange(len(ids))[:, None], ids.shape)
+    offsets = window_idx * config.block_seconds - clip.starts[:, None]
+    live = (ids >= 0) & (sims > 0) & np.isin(video_ids, list(videos))
+
+    # Full evidence = every window of a phase matched, up to EVIDENCE_SECONDS of clip.
+    expected = np.maximum(
+        np.minimum(np.bincount(clip.phases, minlength=config.frames_per_block),
+                   _windows_per_phase(EVIDENCE_SECONDS, config)),
+        1,
+    )
+    segments: list[Hit] = []
+    for video_id in np.unique(video_ids[live]):
+        mask = live & (video_ids == video_id)
+        votes = _Votes(
+            row=rows[mask],
+            bin=np.rint(offsets[mask] / config.frame_step).astype(np.int64),
+            offset=offsets[mask],
+            sim=sims[mask],
+            sq_dist=sq_dist[mask],
+        )
+        segments += _segments_of_video(votes, clip, videos[int(video_id)], config, expected)
+
+    segments.sort(key=lambda h: (-h.score, h.distance))
+    kept: list[Hit] = []
+    for hit in segments:
+        if hit.score < min_score:
+            break
+        if any(_iou(hit, other) > _NMS_IOU for other in kept if other.video_id == hit.video_id):
+            continue
+        kept.append(hit)
+        if len(kept) == k:
+            break
+    return kept
+
+
+def _segments_of_video(
+    votes: _Votes, clip: ClipWindows, record: VideoRecord, config: IndexConfig, expected: np.ndarray
+) -> list[Hit]:
+    # Votes of one true match spread over +-half a block (phases that straddle the
+    # library's block grid), so offsets within that tolerance are one alignment.
+    tolerance = int(np.ceil(config.frames_per_block / 2))
+    remaining = np.ones(len(votes.row), dtype=bool)
+    hits = []
+    for _ in range(8):  # at most a few distinct alignments per video are worth reporting
+        if not remaining.any():
+            break
+        centres = np.unique(votes.bin[remaining])
+        scores = [_best_per_row(votes, remaining & (np.abs(votes.bin - c) <= tolerance))[1].sum() for c in centres]
+        centre = centres[int(np.argmax(scores))]
+        support = remaining & (np.abs(votes.bin - centre) <= tolerance)
+        remaining &= ~support
+        best_idx, best_sims = _best_per_row(votes, support)
+        phase, score = _best_phase(clip.phases[votes.row[best_idx]], best_sims, expected)
+        if score <= 0:
+            continue
+        hits.append(_make_hit(votes, best_idx, clip, record, config, phase, score))
+    return hits
+
+
+def _best_per_row(votes: _Votes, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the most similar vote of each query row within ``mask``, and its similarity."""
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return idx, np.zeros(0)
+    order = idx[np.lexsort((-votes.sim[idx], votes.row[idx]))]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = votes.row[order][1:] != votes.row[order][:-1]
+    best = order[first]
+    return best, votes.sim[best]
+
+
+def _best_phase(phases: np.ndarray, sims: np.ndarray, expected: np.ndarray) -> tuple[int, float]:
+    """The phase whose windows agree best, and the segment score it gives.
+
+    One phase always lies within half an analysis frame of the library's block
+    grid; its windows are the ones that should match, so the score is the summed
+    similarity of that phase's windows over the number it should have matched
+    (its strongest ``expected`` windows: a long clip needs only EVIDENCE_SECONDS).
+    """
+    best, best_score = 0, 0.0
+    for phase in np.unique(phases):
+        mine = np.sort(sims[phases == phase])[::-1][: expected[phase]]
+        score = float(mine.sum() / expected[phase])
+        if score > best_score:
+            best, best_score = int(phase), score
+    return best, min(best_score, 1.0)
+
+
+def _make_hit(
+    votes: _Votes, best: np.ndarray, clip: ClipWindows, record: VideoRecord, config: IndexConfig,
+    phase: int, score: float,
+) -> Hit:
+    rows = votes.row[best]
+    # The best-aligned phase gives the offset, exact to about half an analysis frame.
+    offset = float(np.median(votes.offset[best][clip.phases[rows] == phase]))
+    query_start = float(clip.starts[rows].min())
+    query_end = float(min(clip.starts[rows].max() + config.window_seconds, clip.duration))
+    start = max(offset + query_start, 0.0)
+    end = min(offset + query_end, record.duration_s)
+    return Hit(
+        video=record.path,
+        video_id=record.id,
+        start=start,
+        end=max(end, start),
+        query_start=query_start,
+        query_end=query_end,
+        score=score,
+        distance=float(np.sqrt(max(float(votes.sq_dist[best].min()), 0.0))),
+    )
+
+
+def _iou(a: Hit, b: Hit) -> float:
+    inter = min(a.end, b.end) - max(a.start, b.start)
+    union = max(a.end, b.end) - min(a.start, b.start)
+    return inter / union if inter > 0 and union > 0 else 0.0

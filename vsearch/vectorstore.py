@@ -1,0 +1,120 @@
+"""Vector store (FAISS): window vectors under stable 64-bit ids.
+
+The FAISS file is derived data: it can always be rebuilt from the metadata store.
+It is written atomically (temporary file, fsync, rename), so a reader or a crash
+only ever sees a complete file. When ``faiss-gpu`` is installed and a GPU is
+present, searches run on a GPU copy; the file on disk is always a CPU index.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import faiss
+import numpy as np
+
+from .errors import ConfigMismatchError, IndexCorruptError
+from .windows import WINDOW_BITS
+
+FILENAME = "vectors.faiss"
+
+# Index types that support removing ids in place (required by `remove`).
+SUPPORTED_INDEX_TYPES = ("Flat",)
+
+
+def _gpu_count() -> int:
+    get = getattr(faiss, "get_num_gpus", None)
+    return int(get()) if get is not None else 0
+
+
+class VectorStore:
+    """An ``IndexIDMap2`` around a FAISS index built from a factory string."""
+
+    def __init__(self, index: faiss.Index) -> None:
+        self.index = index
+        self._gpu_index: faiss.Index | None = None
+
+    @classmethod
+    def create(cls, dim: int, index_type: str = "Flat") -> "VectorStore":
+        if index_type not in SUPPORTED_INDEX_TYPES:
+            raise ConfigMismatchError(
+                f"index type {index_type!r} is not supported; choose one of {', '.join(SUPPORTED_INDEX_TYPES)}"
+            )
+        return cls(faiss.IndexIDMap2(faiss.index_factory(dim, index_type, faiss.METRIC_L2)))
+
+    @classmethod
+    def load(cls, path: str) -> "VectorStore":
+        try:
+            index = faiss.read_index(path)
+        except RuntimeError as exc:
+            raise IndexCorruptError(f"{path}: cannot read vector index ({str(exc).splitlines()[0][:160]})") from None
+        if not isinstance(index, faiss.IndexIDMap2):
+            index = faiss.downcast_index(index)
+        if not isinstance(index, faiss.IndexIDMap2):
+            raise IndexCorruptError(f"{path}: vector index has no stable id map")
+        return cls(index)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def ids(self) -> np.ndarray:
+        """All ids held, in storage order."""
+        return faiss.vector_to_array(self.index.id_map).astype(np.int64, copy=False)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+        self._gpu_index = None
+
+    def remove_videos(self, video_ids: list[int]) -> int:
+        """Remove every window of the given videos; returns how many were removed."""
+        removed = 0
+        for video_id in video_ids:
+            lo = int(video_id) << WINDOW_BITS
+            removed += int(self.index.remove_ids(faiss.IDSelectorRange(lo, lo + (1 << WINDOW_BITS))))
+        if removed:
+            self._gpu_index = None
+        return removed
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Squared L2 distances and ids of the ``k`` nearest windows of each vector."""
+        if self.ntotal == 0 or len(vectors) == 0:
+            return np.zeros((len(vectors), 0), np.float32), np.zeros((len(vectors), 0), np.int64)
+        index = self._searchable()
+        dist, ids = index.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, self.ntotal))
+        return dist, ids
+
+    def _searchable(self) -> faiss.Index:
+        # Clone to the GPU only when faiss-gpu and a device are present; CPU otherwise.
+        if _gpu_count() == 0:
+            return self.index
+        if self._gpu_index is None:
+            self._gpu_index = faiss.index_cpu_to_all_gpus(self.index)
+        return self._gpu_index
+
+    def save(self, path: str) -> None:
+        """Write atomically: a reader sees the old file or the new one, never half."""
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".vectors-", suffix=".tmp", dir=directory)
+        os.close(fd)
+        try:
+            faiss.write_index(self.index, tmp)
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
