@@ -24,7 +24,7 @@ from .windows import split_ids
 EVIDENCE_SECONDS = 5.0
 
 #: Default minimum score of a hit (calibrated on real footage, see README).
-DEFAULT_MIN_SCORE = 0.8
+DEFAULT_MIN_SCORE = 0.85
 
 #: Segments of one video whose library spans overlap more than this are duplicates.
 _NMS_IOU = 0.5
