@@ -25,7 +25,9 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".m4
 
 def vsearch(*args: str) -> None:
     cmd = [sys.executable, "-m", "vsearch", *args]
-    print("$ vsearch " + " ".join(args), flush=True)
+    shown = [a for a in args if not a.startswith(str(ROOT.parent))][:8]
+    hidden = len(args) - len(shown)
+    print("$ vsearch " + " ".join(shown) + (f"  (+{hidden} paths)" if hidden else ""), flush=True)
     subprocess.run(cmd, check=False, cwd=ROOT)
 
 

@@ -155,7 +155,8 @@ def query(
             if as_json:
                 typer.echo(json.dumps(result.to_dict()))
                 continue
-            typer.echo(f"{_show(result.query)} ({result.duration:.2f} s): {len(result.hits) or 'no'} hits")
+            count = len(result.hits)
+            typer.echo(f"{_show(result.query)} ({result.duration:.2f} s): {count or 'no'} hit{'' if count == 1 else 's'}")
             for rank, hit in enumerate(result.hits, 1):
                 typer.echo(
                     f"  {rank}. {_show(hit.video)}  {_hms(hit.start)}-{_hms(hit.end)}  "
@@ -190,7 +191,7 @@ def stats(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
         f"duration   {_hms(info.duration_s)}\n"
         f"vectors    {info.vectors} x {info.dim} ({info.index_type})\n"
         f"on disk    {info.bytes / 1e6:.1f} MB\n"
-        f"features   {cfg['features']} v{cfg['feature_version']}, block {cfg['block_seconds']} s, "
+        f"features   {cfg['features']} (version {cfg['feature_version']}), block {cfg['block_seconds']} s, "
         f"window {cfg['window_blocks']} blocks, {cfg['width']}x{cfg['height']} @ {cfg['analysis_fps']} fps, "
         f"grid {cfg['grid'][0]}x{cfg['grid'][1]}, normalization {cfg['normalization']}\n"
         f"created    {info.created}\n"
