@@ -110,14 +110,37 @@ def test_remove_drops_that_video_only(scratch_index, media, clips):
             index.remove([source])
 
 
-def test_lost_vector_file_is_rebuilt_from_lmdb(scratch_index, clips):
-    (scratch_index / "vectors.faiss").unlink()
+@pytest.mark.parametrize("damage", ["delete", "garbage", "truncate"])
+def test_lost_or_damaged_vector_file_is_repaired_from_lmdb(scratch_index, clips, damage):
+    vectors = scratch_index / "vectors.faiss"
+    if damage == "delete":
+        vectors.unlink()
+    elif damage == "garbage":
+        vectors.write_bytes(b"not a faiss index" * 10)
+    else:
+        vectors.write_bytes(vectors.read_bytes()[: vectors.stat().st_size // 2])
     with VideoIndex.open(scratch_index, device="cpu") as index:
-        assert not index.verify().ok  # the file on disk is missing ...
-        assert index.stats().vectors == 29 * 3  # ... but memory was repaired from LMDB
+        assert index.stats().vectors == 29 * 3
+        assert index.verify().ok  # the repair was saved, not only done in memory
         assert index.query(clips["exact"][0]).hits[0].video == str(clips["exact"][1])
-        index.rebuild()
-        assert index.verify().ok
+
+
+def test_rebuild_can_switch_index_type_and_back(scratch_index, clips):
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        assert index.rebuild(index_type="IVF4,Flat") == 29 * 3
+        assert index.stats().index_type == "IDMap2,IVF4,Flat"
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        assert index.index_type == "IVF4,Flat" and index.verify().ok
+        assert index.query(clips["exact"][0]).hits[0].video == str(clips["exact"][1])
+        index.rebuild(index_type="Flat")
+        assert index.stats().index_type == "IDMap2,Flat"
+
+
+def test_unsupported_index_type_is_refused_before_anything_changes(scratch_index):
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        with pytest.raises(ConfigMismatchError, match="HNSW32"):
+            index.rebuild(index_type="HNSW32")
+        assert index.verify().ok and index.index_type == "Flat"
 
 
 def test_settings_cannot_change_after_creation(scratch_index):

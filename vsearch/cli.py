@@ -251,16 +251,22 @@ def verify(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
 
 
 @app.command()
-def rebuild(index: Optional[Path] = IndexOpt) -> None:
+def rebuild(
+    index: Optional[Path] = IndexOpt,
+    index_type: Optional[str] = typer.Option(
+        None, "--index-type", help="FAISS factory string to switch to, e.g. Flat or IVF1024,Flat."
+    ),
+) -> None:
     """Re-create the vector index from stored descriptors, without decoding."""
     from .index import VideoIndex
 
     try:
         with VideoIndex.open(_index_path(index), device="cpu") as vindex:
-            total = vindex.rebuild()
+            total = vindex.rebuild(index_type=index_type)
+            kind = vindex.index_type
     except VsearchError as exc:
         raise _fail(exc)
-    typer.echo(f"rebuilt {total} vectors")
+    typer.echo(f"rebuilt {total} vectors ({kind})")
 
 
 def run() -> None:

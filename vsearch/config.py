@@ -37,7 +37,6 @@ class IndexConfig:
             aspect ratio (so pixel aspect ratio and resizing do not matter).
         analysis_fps: frames are sampled by timestamp at this fixed rate.
         grid: spatial pooling grid (rows, cols) of the ``v1`` features.
-        index_type: FAISS factory string of the vector index (``"Flat"``).
     """
 
     features: str = "v1"
@@ -47,7 +46,6 @@ class IndexConfig:
     height: int = 96
     analysis_fps: float = 10.0
     grid: tuple[int, int] = (4, 4)
-    index_type: str = "Flat"
 
     def __post_init__(self) -> None:
         if self.features not in FEATURE_VERSIONS:

@@ -16,6 +16,7 @@ does not know dropped), so a crash between the two steps loses nothing committed
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from pathlib import Path
@@ -27,7 +28,14 @@ from . import metastore, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
 from .embedding import describe_clip, describe_video
-from .errors import ConfigMismatchError, IndexNotFoundError, NotIndexedError, VideoError, VsearchError
+from .errors import (
+    ConfigMismatchError,
+    IndexCorruptError,
+    IndexNotFoundError,
+    NotIndexedError,
+    VideoError,
+    VsearchError,
+)
 from .lock import WriterLock
 from .metastore import MetaStore, Snapshot
 from .models import IndexStats, IngestResult, QueryResult, VerifyReport, VideoRecord
@@ -41,7 +49,12 @@ _NEIGHBOURS_PER_WINDOW = 32
 #: anything committed since is re-added from LMDB on the next open.
 _SAVE_INTERVAL_S = 60.0
 
+#: How long a writer waits for the lock before reporting who holds it.
+_WRITER_WAIT_S = 2.0
+
 ProgressCallback = Callable[[IngestResult], None]
+
+log = logging.getLogger(__name__)
 
 
 def file_digest(path: str) -> str:
@@ -74,9 +87,11 @@ class VideoIndex:
         self.device = device
         self._store = store
         self._lock = WriterLock(self.path)
-        self._vectors = vectorstore.VectorStore.create(config.dim, config.index_type)
+        with store.snapshot() as snap:
+            self.index_type = snap.meta("index_type") or vectorstore.DEFAULT_INDEX_TYPE
         self._videos: dict[int, VideoRecord] = {}
-        self._load_vectors()
+        if self._load_vectors() and not store.readonly:
+            self._persist_repair()
 
     # -- opening ------------------------------------------------------------------
 
@@ -152,16 +167,32 @@ class VideoIndex:
     def _vector_file(self) -> str:
         return os.path.join(self.path, vectorstore.FILENAME)
 
-    def _load_vectors(self) -> None:
-        """Load the vector file and reconcile it with the current LMDB snapshot."""
-        if os.path.exists(self._vector_file):
-            loaded = vectorstore.VectorStore.load(self._vector_file)
-            if loaded.dim != self.config.dim:
-                raise ConfigMismatchError(f"{self._vector_file}: vector dimension {loaded.dim} != configured {self.config.dim}")
-            self._vectors = loaded
-        else:
-            self._vectors = vectorstore.VectorStore.create(self.config.dim, self.config.index_type)
-        self._reconcile()
+    def _load_vectors(self) -> bool:
+        """Load the vector file and reconcile it with LMDB; True if it needed repair."""
+        damaged = False
+        try:
+            loaded = vectorstore.VectorStore.load(self._vector_file) if os.path.exists(self._vector_file) else None
+        except IndexCorruptError as exc:
+            # The file is derived data: rebuild it from LMDB rather than refuse to open.
+            log.warning("%s; rebuilding it from the metadata store", exc)
+            loaded, damaged = None, True
+        if loaded is not None and loaded.dim != self.config.dim:
+            raise ConfigMismatchError(f"{self._vector_file}: vector dimension {loaded.dim} != configured {self.config.dim}")
+        self._vectors = loaded or vectorstore.VectorStore.create(self.config.dim, self.index_type)
+        added, dropped = self._reconcile()
+        return damaged or bool(added or dropped)
+
+    def _persist_repair(self) -> None:
+        """Save a repaired vector file now, unless a writer is busy (it will save)."""
+        try:
+            self._lock.acquire()
+        except VsearchError:
+            return
+        try:
+            self._load_vectors()  # re-read under the lock: a writer may have just saved
+            self._save_vectors()
+        finally:
+            self._lock.release()
 
     def _reconcile(self) -> tuple[int, int]:
         """Make the in-memory vectors match LMDB; returns (videos added, videos dropped)."""
@@ -172,9 +203,15 @@ class VideoIndex:
             stale = [vid for vid, n in held.items() if vid not in self._videos or n != self._videos[vid].windows]
             self._vectors.remove_videos(stale)
             missing = [rec for vid, rec in self._videos.items() if vid not in held or vid in stale]
+            if missing and not self._vectors.is_trained:
+                self._vectors.train(np.concatenate([self._windows_of(snap, rec)[1] for rec in missing]))
             for rec in missing:
-                self._add_vectors(rec, snap.blocks(rec, self.config.block_dim))
+                self._vectors.add(*self._windows_of(snap, rec))
         return len(missing), len(stale)
+
+    def _windows_of(self, snap: Snapshot, record: VideoRecord) -> tuple[np.ndarray, np.ndarray]:
+        vectors = window_vectors(snap.blocks(record, self.config.block_dim), self.config)
+        return window_ids(record.id, len(vectors)), vectors
 
     def _add_vectors(self, record: VideoRecord, blocks: np.ndarray) -> None:
         vectors = window_vectors(blocks, self.config)
@@ -190,7 +227,12 @@ class VideoIndex:
     def _begin_write(self) -> None:
         if self._store.readonly:
             raise VsearchError(f"{self.path}: index folder is read-only")
-        self._lock.acquire()
+        # A reader saving a repair holds the lock for a moment: wait that out.
+        self._lock.acquire(wait=_WRITER_WAIT_S)
+        # Temporary files of a writer that was killed mid-save.
+        for name in os.listdir(self.path):
+            if name.startswith(".vectors-") and name.endswith(".tmp"):
+                os.unlink(os.path.join(self.path, name))
         # Another writer may have changed the index since we opened it.
         self._load_vectors()
 
@@ -286,14 +328,24 @@ class VideoIndex:
             self._end_write()
         return removed
 
-    def rebuild(self) -> int:
-        """Re-create the vector index from the stored block descriptors (no decoding)."""
+    def rebuild(self, *, index_type: str | None = None) -> int:
+        """Re-create the vector index from the stored block descriptors (no decoding).
+
+        ``index_type`` switches to another FAISS factory type (trained on every
+        stored window). The new file replaces the old one atomically.
+        """
+        new_type = index_type or self.index_type
+        fresh = vectorstore.VectorStore.create(self.config.dim, new_type)  # validates before locking
         self._begin_write()
         try:
-            self._vectors = vectorstore.VectorStore.create(self.config.dim, self.config.index_type)
+            self._vectors = fresh
             self._reconcile()
+            self._save_vectors()
+            if new_type != self.index_type:
+                self._store.set_meta("index_type", new_type)
+                self.index_type = new_type
         finally:
-            self._end_write()
+            self._lock.release()
         return self._vectors.ntotal
 
     # -- reads ------------------------------------------------------------------------
@@ -323,7 +375,7 @@ class VideoIndex:
             vectors=self._vectors.ntotal,
             duration_s=round(sum(r.duration_s for r in self._videos.values()), 3),
             dim=self.config.dim,
-            index_type=f"IDMap2,{self.config.index_type}",
+            index_type=f"IDMap2,{self.index_type}",
             bytes=size,
             config=self.config.to_dict(),
             created=created,
@@ -341,11 +393,15 @@ class VideoIndex:
                 except VsearchError as exc:
                     problems.append(str(exc))
         if not os.path.exists(self._vector_file):
-            on_disk = vectorstore.VectorStore.create(self.config.dim, self.config.index_type)
+            on_disk = vectorstore.VectorStore.create(self.config.dim, self.index_type)
             if videos:
                 problems.append(f"{self._vector_file}: missing")
         else:
-            on_disk = vectorstore.VectorStore.load(self._vector_file)
+            try:
+                on_disk = vectorstore.VectorStore.load(self._vector_file)
+            except IndexCorruptError as exc:
+                problems.append(str(exc))
+                on_disk = vectorstore.VectorStore.create(self.config.dim, self.index_type)
         vids, counts = np.unique(split_ids(on_disk.ids())[0], return_counts=True)
         held = dict(zip(vids.tolist(), counts.tolist()))
         for vid, rec in videos.items():

@@ -151,6 +151,9 @@ class MetaStore:
             put("updated", stamp)
             put("next_video_id", 1)
 
+    def set_meta(self, key: str, value: Any) -> None:
+        self._transact(lambda txn: txn.put(key.encode(), _dumps(value), db=self.dbs["meta"]))
+
     def allocate_video_id(self, txn: lmdb.Transaction) -> int:
         raw = txn.get(b"next_video_id", db=self.dbs["meta"])
         video_id = _loads(raw)

@@ -19,8 +19,10 @@ from .windows import WINDOW_BITS
 
 FILENAME = "vectors.faiss"
 
-# Index types that support removing ids in place (required by `remove`).
-SUPPORTED_INDEX_TYPES = ("Flat",)
+DEFAULT_INDEX_TYPE = "Flat"
+
+# Removing a video must work in place, which rules out graph indexes such as HNSW.
+_REMOVABLE_PREFIXES = ("Flat", "IVF", "PCA", "OPQ", "SQ", "PQ")
 
 
 def _gpu_count() -> int:
@@ -36,12 +38,34 @@ class VectorStore:
         self._gpu_index: faiss.Index | None = None
 
     @classmethod
-    def create(cls, dim: int, index_type: str = "Flat") -> "VectorStore":
-        if index_type not in SUPPORTED_INDEX_TYPES:
+    def create(cls, dim: int, index_type: str = DEFAULT_INDEX_TYPE) -> "VectorStore":
+        """An empty store of a FAISS factory type (``Flat``, ``IVF1024,Flat``, ``IVF4096,PQ32``...)."""
+        if not index_type.startswith(_REMOVABLE_PREFIXES) or "HNSW" in index_type or "IDMap" in index_type:
             raise ConfigMismatchError(
-                f"index type {index_type!r} is not supported; choose one of {', '.join(SUPPORTED_INDEX_TYPES)}"
+                f"index type {index_type!r} is not supported: use Flat or an IVF factory string "
+                "(graph indexes cannot remove videos)"
             )
-        return cls(faiss.IndexIDMap2(faiss.index_factory(dim, index_type, faiss.METRIC_L2)))
+        try:
+            inner = faiss.index_factory(dim, index_type, faiss.METRIC_L2)
+        except RuntimeError as exc:
+            raise ConfigMismatchError(f"invalid index type {index_type!r} ({str(exc).splitlines()[0][:120]})") from None
+        return cls(faiss.IndexIDMap2(inner))
+
+    @property
+    def is_trained(self) -> bool:
+        return bool(self.index.is_trained)
+
+    def train(self, vectors: np.ndarray) -> None:
+        """Train a quantizer-based index (no-op for Flat)."""
+        if self.is_trained:
+            return
+        try:
+            self.index.train(np.ascontiguousarray(vectors, dtype=np.float32))
+        except RuntimeError as exc:
+            raise ConfigMismatchError(
+                f"cannot train the index on {len(vectors)} vectors ({str(exc).splitlines()[0][:120]}); "
+                "use a smaller IVF list count or Flat"
+            ) from None
 
     @classmethod
     def load(cls, path: str) -> "VectorStore":
@@ -70,6 +94,8 @@ class VectorStore:
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
             return
+        if not self.is_trained:
+            raise ConfigMismatchError("the vector index is not trained; run 'vsearch rebuild' to train it")
         self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
         self._gpu_index = None
 
@@ -98,6 +124,10 @@ class VectorStore:
         if self._gpu_index is None:
             self._gpu_index = faiss.index_cpu_to_all_gpus(self.index)
         return self._gpu_index
+
+    def describe(self) -> str:
+        """FAISS class of the wrapped index, e.g. ``IndexFlatL2``."""
+        return type(faiss.downcast_index(self.index.index)).__name__
 
     def save(self, path: str) -> None:
         """Write atomically: a reader sees the old file or the new one, never half."""
