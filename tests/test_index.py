@@ -173,3 +173,64 @@ def test_seed_features_index_side_by_side(media, clips, tmp_path):
         assert index.stats().dim == 7 * IndexConfig().window_blocks
         hits = index.query(clips["exact"][0], min_score=0.0).hits
     assert hits and hits[0].video == str(clips["exact"][1])
+
+
+def test_changed_content_at_same_path_is_reindexed(scratch_index, media, tmp_path):
+    path = tmp_path / "changing.mp4"
+    path.write_bytes(media["extra"].read_bytes())
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        first = index.add([path])[0]
+        path.write_bytes(media["negative"].read_bytes())  # same name, new footage
+        second = index.add([path])[0]
+        assert (first.status, second.status) == ("added", "replaced")
+        assert second.video_id != first.video_id
+        records = [r for r in index.videos() if r.path == str(path)]
+        assert len(records) == 1 and records[0].id == second.video_id
+        assert index.verify().ok
+
+
+def test_moved_file_keeps_its_vectors_and_updates_its_path(scratch_index, media, tmp_path):
+    old, new = tmp_path / "old.mp4", tmp_path / "sub" / "new.mp4"
+    old.write_bytes(media["extra"].read_bytes())
+    new.parent.mkdir()
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        added = index.add([old])[0]
+        old.rename(new)
+        moved = index.add([new])[0]
+        assert moved.status == "moved" and moved.video_id == added.video_id
+        assert [r.path for r in index.videos() if r.id == added.video_id] == [str(new)]
+        assert len(index.videos()) == 4 and index.verify().ok
+        # A copy (both files present) is recognised as known content, not indexed twice.
+        copy = tmp_path / "copy.mp4"
+        copy.write_bytes(new.read_bytes())
+        assert index.add([copy])[0].status == "skipped"
+
+
+def test_incompatible_format_version_is_refused(scratch_index):
+    import json
+
+    import lmdb
+
+    env = lmdb.open(str(scratch_index / "meta.lmdb"), max_dbs=8)
+    meta = env.open_db(b"meta")
+    with env.begin(write=True) as txn:
+        config = json.loads(txn.get(b"config", db=meta))
+        config["format_version"] = 999
+        txn.put(b"config", json.dumps(config).encode(), db=meta)
+    env.close()
+    with pytest.raises(ConfigMismatchError, match="format version 999"):
+        VideoIndex.open(scratch_index)
+
+
+def test_index_data_is_never_unpickled():
+    """Index folders are data: the code must not read them with pickle or eval."""
+    import pathlib
+    import re
+
+    package = pathlib.Path(__file__).resolve().parents[1] / "vsearch"
+    offenders = [
+        f"{p.name}: {m.group(0)}"
+        for p in package.glob("*.py")
+        for m in re.finditer(r"\bimport pickle\b|allow_pickle\s*=\s*True|\beval\(|\bpickle\.loads?\(", p.read_text())
+    ]
+    assert offenders == []

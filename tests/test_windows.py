@@ -31,3 +31,11 @@ def test_ids_round_trip_and_do_not_collide_between_videos():
     assert not set(a.tolist()) & set(b.tolist())
     videos, windows = split_ids(a)
     assert set(videos.tolist()) == {7} and windows.tolist() == list(range(1000))
+
+
+def test_single_window_is_a_writable_copy():
+    config = IndexConfig()
+    blocks = np.ones((config.window_blocks, config.block_dim), np.float32)
+    windows = window_vectors(blocks, config)
+    assert windows.shape == (1, config.dim) and windows.flags.writeable
+    assert blocks.max() == 1.0  # normalising the window did not touch the blocks

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -25,6 +26,9 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
      ".wmv", ".flv", ".3gp", ".ogv", ".vob", ".mxf", ".dv"}
 )
+
+# Frame rates outside this range mean a broken header (e.g. a zero time scale).
+_MIN_FPS, _MAX_FPS = 0.1, 1000.0
 
 # ITU-R BT.601 luma weights, as video codecs use.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -46,8 +50,17 @@ class VideoSource:
     """An opened video whose frames can be read at the analysis rate, chunk by chunk."""
 
     def __init__(self, path: str | os.PathLike, *, width: int, height: int) -> None:
-        self.path = str(path)
-        _check_readable(self.path)
+        self.path = os.fsdecode(os.fspath(path))
+        check_readable(self.path)
+        self._fd: int | None = None
+        decode_path = self.path
+        try:
+            self.path.encode("utf-8")
+        except UnicodeEncodeError:
+            # decord only takes UTF-8 paths; reach a file with a non-UTF-8 name through
+            # its descriptor instead (Linux /proc; elsewhere the error below is raised).
+            self._fd = os.open(os.fsencode(self.path), os.O_RDONLY)
+            decode_path = f"/proc/self/fd/{self._fd}"
         try:
             import decord  # noqa: PLC0415 - heavy import, only when decoding
 
@@ -57,9 +70,9 @@ class VideoSource:
             quiet = not logging.getLogger("vsearch").isEnabledFor(logging.DEBUG)
             decord.logging.set_level(decord.logging.QUIET if quiet else decord.logging.WARNING)
             # Native size first (cheap: no frame is decoded) to report the real size.
-            self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), width=width, height=height)
+            self._reader = decord.VideoReader(decode_path, ctx=decord.cpu(0), width=width, height=height)
             frame_count = len(self._reader)
-            native = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=1)
+            native = decord.VideoReader(decode_path, ctx=decord.cpu(0), num_threads=1)
             native_h, native_w = native[0].shape[:2] if frame_count else (0, 0)
             del native
             avg_fps = float(self._reader.get_avg_fps())
@@ -68,9 +81,8 @@ class VideoSource:
                 if frame_count
                 else np.zeros((0, 2))
             )
-        except VideoError:
-            raise
         except Exception as exc:  # decord raises its own DECORDError and RuntimeErrors
+            self.close()
             raise VideoError(self.path, f"cannot decode video ({_one_line(exc)})") from None
         if frame_count < 1:
             raise VideoError(self.path, "no video frames")
@@ -111,6 +123,9 @@ class VideoSource:
 
     def close(self) -> None:
         self._reader = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _frame_start_times(path: str, stamps: np.ndarray, avg_fps: float) -> tuple[np.ndarray, float, float]:
@@ -118,6 +133,8 @@ def _frame_start_times(path: str, stamps: np.ndarray, avg_fps: float) -> tuple[n
     n = len(stamps)
     starts = stamps[:, 0] - stamps[0, 0] if n else stamps
     ok = n > 0 and np.all(np.isfinite(stamps)) and (n == 1 or np.all(np.diff(starts) > 0))
+    if ok and not _MIN_FPS <= avg_fps <= _MAX_FPS:
+        raise VideoError(path, f"broken header: implausible frame rate {avg_fps:.4g} fps")
     if ok:
         last_len = stamps[-1, 1] - stamps[-1, 0]
         if not np.isfinite(last_len) or last_len <= 0:
@@ -127,13 +144,14 @@ def _frame_start_times(path: str, stamps: np.ndarray, avg_fps: float) -> tuple[n
         if duration > 0:
             return starts, duration, float(fps)
     # Timestamps unusable: fall back to a constant frame rate from the header.
-    if not np.isfinite(avg_fps) or avg_fps <= 0 or avg_fps > 1000:
+    if not np.isfinite(avg_fps) or not _MIN_FPS <= avg_fps <= _MAX_FPS:
         raise VideoError(path, f"broken header: frame rate is {avg_fps:g} and timestamps are unusable")
     starts = np.arange(n, dtype=np.float64) / avg_fps
     return starts, n / avg_fps, float(avg_fps)
 
 
-def _check_readable(path: str) -> None:
+def check_readable(path: str) -> None:
+    """Raise :class:`VideoError` unless ``path`` is a non-empty, readable regular file."""
     if not os.path.exists(path):
         raise VideoError(path, "no such file")
     if os.path.isdir(path):
@@ -144,10 +162,24 @@ def _check_readable(path: str) -> None:
         raise VideoError(path, "empty file")
 
 
+# decord's messages, reworded for users (pattern -> reason).
+_KNOWN_DECORD_ERRORS = (
+    ("Failed to measure duration/frame-count", "not a video: no frame count or duration"),
+    ("av_read_frame failed", "truncated or corrupt file"),
+    ("Invalid data found when processing input", "not a video file (invalid data)"),
+    ("cannot find video stream", "no video stream (audio only?)"),
+    ("might have corrupted frames", "corrupt frames or broken timing"),
+)
+
+
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    # decord puts the useful part on the first line; drop its stack dump.
-    first = text[0] if text else type(exc).__name__
+    text = str(exc).strip()
+    for pattern, reason in _KNOWN_DECORD_ERRORS:
+        if pattern in text:
+            return reason
+    # decord prefixes "[hh:mm:ss] /src/file.cc:123: " and appends a stack dump.
+    first = text.splitlines()[0] if text else type(exc).__name__
+    first = re.sub(r"^\[[\d:]+\] \S+:\d+: (Error: )?", "", first)
     return first[:200]
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from . import metastore, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
+from .decode import check_readable
 from .embedding import describe_clip, describe_video
 from .errors import (
     ConfigMismatchError,
@@ -271,8 +272,7 @@ class VideoIndex:
         return results
 
     def _add_one(self, path: str) -> IngestResult:
-        if not os.path.isfile(path):
-            raise VideoError(path, "no such file" if not os.path.exists(path) else "not a regular file")
+        check_readable(path)
         digest = file_digest(path)
         with self._store.snapshot() as snap:
             same_content = snap.video_by_hash(digest)

@@ -106,9 +106,9 @@ class MetaStore:
         self.readonly = readonly
         try:
             self.env = self._open_env(readonly)
+            self.dbs = {name.decode(): self.env.open_db(name, create=not readonly) for name in _DB_NAMES}
         except lmdb.Error as exc:
             raise VsearchError(f"{self.path}: cannot open metadata store ({exc})") from None
-        self.dbs = {name.decode(): self.env.open_db(name, create=not readonly) for name in _DB_NAMES}
 
     def _open_env(self, readonly: bool) -> lmdb.Environment:
         common = dict(subdir=True, max_dbs=len(_DB_NAMES), map_size=_INITIAL_MAP_SIZE)
@@ -138,18 +138,20 @@ class MetaStore:
                 return result
             except lmdb.MapFullError:
                 self.env.set_mapsize(self.env.info()["map_size"] * 2)
+            except lmdb.Error as exc:
+                # Disk full, read-only media...: the transaction was aborted, nothing changed.
+                raise VsearchError(f"{self.path}: cannot write metadata store ({exc}); "
+                                   "the index is unchanged since its last commit") from None
         raise VsearchError(f"{self.path}: metadata store cannot grow")
 
     # -- writes ------------------------------------------------------------------------
 
     def initialise(self, config: dict[str, Any]) -> None:
-        stamp = now_iso()
-        with self.env.begin(write=True) as txn:
-            put = lambda k, v: txn.put(k.encode(), _dumps(v), db=self.dbs["meta"])  # noqa: E731
-            put("config", config)
-            put("created", stamp)
-            put("updated", stamp)
-            put("next_video_id", 1)
+        def work(txn: lmdb.Transaction) -> None:
+            for key, value in (("config", config), ("created", now_iso()), ("next_video_id", 1)):
+                txn.put(key.encode(), _dumps(value), db=self.dbs["meta"])
+
+        self._transact(work)
 
     def set_meta(self, key: str, value: Any) -> None:
         self._transact(lambda txn: txn.put(key.encode(), _dumps(value), db=self.dbs["meta"]))

@@ -26,7 +26,7 @@ def window_vectors(blocks: np.ndarray, config: IndexConfig) -> np.ndarray:
     if n < w:
         return np.zeros((0, config.dim), dtype=np.float32)
     view = np.lib.stride_tricks.sliding_window_view(blocks, (w, blocks.shape[1]))[:, 0]
-    vectors = np.ascontiguousarray(view.reshape(n - w + 1, -1), dtype=np.float32)
+    vectors = np.array(view.reshape(n - w + 1, -1), dtype=np.float32, order="C")  # always a copy
     if config.normalization == "l2":
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors /= np.maximum(norms, 1e-6)
