@@ -66,3 +66,16 @@ def test_index_defaults_to_env_variable(media, tmp_path):
 def test_version():
     proc = run_cli("--version", check=True)
     assert proc.stdout.startswith("vsearch ")
+
+
+def test_index_settings_are_fixed_at_creation(media, tmp_path):
+    index = str(tmp_path / "ix")
+    run_cli("ingest", str(media["extra"]), "--index", index, "--window", "3", "--size", "96x72", check=True)
+    stats = json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)
+    assert (stats["config"]["window_blocks"], stats["config"]["width"], stats["config"]["height"]) == (3, 96, 72)
+    assert stats["dim"] == 3 * 7 * 16
+    # Repeating a setting the index has is fine; another value is refused with a clear message.
+    assert run_cli("ingest", str(media["lib11"]), "--index", index, "--window", "3").returncode == 0
+    proc = run_cli("ingest", str(media["lib12"]), "--index", index, "--block", "1.0")
+    assert proc.returncode != 0 and "block_seconds" in proc.stderr and "cannot be changed" in proc.stderr
+    assert json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)["videos"] == 2

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
 import logging
 import os
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from . import __version__
-from .config import IndexConfig
 from .errors import VsearchError
 
 app = typer.Typer(
@@ -72,39 +75,89 @@ def main(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-@app.command()
+@contextmanager
+def _progress(enabled: bool, total: int, unit: str):
+    """A rich progress bar on stderr, or nothing (not a TTY, --quiet, --json)."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("[bold]{task.description:<28.28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TextColumn("{task.fields[video_s]:>8.0f} video-s  {task.fields[rate]:>6.1f}x real time"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        yield bar, bar.add_task("starting", total=total, video_s=0.0, rate=0.0)
+
+
+def _requested_settings(features, block_seconds, window_blocks, size, analysis_fps) -> dict:
+    """The index settings given on the command line (only those given)."""
+    given = {
+        k: v
+        for k, v in dict(features=features, block_seconds=block_seconds, window_blocks=window_blocks,
+                         analysis_fps=analysis_fps).items()
+        if v is not None
+    }
+    if size is not None:
+        try:
+            width, height = (int(v) for v in size.lower().split("x"))
+        except ValueError:
+            raise VsearchError(f"--size must look like 128x96, got {size!r}") from None
+        given.update(width=width, height=height)
+    return given
+
+
+@app.command(
+    epilog="Examples:\n\n  vsearch ingest ~/footage --index indexes/footage\n\n"
+    "  vsearch ingest new.mp4 --index indexes/footage --quiet\n\n"
+    "  vsearch ingest ~/footage --index indexes/seed --features seed --block 0.5 --window 4"
+)
 def ingest(
     paths: List[Path] = typer.Argument(..., help="Video files or folders (searched recursively)."),
     index: Optional[Path] = IndexOpt,
-    features: str = typer.Option("v1", "--features", help="Feature kind for a new index: v1 or seed."),
-    block_seconds: float = typer.Option(0.5, "--block", help="Block length in seconds (new index only)."),
-    window_blocks: int = typer.Option(4, "--window", help="Blocks per window (new index only)."),
+    features: Optional[str] = typer.Option(None, "--features", help="New index only: v1 (default) or seed."),
+    block_seconds: Optional[float] = typer.Option(None, "--block", help="New index only: block seconds [0.5]."),
+    window_blocks: Optional[int] = typer.Option(None, "--window", help="New index only: blocks per window [4]."),
+    size: Optional[str] = typer.Option(None, "--size", help="New index only: working resolution WxH [128x96]."),
+    analysis_fps: Optional[float] = typer.Option(None, "--fps", help="New index only: analysis frame rate [10]."),
     device: str = DeviceOpt,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output (errors are still shown)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Add videos to an index (created if missing). Already indexed content is skipped."""
+    """Add videos to an index (created if missing). Already indexed content is skipped.
+
+    Index settings are fixed when the index is created; giving different ones for an
+    existing index is refused.
+    """
     from .decode import iter_video_files
     from .index import VideoIndex
 
     path = _index_path(index)
     try:
-        config = IndexConfig(features=features, block_seconds=block_seconds, window_blocks=window_blocks)
+        settings = _requested_settings(features, block_seconds, window_blocks, size, analysis_fps)
         files = list(iter_video_files(paths))
-        exists = VideoIndex.exists(path)
-        with VideoIndex.open(path, config=None if exists and _defaults(features, block_seconds, window_blocks) else config,
-                             create=True, device=device) as vindex:
-            show = not quiet and not as_json and sys.stderr.isatty()
-            done = [0]
+        with VideoIndex.open(path, settings=settings, create=True, device=device) as vindex, _progress(
+            not quiet and not as_json and sys.stderr.isatty(), len(files), "files"
+        ) as bar:
+            started = time.monotonic()
+            video_s = [0.0]
 
-            def report(result):  # one line per file, so a long run shows where it is
-                done[0] += 1
-                if as_json or quiet:
-                    return
-                if result.status == "failed":
-                    typer.echo(f"[{done[0]}/{len(files)}] FAILED {_show(result.path)}: {result.reason}", err=True)
-                elif show or result.status != "added":
-                    typer.echo(f"[{done[0]}/{len(files)}] {result.status} {_show(result.path)}", err=True)
+            def report(result):
+                if result.status == "failed" and not as_json:
+                    message = f"FAILED {_show(result.path)}: {result.reason}"
+                    bar[0].console.print(message, markup=False, highlight=False) if bar else typer.echo(message, err=True)
+                if bar:
+                    video_s[0] += result.duration_s if result.status in ("added", "replaced") else 0.0
+                    rate = video_s[0] / max(time.monotonic() - started, 1e-6)
+                    bar[0].update(bar[1], advance=1, description=Path(result.path).name, video_s=video_s[0], rate=rate)
 
             results = vindex.add(files, progress=report)
             stats = vindex.stats()
@@ -112,7 +165,7 @@ def ingest(
         raise _fail(exc)
     counts = {s: sum(r.status == s for r in results) for s in ("added", "replaced", "moved", "skipped", "failed")}
     if as_json:
-        typer.echo(json.dumps({"results": [r.__dict__ for r in results], "summary": counts}))
+        typer.echo(json.dumps({"results": [dataclasses.asdict(r) for r in results], "summary": counts}))
     elif not quiet or counts["failed"]:
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do"
         typer.echo(f"{summary}; index {_show(str(path))} has {stats.videos} videos, {stats.vectors} vectors")
@@ -120,50 +173,102 @@ def ingest(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _defaults(features: str, block_seconds: float, window_blocks: int) -> bool:
-    default = IndexConfig()
-    return (features, block_seconds, window_blocks) == (default.features, default.block_seconds, default.window_blocks)
+_CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_end", "score", "distance")
 
 
-@app.command()
+@app.command(
+    epilog="Examples:\n\n  vsearch query clip.mp4 --index indexes/footage -k 5\n\n"
+    "  vsearch query a.mp4 b.mp4 --json > hits.jsonl\n\n"
+    "  vsearch query clip.mp4 --csv > hits.csv\n\n"
+    "  vsearch query clip.mp4 --report report.html"
+)
 def query(
     clips: List[Path] = typer.Argument(..., help="Query clips."),
     index: Optional[Path] = IndexOpt,
     k: int = typer.Option(5, "-k", "--top", min=1, help="Number of segments to return per clip."),
-    min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0, help="Hide hits scoring below this."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0, help="Hide hits scoring below this [0.85]."),
     device: str = DeviceOpt,
     as_json: bool = JsonOpt,
+    as_csv: bool = typer.Option(False, "--csv", help="CSV output, one row per hit."),
+    report: Optional[Path] = typer.Option(
+        None, "--report", help="Write a visual report (.html or .png); with several clips, -N is added to the name."
+    ),
 ) -> None:
     """Find the library segments each clip comes from."""
     from .index import VideoIndex
     from .query import DEFAULT_MIN_SCORE
 
+    if as_json and as_csv:
+        raise _fail(VsearchError("--json and --csv cannot be used together"))
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
     failed = 0
+    writer = csv.writer(sys.stdout, lineterminator="\n") if as_csv else None
+    if writer:
+        writer.writerow(_CSV_FIELDS)
     try:
         vindex = VideoIndex.open(_index_path(index), device=device)
     except VsearchError as exc:
         raise _fail(exc)
     with vindex:
-        for clip in clips:
+        for number, clip in enumerate(clips, 1):
             try:
                 result = vindex.query(clip, k=k, min_score=threshold)
+                if report is not None:
+                    from .report import write_report
+
+                    target = report if len(clips) == 1 else report.with_name(f"{report.stem}-{number}{report.suffix}")
+                    write_report(vindex, result, target)
             except VsearchError as exc:
                 typer.echo(f"vsearch: error: {_show(str(exc))}", err=True)
                 failed += 1
                 continue
-            if as_json:
-                typer.echo(json.dumps(result.to_dict()))
-                continue
-            count = len(result.hits)
-            typer.echo(f"{_show(result.query)} ({result.duration:.2f} s): {count or 'no'} hit{'' if count == 1 else 's'}")
-            for rank, hit in enumerate(result.hits, 1):
-                typer.echo(
-                    f"  {rank}. {_show(hit.video)}  {_hms(hit.start)}-{_hms(hit.end)}  "
-                    f"score {hit.score:.3f}  (clip {hit.query_start:.2f}-{hit.query_end:.2f} s)"
-                )
+            _print_result(result, as_json=as_json, writer=writer)
     if failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _print_result(result, *, as_json: bool, writer) -> None:
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+    elif writer is not None:
+        for rank, hit in enumerate(result.hits, 1):
+            row = hit.to_dict()
+            writer.writerow([result.query, rank, *(row[f] for f in _CSV_FIELDS[2:])])
+    else:
+        count = len(result.hits)
+        typer.echo(f"{_show(result.query)} ({result.duration:.2f} s): {count or 'no'} hit{'' if count == 1 else 's'}")
+        for rank, hit in enumerate(result.hits, 1):
+            typer.echo(
+                f"  {rank}. {_show(hit.video)}  {_hms(hit.start)} - {_hms(hit.end)}  score {hit.score:.3f}"
+                f"  (clip {_hms(hit.query_start)} - {_hms(hit.query_end)})"
+            )
+
+
+@app.command(
+    epilog="Examples:\n\n  vsearch features a.mp4 -o a.npz\n\n"
+    "  vsearch features ~/footage -o feats/          (one .npz per video)\n\n"
+    "  vsearch features a.mp4 b.mp4 -o all.h5 --features seed"
+)
+def features(
+    videos: List[Path] = typer.Argument(..., help="Video files or folders."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output: .npy, .npz, .h5 or a folder."),
+    kind: str = typer.Option("v1", "--features", help="v1, or seed for the original 7-D per-block output."),
+    block_seconds: float = typer.Option(0.5, "--block", help="Block length in seconds."),
+    device: str = DeviceOpt,
+) -> None:
+    """Export per-block descriptors with their timestamps, without building an index."""
+    from .config import IndexConfig
+    from .decode import iter_video_files
+    from .device import resolve_device
+    from .export import export_features
+
+    try:
+        config = IndexConfig(features=kind, block_seconds=block_seconds)
+        written = export_features(list(iter_video_files(videos)), out, config, resolve_device(device))
+    except VsearchError as exc:
+        raise _fail(exc)
+    for path in written:
+        typer.echo(f"wrote {_show(str(path))}")
 
 
 def _hms(seconds: float) -> str:

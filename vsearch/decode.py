@@ -121,6 +121,17 @@ class VideoSource:
             gray = np.rint(rgb.astype(np.float32) @ _LUMA).astype(np.uint8)
             yield gray[inverse]
 
+    def frames_at(self, times: np.ndarray) -> np.ndarray:
+        """RGB uint8 frames on screen at the given times (seconds), at the reader's size."""
+        idx = np.searchsorted(self._starts, np.asarray(times, dtype=np.float64) + 1e-6, side="right") - 1
+        idx = np.clip(idx, 0, self.info.frame_count - 1)
+        unique, inverse = np.unique(idx, return_inverse=True)
+        try:
+            rgb = self._reader.get_batch(unique.tolist()).asnumpy()
+        except Exception as exc:
+            raise VideoError(self.path, f"decoding failed ({_one_line(exc)})") from None
+        return rgb[inverse]
+
     def close(self) -> None:
         self._reader = None
         if self._fd is not None:

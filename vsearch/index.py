@@ -15,6 +15,7 @@ does not know dropped), so a crash between the two steps loses nothing committed
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -111,17 +112,25 @@ class VideoIndex:
         path: str | os.PathLike,
         *,
         config: IndexConfig | None = None,
+        settings: dict | None = None,
         create: bool = False,
         device: str = "auto",
     ) -> "VideoIndex":
         """Open an index folder.
 
-        With ``create=True`` a missing index is created with ``config`` (default
-        settings if None). A ``config`` that differs from the stored one raises
-        :class:`ConfigMismatchError`: settings are fixed when an index is created.
+        With ``create=True`` a missing index is created with ``config`` (or the
+        defaults overridden by ``settings``, a dict of IndexConfig fields). Settings are
+        fixed when an index is created: a ``config`` that differs from the stored one,
+        or ``settings`` that disagree with it, raise :class:`ConfigMismatchError`.
         """
         path = str(path)
         dev = resolve_device(device)
+        if config is None and settings:
+            if cls.exists(path):
+                with cls.open(path, device="cpu") as existing:
+                    config = dataclasses.replace(existing.config, **settings)
+            else:
+                config = IndexConfig(**settings)
         if not cls.exists(path):
             if not create:
                 raise IndexNotFoundError(f"{path}: no vsearch index here (create one with 'vsearch ingest')")
@@ -358,6 +367,14 @@ class VideoIndex:
         sq_dist, ids = self._vectors.search(windows.vectors, _NEIGHBOURS_PER_WINDOW)
         hits = aggregate(windows, sq_dist, ids, self._videos, self.config, k=k, min_score=min_score)
         return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=windows.duration, hits=hits)
+
+    def window_vectors(self, video_id: int) -> np.ndarray:
+        """The indexed window vectors of one video, rebuilt from its stored blocks."""
+        with self._store.snapshot() as snap:
+            record = snap.video(video_id)
+            if record is None:
+                raise NotIndexedError(f"video {video_id} is not in the index")
+            return window_vectors(snap.blocks(record, self.config.block_dim), self.config)
 
     def videos(self) -> list[VideoRecord]:
         """Indexed videos, in id order."""

@@ -1,0 +1,79 @@
+"""Feature export: per-block descriptors of videos, with their timestamps.
+
+Formats, chosen by the output's suffix:
+
+- ``.npy``: the ``(blocks, dim)`` float32 array of one video;
+- ``.npz``: ``features``, ``timestamps`` (block start/end seconds), ``fps``, ``block``;
+- ``.h5``: one group per video holding the same (needs the optional ``h5py``);
+- a folder (no suffix, or an existing directory): one ``.npz`` per video.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .config import IndexConfig
+from .device import Device
+from .embedding import VideoDescriptors, describe_video
+from .errors import VsearchError
+
+
+def _timestamps(count: int, config: IndexConfig) -> np.ndarray:
+    starts = np.arange(count, dtype=np.float64) * config.block_seconds
+    return np.stack([starts, starts + config.block_seconds], axis=1)
+
+
+def _write_npz(path: Path, described: VideoDescriptors, config: IndexConfig) -> None:
+    np.savez(
+        path,
+        features=described.blocks,
+        timestamps=_timestamps(len(described.blocks), config),
+        fps=np.float64(described.info.fps),
+        block=np.float64(config.block_seconds),
+        kind=np.array(config.features),
+    )
+
+
+def export_features(
+    videos: Iterable[str | os.PathLike], out: str | os.PathLike, config: IndexConfig, device: Device
+) -> list[Path]:
+    """Describe ``videos`` and write their block descriptors to ``out``; returns files written."""
+    videos = [Path(v) for v in videos]
+    out = Path(out)
+    suffix = out.suffix.lower()
+    as_folder = out.is_dir() or suffix == ""
+    if not as_folder and suffix not in (".npy", ".npz", ".h5", ".hdf5"):
+        raise VsearchError(f"{out}: unknown export format {suffix!r} (use .npy, .npz, .h5 or a folder)")
+    if suffix in (".npy", ".npz") and len(videos) > 1:
+        raise VsearchError(f"{out}: one {suffix} file holds one video; give a folder or an .h5 file for several")
+    if suffix in (".h5", ".hdf5"):
+        try:
+            import h5py  # noqa: PLC0415 - optional extra
+        except ImportError:
+            raise VsearchError("HDF5 export needs h5py: pip install 'vsearch[h5]'") from None
+    described = [describe_video(v, config, device) for v in videos]
+    if as_folder:
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for video, desc in zip(videos, described):
+            target = out / f"{video.stem}.npz"
+            _write_npz(target, desc, config)
+            written.append(target)
+        return written
+    if suffix == ".npy":
+        np.save(out, described[0].blocks)
+    elif suffix == ".npz":
+        _write_npz(out, described[0], config)
+    else:
+        with h5py.File(out, "w") as handle:
+            handle.attrs.update(features=config.features, block=config.block_seconds, analysis_fps=config.analysis_fps)
+            for video, desc in zip(videos, described):
+                group = handle.create_group(video.name)
+                group.create_dataset("features", data=desc.blocks)
+                group.create_dataset("timestamps", data=_timestamps(len(desc.blocks), config))
+                group.attrs.update(path=str(video.resolve()), fps=desc.info.fps, duration=desc.info.duration)
+    return [out]
