@@ -234,3 +234,20 @@ def test_index_data_is_never_unpickled():
         for m in re.finditer(r"\bimport pickle\b|allow_pickle\s*=\s*True|\beval\(|\bpickle\.loads?\(", p.read_text())
     ]
     assert offenders == []
+
+
+def test_auto_index_type_follows_library_size(scratch_index, media, clips, monkeypatch):
+    from vsearch import vectorstore
+
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        assert index.index_policy == "auto" and index.index_type == "Flat"
+        # Pretend the library is large: past the limit, ingest trains and switches to IVF.
+        monkeypatch.setattr(vectorstore, "AUTO_FLAT_LIMIT", 50)
+        index.add([media["extra"]])
+        assert index.index_type == "IVF64,SQ8" and index.stats().index_type == "IDMap2,IVF64,SQ8 (auto)"
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        assert index.index_type == "IVF64,SQ8" and index.verify().ok
+        top = index.query(clips["exact"][0]).hits[0]
+        assert top.video == str(clips["exact"][1]) and abs(top.start - clips["exact"][2]) <= 0.15
+        index.remove([media["extra"]])  # IVF supports removal in place
+        assert index.verify().ok

@@ -91,6 +91,8 @@ class VideoIndex:
         self._lock = WriterLock(self.path)
         with store.snapshot() as snap:
             self.index_type = snap.meta("index_type") or vectorstore.DEFAULT_INDEX_TYPE
+            #: "auto" (type follows library size) or a fixed FAISS factory string.
+            self.index_policy = snap.meta("index_policy") or self.index_type
         self._videos: dict[int, VideoRecord] = {}
         if self._load_vectors() and not store.readonly:
             self._persist_repair()
@@ -144,6 +146,7 @@ class VideoIndex:
                 fresh = snap.meta("config") is None
             if fresh:
                 store.initialise(config.to_dict())
+                store.set_meta("index_policy", "auto")
         else:
             writable = os.access(os.path.join(path, metastore.DIRNAME), os.W_OK)
             store = MetaStore(os.path.join(path, metastore.DIRNAME), readonly=not writable)
@@ -248,9 +251,22 @@ class VideoIndex:
 
     def _end_write(self) -> None:
         try:
+            if self.index_policy == "auto":
+                wanted = vectorstore.auto_index_type(self._vectors.ntotal)
+                if wanted != self.index_type and _worth_retraining(self.index_type, wanted):
+                    log.info("library reached %d vectors: switching index to %s", self._vectors.ntotal, wanted)
+                    self._switch_index_type(wanted)
             self._save_vectors()
         finally:
             self._lock.release()
+
+    def _switch_index_type(self, new_type: str) -> None:
+        """Rebuild the vectors as ``new_type`` (trained on every stored window) and save."""
+        self._vectors = vectorstore.VectorStore.create(self.config.dim, new_type)
+        self._reconcile()
+        self._save_vectors()
+        self._store.set_meta("index_type", new_type)
+        self.index_type = new_type
 
     # -- writes ---------------------------------------------------------------------
 
@@ -343,16 +359,16 @@ class VideoIndex:
         ``index_type`` switches to another FAISS factory type (trained on every
         stored window). The new file replaces the old one atomically.
         """
-        new_type = index_type or self.index_type
-        fresh = vectorstore.VectorStore.create(self.config.dim, new_type)  # validates before locking
+        policy = index_type or self.index_policy
+        if policy != "auto":
+            vectorstore.VectorStore.create(self.config.dim, policy)  # validate before locking
         self._begin_write()
         try:
-            self._vectors = fresh
-            self._reconcile()
-            self._save_vectors()
-            if new_type != self.index_type:
-                self._store.set_meta("index_type", new_type)
-                self.index_type = new_type
+            target = vectorstore.auto_index_type(self._vectors.ntotal) if policy == "auto" else policy
+            self._switch_index_type(target)
+            if policy != self.index_policy:
+                self._store.set_meta("index_policy", policy)
+                self.index_policy = policy
         finally:
             self._lock.release()
         return self._vectors.ntotal
@@ -392,7 +408,7 @@ class VideoIndex:
             vectors=self._vectors.ntotal,
             duration_s=round(sum(r.duration_s for r in self._videos.values()), 3),
             dim=self.config.dim,
-            index_type=f"IDMap2,{self.index_type}",
+            index_type=f"IDMap2,{self.index_type}" + (" (auto)" if self.index_policy == "auto" else ""),
             bytes=size,
             config=self.config.to_dict(),
             created=created,
@@ -427,6 +443,14 @@ class VideoIndex:
         for vid in set(held) - set(videos):
             problems.append(f"video {vid}: {held[vid]} vectors on disk for a video that is not committed")
         return VerifyReport(ok=not problems, videos=len(videos), vectors=on_disk.ntotal, problems=problems)
+
+
+def _worth_retraining(current: str, wanted: str) -> bool:
+    """Retrain when the family changes, or IVF lists should grow or shrink 4x or more."""
+    if current.split(",")[0][:3] != wanted.split(",")[0][:3] or current.split(",")[1:] != wanted.split(",")[1:]:
+        return True
+    lists = lambda t: int(t.split(",")[0][3:])  # noqa: E731
+    return max(lists(current), lists(wanted)) >= 4 * min(lists(current), lists(wanted))
 
 
 def default_index_path() -> Path:

@@ -21,6 +21,19 @@ FILENAME = "vectors.faiss"
 
 DEFAULT_INDEX_TYPE = "Flat"
 
+#: Below this many vectors exact search is fast enough; ``auto`` switches to IVF above.
+AUTO_FLAT_LIMIT = 250_000
+
+
+def ivf_lists(n_vectors: int) -> int:
+    """IVF list count for a library size: about 2 sqrt(n), a power of two, 64..65536."""
+    return int(min(max(2 ** round(np.log2(2 * np.sqrt(max(n_vectors, 1)))), 64), 65536))
+
+
+def auto_index_type(n_vectors: int) -> str:
+    """The FAISS type ``auto`` picks: exact Flat for small libraries, IVF-SQ8 beyond."""
+    return DEFAULT_INDEX_TYPE if n_vectors < AUTO_FLAT_LIMIT else f"IVF{ivf_lists(n_vectors)},SQ8"
+
 # Removing a video must work in place, which rules out graph indexes such as HNSW.
 _REMOVABLE_PREFIXES = ("Flat", "IVF", "PCA", "OPQ", "SQ", "PQ")
 
@@ -36,6 +49,16 @@ class VectorStore:
     def __init__(self, index: faiss.Index) -> None:
         self.index = index
         self._gpu_index: faiss.Index | None = None
+        ivf = self._ivf()
+        if ivf is not None:
+            # Probe enough lists for >= 0.98 recall of the exact top-10 (tools/bench_query.py).
+            ivf.nprobe = int(min(max(ivf.nlist // 32, 16), 256))
+
+    def _ivf(self):
+        try:
+            return faiss.extract_index_ivf(self.index.index)
+        except RuntimeError:
+            return None
 
     @classmethod
     def create(cls, dim: int, index_type: str = DEFAULT_INDEX_TYPE) -> "VectorStore":

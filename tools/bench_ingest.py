@@ -1,0 +1,119 @@
+"""Ingest throughput against the decode limit, and peak memory, side by side in one run.
+
+    python -m tools.bench_ingest [--videos DIR] [--hd-seconds 60] [--uhd-seconds 20] [--workdir DIR]
+
+For each input group (the shared real videos, a generated 1080p30 H.264 file, a
+generated 4K30 H.264 file) it measures, one after the other on the same machine:
+
+  (a) ffmpeg decoding to null at the working resolution, grey, same thread count:
+      the decode limit;
+  (b) decord decoding only, through vsearch's own reader;
+  (c) the full ``vsearch ingest`` (process start, hashing, descriptors, LMDB, FAISS).
+
+It prints video-seconds per wall-second for each and the ratios c/a and c/b, plus
+the peak RSS of each ingest process. A second 1080p file twice as long shows that
+memory does not grow with video length (frames are streamed in chunks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tools.ffmpeg_tools import ffmpeg_exe, probe_duration, run_ffmpeg
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "videos"
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".m4v"}
+
+
+def generate(path: Path, size: str, seconds: float) -> Path:
+    """A noisy test pattern: realistic bitrates (~10 Mbit/s at 1080p), cheap to make."""
+    if not path.exists():
+        run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d={seconds}", "-vf", "noise=alls=8:allf=t",
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", str(path)])
+    return path
+
+
+def ffmpeg_null(files: list[str], width: int, height: int, threads: int) -> float:
+    t0 = time.perf_counter()
+    for f in files:
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-threads", str(threads), "-i", f, "-an",
+                        "-vf", f"scale={width}:{height},format=gray", "-f", "null", "-"], check=True)
+    return time.perf_counter() - t0
+
+
+def decord_only(files: list[str], width: int, height: int, fps: float) -> float:
+    from vsearch.decode import VideoSource
+
+    t0 = time.perf_counter()
+    for f in files:
+        source = VideoSource(f, width=width, height=height)
+        for _ in source.iter_frames(fps):
+            pass
+        source.close()
+    return time.perf_counter() - t0
+
+
+def full_ingest(files: list[str], index: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one `vsearch ingest` process."""
+    shutil.rmtree(index, ignore_errors=True)
+    script = (
+        "import resource, sys\n"
+        "from vsearch.cli import app\n"
+        "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", script, "ingest", *files, "--index", str(index), "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode not in (0, 2):
+        sys.exit(f"ingest failed: {proc.stderr[-500:]}")
+    peak = next(int(l.split()[1]) for l in proc.stderr.splitlines() if l.startswith("PEAK_KB")) / 1024
+    return wall, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=Path, default=SHARED if SHARED.is_dir() else None)
+    parser.add_argument("--hd-seconds", type=float, default=60)
+    parser.add_argument("--uhd-seconds", type=float, default=20)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vsearch-bench")
+    args = parser.parse_args()
+    from vsearch.config import IndexConfig
+
+    config = IndexConfig()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    groups: dict[str, list[str]] = {}
+    if args.videos is not None:
+        groups["shared"] = sorted(str(p) for p in args.videos.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    print("generating inputs (cached in", args.workdir, ")", flush=True)
+    groups["1080p"] = [str(generate(args.workdir / f"hd_{args.hd_seconds:g}s.mp4", "1920x1080", args.hd_seconds))]
+    groups["1080p x2 length"] = [str(generate(args.workdir / f"hd_{2 * args.hd_seconds:g}s.mp4", "1920x1080", 2 * args.hd_seconds))]
+    groups["4K"] = [str(generate(args.workdir / f"uhd_{args.uhd_seconds:g}s.mp4", "3840x2160", args.uhd_seconds))]
+
+    print(f"\nworking size {config.width}x{config.height}, {args.threads} threads, analysis {config.analysis_fps:g} fps\n")
+    header = f"{'input':<16}{'video s':>9}{'(a) ffmpeg':>12}{'(b) decord':>12}{'(c) ingest':>12}{'c/a':>7}{'c/b':>7}{'peak RSS':>10}"
+    print(header + "\n" + "-" * len(header), flush=True)
+    for name, files in groups.items():
+        seconds = sum(probe_duration(f) for f in files)
+        a = ffmpeg_null(files, config.width, config.height, args.threads)
+        b = decord_only(files, config.width, config.height, config.analysis_fps)
+        c, peak = full_ingest(files, args.workdir / "index")
+        print(f"{name:<16}{seconds:>9.0f}{seconds / a:>11.1f}x{seconds / b:>11.1f}x{seconds / c:>11.1f}x"
+              f"{a / c:>7.2f}{b / c:>7.2f}{peak:>8.0f} MiB", flush=True)
+    print("\nrates are video-seconds per wall-second; c/a = ingest speed / ffmpeg decode speed")
+
+
+if __name__ == "__main__":
+    main()
