@@ -251,3 +251,14 @@ def test_auto_index_type_follows_library_size(scratch_index, media, clips, monke
         assert top.video == str(clips["exact"][1]) and abs(top.start - clips["exact"][2]) <= 0.15
         index.remove([media["extra"]])  # IVF supports removal in place
         assert index.verify().ok
+
+
+def test_flipped_clip_is_found_by_the_mirrored_search(built_index, clips, tmp_path):
+    from tools.ffmpeg_tools import cut_clip
+
+    _, source, start = clips["reencoded_small"]
+    flipped = cut_clip(source, tmp_path / "flipped.mp4", start=start, duration=5.0, crf=23, vf="hflip")
+    with VideoIndex.open(built_index, device="cpu") as index:
+        assert index.query(flipped, mirrored=False).hits == []
+        top = index.query(flipped).hits[0]
+    assert top.video == str(source) and abs(top.start - start) <= 0.25

@@ -112,11 +112,67 @@ def measure(index: faiss.Index, clips: list[np.ndarray], truth: list[np.ndarray]
     return float(np.percentile(times, 50)) * 1e3, float(np.percentile(times, 95)) * 1e3, recall
 
 
+def end_to_end(hours: float, videos: Path | None, runs: int = 5) -> None:
+    """Wall time of a whole `vsearch query` process (start included) on a big index.
+
+    The index holds one real video plus enough synthetic 10-minute "videos" (real
+    block descriptors, perturbed) to reach ``hours``; its vector type is what
+    ``auto`` picks for that size. The query is a 10 s 720p clip of the real video.
+    """
+    import statistics
+    import subprocess
+    import sys
+
+    from tools.ffmpeg_tools import cut_clip, scale_filter
+    from tools.synth import make_video
+    from vsearch import VideoIndex
+    from vsearch.metastore import now_iso
+
+    work = Path(tempfile.mkdtemp(prefix="vsearch-e2e-"))
+    real = make_video(work / "real.mp4", seconds=30, seed=4242, size=(1280, 720))
+    clip = cut_clip(real, work / "clip.mp4", start=7.3, duration=10.0, crf=23)
+    index_path = work / "index"
+    with VideoIndex.create(index_path, device="cpu") as index:
+        index.add([real])
+        blocks = index._store  # the metadata store: synthetic videos are committed like real ones
+        with blocks.snapshot() as snap:
+            rec = next(snap.videos())
+            real_blocks = snap.blocks(rec, index.config.block_dim).copy()
+        rng = np.random.default_rng(0)
+        per_video = 1200  # 10 minutes of 0.5 s blocks
+        count = int(hours * 6)
+        t0 = time.perf_counter()
+        for i in range(count):
+            picks = real_blocks[rng.integers(0, len(real_blocks), per_video)]
+            fake = (picks + rng.normal(0, 0.05, picks.shape)).astype(np.float32)
+            blocks.commit_video(dict(path=f"/synthetic/{i:05d}.mp4", hash=f"synthetic{i:023d}", duration_s=600.0,
+                                     fps=30.0, width=1280, height=720, frames=18000, blocks=per_video,
+                                     windows=per_video - index.config.window_blocks + 1, added=now_iso()), fake)
+        print(f"committed {count} synthetic videos ({hours:g} h) in {time.perf_counter() - t0:.0f} s", flush=True)
+    with VideoIndex.open(index_path, device="cpu") as index:
+        t0 = time.perf_counter()
+        index.rebuild()
+        stats = index.stats()
+    print(f"rebuilt {stats.vectors} vectors as {stats.index_type} in {time.perf_counter() - t0:.0f} s, "
+          f"{stats.bytes / 1e6:.0f} MB on disk", flush=True)
+    walls, top = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "vsearch", "query", str(clip), "--index", str(index_path), "--json"],
+                              capture_output=True, text=True, cwd=ROOT)
+        walls.append(time.perf_counter() - t0)
+        top = proc.stdout
+    print(f"end-to-end `vsearch query` of a 10 s 720p clip against {hours:g} h: "
+          f"median {statistics.median(walls):.2f} s, max {max(walls):.2f} s over {runs} runs")
+    print(f"  top hit: {top.strip()[:200]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--videos", type=Path, default=SHARED if SHARED.is_dir() else None)
     parser.add_argument("--clips", type=int, default=30)
+    parser.add_argument("--e2e-hours", type=float, default=0, help="also time a whole query process on an index of this many hours")
     args = parser.parse_args()
     faiss.omp_set_num_threads(os.cpu_count() or 2)
     base = real_windows(args.videos)
@@ -156,6 +212,8 @@ def main() -> None:
             print(f"{n:>10} {kind:<18}{label:>7}{p50:>9.1f}{p95:>9.1f}{recall:>11.3f}{bytes_per_vec:>7.0f}"
                   f"{bytes_per_vec * WINDOWS_PER_HOUR / 1e6:>9.2f}   (built in {build_s:.0f} s)", flush=True)
             del index
+    if args.e2e_hours:
+        end_to_end(args.e2e_hours, args.videos)
 
 
 if __name__ == "__main__":

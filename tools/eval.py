@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--negatives", type=int, default=None, help="negative clips [max(20, queries/5)]")
     parser.add_argument("--tolerance", type=float, default=0.5)
     parser.add_argument("--min-score", type=float, default=None)
+    parser.add_argument("--no-mirrored", action="store_true", help="pass --no-mirrored to vsearch query")
     parser.add_argument("--index", type=Path, default=None, help="index folder (reused if it exists)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="write summary and per-query records here")
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
     query_args = ["query", *[j["clip"] for j in jobs], "--index", str(index), "--json", "-k", "5"]
     if args.min_score is not None:
         query_args += ["--min-score", str(args.min_score)]
+    if args.no_mirrored:
+        query_args.append("--no-mirrored")
     t0 = time.perf_counter()
     proc = _vsearch(*query_args)
     query_s = time.perf_counter() - t0

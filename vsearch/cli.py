@@ -190,6 +190,9 @@ def query(
     device: str = DeviceOpt,
     as_json: bool = JsonOpt,
     as_csv: bool = typer.Option(False, "--csv", help="CSV output, one row per hit."),
+    mirrored: bool = typer.Option(
+        True, "--mirrored/--no-mirrored", help="Also search the horizontally flipped clip (finds flipped copies)."
+    ),
     report: Optional[Path] = typer.Option(
         None, "--report", help="Write a visual report (.html or .png); with several clips, -N is added to the name."
     ),
@@ -212,7 +215,7 @@ def query(
     with vindex:
         for number, clip in enumerate(clips, 1):
             try:
-                result = vindex.query(clip, k=k, min_score=threshold)
+                result = vindex.query(clip, k=k, min_score=threshold, mirrored=mirrored)
                 if report is not None:
                     from .report import write_report
 

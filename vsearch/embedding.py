@@ -50,7 +50,9 @@ class ClipWindows:
     """Query windows of a clip at every sub-block phase.
 
     ``vectors[i]`` covers clip seconds ``[starts[i], starts[i] + window_seconds)``;
-    ``phases[i]`` is the phase (in analysis frames) it was cut at.
+    ``phases[i]`` is the phase (in analysis frames) it was cut at; phases
+    ``frames_per_block .. 2*frames_per_block-1`` are the same phases of the
+    horizontally mirrored clip, when mirroring was asked for.
     """
 
     duration: float
@@ -59,12 +61,15 @@ class ClipWindows:
     phases: np.ndarray
 
 
-def describe_clip(path: str | os.PathLike, config: IndexConfig, device: Device) -> ClipWindows:
+def describe_clip(
+    path: str | os.PathLike, config: IndexConfig, device: Device, *, mirrored: bool = False
+) -> ClipWindows:
     """Windows of a query clip, at each phase offset of one analysis frame.
 
     A clip cut at 3.27 s does not line up with library blocks at 3.0 and 3.5 s; cutting
     the clip's blocks at every frame offset within a block guarantees one phase is
-    within half an analysis frame of the library's grid.
+    within half an analysis frame of the library's grid. With ``mirrored`` the
+    horizontally flipped clip is described too, to find flipped re-uploads.
     """
     source = VideoSource(path, width=config.width, height=config.height)
     # Clips are short; their uint8 frames take about 120 kB per second of clip.
@@ -73,12 +78,14 @@ def describe_clip(path: str | os.PathLike, config: IndexConfig, device: Device) 
     source.close()
     fpb = config.frames_per_block
     vectors, starts, phases = [], [], []
-    for phase in range(fpb):
-        blocks = device.to_numpy(block_descriptors(frames[phase:], config, device.xp))
-        windows = window_vectors(blocks, config)
-        vectors.append(windows)
-        starts.append(phase / config.analysis_fps + np.arange(len(windows)) * config.block_seconds)
-        phases.append(np.full(len(windows), phase))
+    views = (frames, frames[:, :, ::-1]) if mirrored else (frames,)
+    for view_number, view in enumerate(views):
+        for phase in range(fpb):
+            blocks = device.to_numpy(block_descriptors(view[phase:], config, device.xp))
+            windows = window_vectors(blocks, config)
+            vectors.append(windows)
+            starts.append(phase / config.analysis_fps + np.arange(len(windows)) * config.block_seconds)
+            phases.append(np.full(len(windows), phase + view_number * fpb))
     all_vectors = np.concatenate(vectors)
     if len(all_vectors) == 0:
         raise ClipTooShortError(

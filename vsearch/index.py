@@ -375,11 +375,17 @@ class VideoIndex:
 
     # -- reads ------------------------------------------------------------------------
 
-    def query(self, clip: str | os.PathLike, *, k: int = 5, min_score: float = DEFAULT_MIN_SCORE) -> QueryResult:
-        """Find the library segments a clip comes from, best first."""
+    def query(
+        self, clip: str | os.PathLike, *, k: int = 5, min_score: float = DEFAULT_MIN_SCORE, mirrored: bool = True
+    ) -> QueryResult:
+        """Find the library segments a clip comes from, best first.
+
+        ``mirrored`` also searches the horizontally flipped clip (twice the search,
+        about 1.4x the query time), so flipped copies are found too.
+        """
         if k < 1:
             raise VsearchError("k must be at least 1")
-        windows = describe_clip(clip, self.config, self.device)
+        windows = describe_clip(clip, self.config, self.device, mirrored=mirrored)
         sq_dist, ids = self._vectors.search(windows.vectors, _NEIGHBOURS_PER_WINDOW)
         hits = aggregate(windows, sq_dist, ids, self._videos, self.config, k=k, min_score=min_score)
         return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=windows.duration, hits=hits)

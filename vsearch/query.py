@@ -75,11 +75,10 @@ def aggregate(
     live = (ids >= 0) & (sims > 0) & np.isin(video_ids, list(videos))
 
     # Full evidence = every window of a phase matched, up to EVIDENCE_SECONDS of clip.
-    expected = np.maximum(
-        np.minimum(np.bincount(clip.phases, minlength=config.frames_per_block),
-                   _windows_per_phase(EVIDENCE_SECONDS, config)),
-        1,
-    )
+    fpb = config.frames_per_block
+    counts = np.bincount(clip.phases, minlength=fpb)
+    horizon = np.resize(_windows_per_phase(EVIDENCE_SECONDS, config), len(counts))  # mirrored phases repeat
+    expected = np.maximum(np.minimum(counts, horizon), 1)
     segments: list[Hit] = []
     for video_id in np.unique(video_ids[live]):
         mask = live & (video_ids == video_id)
