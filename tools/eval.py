@@ -1,25 +1,33 @@
 """Evaluate vsearch on real footage through its command line.
 
-    python -m tools.eval [--videos DIR] [--queries 100] [--seed 1] [--clip-seconds 5]
-                         [--transform crf28_half] [--features v1|seed] [--holdout 4]
-                         [--index DIR] [--json OUT] [--workdir DIR]
+    python -m tools.eval [--videos DIR] [--queries 300] [--seed 1] [--clip-seconds 2-20]
+                         [--transform NAME|mild|hard|all ...] [--features v1|seed]
+                         [--holdout 4] [--index DIR] [--json OUT] [--workdir DIR]
 
 It indexes the videos (all but ``--holdout`` of them, which give never-indexed
-negative clips), cuts seeded random clips at start times that are not aligned to
-block boundaries, edits them with ffmpeg (``--transform``, see
-``tools/ffmpeg_tools.TRANSFORMS``; several may be given), runs one ``vsearch query``
-process over all clips and reports:
+negative clips), cuts seeded random clips (lengths uniform in ``--clip-seconds``,
+start times never aligned to block boundaries), edits each with one transformation
+of the ladder in ``tools/ffmpeg_tools.TRANSFORMS`` (re-encodes, scaling, frame rate,
+colour, grey, crop, bars, blur, noise, logo, flip, speed, picture-in-picture and
+combinations), runs one ``vsearch query`` process over all clips and reports per
+transformation, per group (mild / hard / 2-second clips) and overall:
 
-- top-1: the first hit is the right video and its start is within ``--tolerance``
-  (0.5 s) of the truth; top-5: any of the first five hits is;
-- median and p95 start error of correct top-1 hits;
-- false alarms: share of never-indexed clips that return any hit;
+- recall@1 / recall@5: the right video with its start within ``--tolerance`` (0.5 s);
+- median and p95 start error (correct top-1 hits);
+- segment IoU of the top-1 hit with the true library segment;
+- VCSL-style segment precision / recall / F1 per (clip, video) pair on the query axis
+  and on the reference axis (0 when the top hit is another video);
+- false alarms: share of never-indexed clips returning any hit;
 - queries per second of the query process (decoding included).
+
+Hard cases are reported separately by file-name pattern (``--case NAME=GLOB,GLOB``;
+defaults fit ../shared/videos: look-alike talking heads and near-static cameras).
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import random
@@ -32,23 +40,84 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.ffmpeg_tools import TRANSFORMS, cut_clip, probe_duration, probe_video_delay, transform_args
+from tools.ffmpeg_tools import HARD, MILD, TRANSFORMS, apply_transform, probe_duration, probe_video_delay
+from tools.synth import make_video
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "videos"
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".m4v"}
+DEFAULT_CASES = ["talking_heads=liveportrait_d*,sadtalker_*", "near_static=intel_*,liveportrait_s18*,sam2_02_cups*"]
 
 
 def _vsearch(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vsearch", *args], capture_output=True, text=True, cwd=ROOT)
 
 
-def _random_start(rng: random.Random, duration: float, clip_seconds: float, block: float = 0.5) -> float:
+def _random_start(rng: random.Random, duration: float, span: float, block: float = 0.5) -> float:
     while True:
-        start = rng.uniform(0.0, duration - clip_seconds - 0.1)
-        phase = start % block
-        if 0.05 < phase < block - 0.05:  # never aligned to the library's block grid
+        start = rng.uniform(0.0, max(duration - span - 0.1, 0.0))
+        if 0.05 < start % block < block - 0.05:  # never aligned to the library's block grid
             return round(start, 3)
+
+
+def _expand_transforms(names: list[str]) -> list[str]:
+    out = []
+    for name in names:
+        out += {"mild": MILD, "hard": HARD, "all": MILD + HARD}.get(name, [name])
+    unknown = [n for n in out if n not in TRANSFORMS]
+    if unknown:
+        sys.exit(f"unknown transforms: {unknown}; choose from mild, hard, all, {', '.join(TRANSFORMS)}")
+    return out
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def score_positive(job: dict, tolerance: float) -> None:
+    """Fill recall, error, IoU and VCSL-style P/R/F1 of one positive query."""
+    hits = job["hits"]
+    good = [h["video"] == job["source"] and abs(h["start"] - job["true_start"]) <= tolerance for h in hits]
+    job["top1"], job["top5"] = bool(good and good[0]), any(good[:5])
+    job["start_error"] = abs(hits[0]["start"] - job["true_start"]) if job["top1"] else None
+    top = hits[0] if hits and hits[0]["video"] == job["source"] else None
+    ref = (job["true_start"], job["true_end"])
+    qry = (0.0, job["clip_duration"])
+    if top is None:
+        job.update(iou=0.0, q_p=0.0, q_r=0.0, r_p=0.0, r_r=0.0)
+        return
+    pred_r, pred_q = (top["start"], top["end"]), (top["query_start"], top["query_end"])
+    inter = _overlap(*pred_r, *ref)
+    union = max(pred_r[1], ref[1]) - min(pred_r[0], ref[0])
+    job["iou"] = inter / union if union > 0 else 0.0
+    job["r_p"] = inter / max(pred_r[1] - pred_r[0], 1e-9)
+    job["r_r"] = inter / max(ref[1] - ref[0], 1e-9)
+    q_inter = _overlap(*pred_q, *qry)
+    job["q_p"] = q_inter / max(pred_q[1] - pred_q[0], 1e-9)
+    job["q_r"] = q_inter / max(qry[1] - qry[0], 1e-9)
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+
+def summarise(rows: list[dict]) -> dict:
+    if not rows:
+        return {"queries": 0}
+    errors = [r["start_error"] for r in rows if r.get("start_error") is not None]
+    mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
+    q_p, q_r, r_p, r_r = mean("q_p"), mean("q_r"), mean("r_p"), mean("r_r")
+    return {
+        "queries": len(rows),
+        "recall@1": mean("top1"),
+        "recall@5": mean("top5"),
+        "no_hit": float(np.mean([not r["hits"] for r in rows])),
+        "median_start_error_s": float(np.median(errors)) if errors else None,
+        "p95_start_error_s": float(np.percentile(errors, 95)) if errors else None,
+        "iou": mean("iou"),
+        "query_axis": {"precision": q_p, "recall": q_r, "f1": _f1(q_p, q_r)},
+        "reference_axis": {"precision": r_p, "recall": r_r, "f1": _f1(r_p, r_r)},
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -56,31 +125,40 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--videos", type=Path, default=SHARED if SHARED.is_dir() else None)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--clip-seconds", type=float, default=5.0)
-    parser.add_argument("--transform", action="append", choices=sorted(TRANSFORMS),
-                        help="edit applied to every clip (repeat to cycle through several) [crf28_half]")
+    parser.add_argument("--clip-seconds", default="5", help="fixed length (5) or a range (2-20)")
+    parser.add_argument("--short-share", type=float, default=0.0,
+                        help="share of clips made exactly 2 s long (the 2-second group)")
+    parser.add_argument("--transform", action="append",
+                        help="a transform, or mild / hard / all (repeat; clips cycle through them) [crf28_half]")
     parser.add_argument("--features", default=None, help="feature kind of a new index (v1 or seed)")
     parser.add_argument("--holdout", type=int, default=4, help="videos kept out of the index as negatives")
     parser.add_argument("--negatives", type=int, default=None, help="negative clips [max(20, queries/5)]")
     parser.add_argument("--tolerance", type=float, default=0.5)
     parser.add_argument("--min-score", type=float, default=None)
     parser.add_argument("--no-mirrored", action="store_true", help="pass --no-mirrored to vsearch query")
+    parser.add_argument("--case", action="append", help="NAME=GLOB[,GLOB] hard-case group by file name")
     parser.add_argument("--index", type=Path, default=None, help="index folder (reused if it exists)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="write summary and per-query records here")
     args = parser.parse_args(argv)
     if args.videos is None:
         parser.error("no --videos given and ../shared/videos does not exist")
-    transforms = args.transform or ["crf28_half"]
+    transforms = _expand_transforms(args.transform or ["crf28_half"])
+    lo, _, hi = args.clip_seconds.partition("-")
+    length_range = (float(lo), float(hi or lo))
     rng = random.Random(args.seed)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="vsearch-eval-"))
     work.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
 
     videos = sorted(str(p.resolve()) for p in args.videos.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
     durations = {v: probe_duration(v) for v in videos}
     delays = {v: probe_video_delay(v) for v in videos}
     held_out = set(rng.sample(videos, min(args.holdout, len(videos) - 1))) if args.holdout else set()
     library = [v for v in videos if v not in held_out]
+    background = work / "pip_background.mp4"  # never indexed
+    if "pip" in transforms and not background.exists():
+        make_video(background, seconds=30, seed=987654, size=(640, 360))
 
     index = args.index or work / "index"
     ingest_s = 0.0
@@ -91,26 +169,28 @@ def main(argv: list[str] | None = None) -> dict:
         ingest_s = time.perf_counter() - t0
         if proc.returncode not in (0, 2):
             sys.exit(f"ingest failed: {proc.stderr.strip()}")
-        print(proc.stdout.strip() or proc.stderr.strip(), flush=True)
 
-    jobs = []
-    eligible = [v for v in library if durations[v] >= args.clip_seconds + 0.3]
-    for i in range(args.queries):
+    def new_job(kind: str, pool: list[str], i: int) -> dict | None:
+        length = 2.0 if rng.random() < args.short_share else round(rng.uniform(*length_range), 2)
+        transform = transforms[i % len(transforms)]
+        span = length * TRANSFORMS[transform].get("speed", 1.0)
+        eligible = [v for v in pool if durations[v] >= span + 0.3]
+        if not eligible:
+            return None
         src = rng.choice(eligible)
-        jobs.append(dict(kind="positive", source=src, start=_random_start(rng, durations[src], args.clip_seconds),
-                         transform=transforms[i % len(transforms)]))
-    negatives = [v for v in held_out if durations[v] >= args.clip_seconds + 0.3]
-    for i in range(args.negatives if args.negatives is not None else max(20, args.queries // 5) if negatives else 0):
-        src = rng.choice(negatives)
-        jobs.append(dict(kind="negative", source=src, start=_random_start(rng, durations[src], args.clip_seconds),
-                         transform=transforms[i % len(transforms)]))
+        start = _random_start(rng, durations[src], span)
+        return dict(kind=kind, source=src, start=start, length=length, span=span, transform=transform)
+
+    jobs = [j for i in range(args.queries) if (j := new_job("positive", library, i))]
+    n_neg = args.negatives if args.negatives is not None else max(20, args.queries // 5)
+    jobs += [j for i in range(n_neg if held_out else 0) if (j := new_job("negative", sorted(held_out), i))]
     for i, job in enumerate(jobs):
-        job["clip"] = str(work / f"{job['kind'][0]}{i:04d}_{job['transform']}.mp4")
+        job["clip"] = str(work / f"{job['kind'][0]}{i:04d}_{job['transform']}_{job['length']:g}s.mp4")
 
     def cut(job: dict) -> None:
         if not os.path.exists(job["clip"]):
-            cut_clip(job["source"], job["clip"], start=job["start"], duration=args.clip_seconds,
-                     **transform_args(job["transform"]))
+            apply_transform(job["transform"], job["source"], job["clip"], start=job["start"],
+                            duration=job["length"], background=background)
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -129,74 +209,74 @@ def main(argv: list[str] | None = None) -> dict:
     for line in proc.stdout.splitlines():
         if line.startswith("{"):
             answer = json.loads(line)
-            answers[answer["query"]] = answer["hits"]
-
+            answers[answer["query"]] = answer
     for job in jobs:
-        hits = answers.get(job["clip"], [])
-        job["hits"] = hits[:5]
+        answer = answers.get(job["clip"], {"hits": [], "duration": job["length"]})
+        job["hits"], job["clip_duration"] = answer["hits"][:5], answer["duration"]
         if job["kind"] == "negative":
-            job["false_alarm"] = bool(hits)
+            job["false_alarm"] = bool(job["hits"])
             continue
         # Ground truth on vsearch's timeline (seconds from the first video frame).
         job["true_start"] = max(job["start"] - delays[job["source"]], 0.0)
-        good = [abs(h["start"] - job["true_start"]) <= args.tolerance and h["video"] == job["source"] for h in hits]
-        job["top1"] = bool(good and good[0])
-        job["top5"] = any(good[:5])
-        job["start_error"] = abs(hits[0]["start"] - job["true_start"]) if job["top1"] else None
-
-    summary = _summarise(jobs, args, transforms, ingest_s, cut_s, query_s, len(library), len(held_out))
-    _print(summary, jobs)
-    if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "queries": jobs}, indent=1))
-    return summary
-
-
-def _summarise(jobs, args, transforms, ingest_s, cut_s, query_s, n_library, n_held) -> dict:
-    def stats(rows: list[dict]) -> dict:
-        errors = [r["start_error"] for r in rows if r.get("start_error") is not None]
-        return {
-            "queries": len(rows),
-            "top1": float(np.mean([r["top1"] for r in rows])) if rows else None,
-            "top5": float(np.mean([r["top5"] for r in rows])) if rows else None,
-            "no_hit": float(np.mean([not r["hits"] for r in rows])) if rows else None,
-            "median_start_error_s": float(np.median(errors)) if errors else None,
-            "p95_start_error_s": float(np.percentile(errors, 95)) if errors else None,
-        }
+        job["true_end"] = job["true_start"] + job["span"]
+        score_positive(job, args.tolerance)
 
     positives = [j for j in jobs if j["kind"] == "positive"]
     negatives = [j for j in jobs if j["kind"] == "negative"]
-    return {
-        "videos_indexed": n_library,
-        "videos_held_out": n_held,
+    cases = {}
+    for spec in args.case or DEFAULT_CASES:
+        name, _, globs = spec.partition("=")
+        cases[name] = [j for j in positives if any(fnmatch.fnmatch(Path(j["source"]).name, g) for g in globs.split(","))]
+    summary = {
+        "videos_indexed": len(library),
+        "videos_held_out": len(held_out),
         "clip_seconds": args.clip_seconds,
         "features": args.features or "index default",
-        "overall": stats(positives),
-        "per_transform": {t: stats([j for j in positives if j["transform"] == t]) for t in transforms},
+        "overall": summarise(positives),
+        "groups": {
+            "mild": summarise([j for j in positives if TRANSFORMS[j["transform"]]["group"] == "mild"]),
+            "hard": summarise([j for j in positives if TRANSFORMS[j["transform"]]["group"] == "hard"]),
+            "2s_mild": summarise([j for j in positives if j["length"] <= 2.0 and TRANSFORMS[j["transform"]]["group"] == "mild"]),
+            **{f"case:{name}": summarise(rows) for name, rows in cases.items()},
+        },
+        "per_transform": {t: summarise([j for j in positives if j["transform"] == t]) for t in dict.fromkeys(transforms)},
         "negatives": len(negatives),
         "false_alarm_rate": float(np.mean([j["false_alarm"] for j in negatives])) if negatives else None,
         "ingest_s": round(ingest_s, 2),
         "cut_s": round(cut_s, 2),
         "query_s": round(query_s, 2),
         "queries_per_s": round(len(jobs) / query_s, 2) if query_s else None,
+        "total_s": round(time.perf_counter() - t_start, 1),
     }
+    print_report(summary, jobs)
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "queries": jobs}, indent=1))
+    return summary
 
 
-def _print(summary: dict, jobs: list[dict]) -> None:
+def print_report(summary: dict, jobs: list[dict]) -> None:
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    print(f"\n{'transform':<16}{'n':>5}{'top1':>8}{'top5':>8}{'no hit':>8}{'med err':>9}{'p95 err':>9}")
-    rows = list(summary["per_transform"].items())
-    if len(rows) > 1:
-        rows.append(("ALL", summary["overall"]))
+    header = f"{'set':<28}{'n':>5}{'R@1':>7}{'R@5':>7}{'no hit':>8}{'med err':>8}{'p95 err':>8}{'IoU':>7}{'F1 q':>7}{'F1 ref':>7}"
+    print("\n" + header + "\n" + "-" * len(header))
+    rows = list(summary["per_transform"].items()) + [("", None)] + list(summary["groups"].items()) + [("ALL", summary["overall"])]
     for name, s in rows:
-        print(f"{name:<16}{s['queries']:>5}{fmt(s['top1']):>8}{fmt(s['top5']):>8}{fmt(s['no_hit']):>8}"
-              f"{fmt(s['median_start_error_s']):>9}{fmt(s['p95_start_error_s']):>9}")
-    print(f"false alarms on {summary['negatives']} never-indexed clips: {fmt(summary['false_alarm_rate'])}")
-    print(f"ingest {summary['ingest_s']} s, query {summary['query_s']} s ({summary['queries_per_s']} clips/s)")
+        if s is None:
+            print()
+            continue
+        if not s.get("queries"):
+            print(f"{name:<28}{0:>5}")
+            continue
+        print(f"{name:<28}{s['queries']:>5}{fmt(s['recall@1']):>7}{fmt(s['recall@5']):>7}{fmt(s['no_hit']):>8}"
+              f"{fmt(s['median_start_error_s']):>8}{fmt(s['p95_start_error_s']):>8}{fmt(s['iou']):>7}"
+              f"{fmt(s['query_axis']['f1']):>7}{fmt(s['reference_axis']['f1']):>7}")
+    print(f"\nfalse alarms on {summary['negatives']} never-indexed clips: {fmt(summary['false_alarm_rate'])}")
+    print(f"ingest {summary['ingest_s']} s, cutting {summary['cut_s']} s, query {summary['query_s']} s "
+          f"({summary['queries_per_s']} clips/s), total {summary['total_s']} s")
     failures = [j for j in jobs if j["kind"] == "positive" and not j["top1"]]
-    for job in failures[:10]:
+    for job in failures[:12]:
         top = job["hits"][0] if job["hits"] else None
         got = f"{Path(top['video']).name} @ {top['start']:.2f} (score {top['score']:.2f})" if top else "no hit"
-        print(f"  miss: {Path(job['source']).name} @ {job['start']:.2f} [{job['transform']}] -> {got}")
+        print(f"  miss: {Path(job['source']).name} @ {job['true_start']:.2f} [{job['transform']}, {job['length']:g}s] -> {got}")
 
 
 if __name__ == "__main__":

@@ -98,35 +98,86 @@ def cut_clip(
     return Path(dst)
 
 
+_CROP10 = "crop=trunc(iw*0.9/2)*2:trunc(ih*0.9/2)*2"
+_CROP20 = "crop=trunc(iw*0.8/2)*2:trunc(ih*0.8/2)*2"
+_LETTERBOX = "scale=trunc(iw/2)*2:trunc(ih/2)*2,pad=iw:trunc(ih*1.33/2)*2:0:(oh-ih)/2"
+_PILLARBOX = "scale=trunc(iw/2)*2:trunc(ih/2)*2,pad=trunc(iw*1.33/2)*2:ih:(ow-iw)/2:0"
+_LOGO = "drawbox=x=iw*0.6:y=ih*0.05:w=iw*0.35:h=ih*0.3:color=white@1:t=fill"
+
 #: Edits applied to query clips by the evaluation (name -> cut_clip arguments).
-#: ``group`` says whether a user would call it a mild or a hard edit.
+#: ``group`` says whether a user would call it a mild or a hard edit; ``speed`` is
+#: the playback speed factor (the clip covers ``duration * speed`` source seconds);
+#: ``pip`` puts the clip at half size over another (never indexed) video.
 TRANSFORMS: dict[str, dict[str, Any]] = {
     "exact": dict(group="mild", crf=18),
     "crf28_half": dict(group="mild", crf=28, vf=scale_filter(0.5)),
     "crf23": dict(group="mild", crf=23),
     "crf32": dict(group="mild", crf=32),
+    "mpeg4_crf28": dict(group="mild", crf=28, codec="mpeg4"),
     "half": dict(group="mild", crf=23, vf=scale_filter(0.5)),
     "fps25": dict(group="mild", crf=23, fps=25),
-    "fps15": dict(group="mild", crf=23, fps=15),
-    "bright": dict(group="mild", crf=23, vf="eq=brightness=0.1"),
+    "bright": dict(group="mild", crf=23, vf="eq=brightness=0.08"),
     "contrast": dict(group="mild", crf=23, vf="eq=contrast=1.2"),
     "gamma": dict(group="mild", crf=23, vf="eq=gamma=1.3"),
     "saturation": dict(group="mild", crf=23, vf="eq=saturation=1.5"),
     "gray": dict(group="mild", crf=23, vf="format=gray,format=yuv420p"),
-    "crop10": dict(group="mild", crf=23, vf="crop=trunc(iw*0.9/2)*2:trunc(ih*0.9/2)*2"),
-    "mpeg4_crf28": dict(group="mild", crf=28, codec="mpeg4"),
+    "crop10": dict(group="mild", crf=23, vf=_CROP10),
+    "fps15": dict(group="mild", crf=23, fps=15),
+    "crf40": dict(group="hard", crf=40),
     "crf40_quarter": dict(group="hard", crf=40, vf=scale_filter(0.25)),
     "quarter": dict(group="hard", crf=23, vf=scale_filter(0.25)),
-    "letterbox": dict(group="hard", crf=23, vf="pad=iw:trunc(ih*1.33/2)*2:0:(oh-ih)/2"),
+    "crop20": dict(group="hard", crf=23, vf=_CROP20),
+    "letterbox": dict(group="hard", crf=23, vf=_LETTERBOX),
+    "pillarbox": dict(group="hard", crf=23, vf=_PILLARBOX),
     "blur": dict(group="hard", crf=23, vf="gblur=sigma=2"),
-    "noise": dict(group="hard", crf=23, vf="noise=alls=12:allf=t"),
-    "logo": dict(group="hard", crf=23, vf="drawbox=x=iw*0.6:y=ih*0.05:w=iw*0.35:h=ih*0.35:color=white@1:t=fill"),
+    "noise": dict(group="hard", crf=23, vf="noise=alls=20:allf=t"),
+    "logo": dict(group="hard", crf=23, vf=_LOGO),
     "hflip": dict(group="hard", crf=23, vf="hflip"),
+    "speed110": dict(group="hard", crf=23, vf="setpts=PTS/1.1", speed=1.1),
+    "speed090": dict(group="hard", crf=23, vf="setpts=PTS/0.9", speed=0.9),
+    "pip": dict(group="hard", crf=23, pip=True),
+    "combo_crop_bright_crf32": dict(group="hard", crf=32, vf=f"{_CROP10},eq=brightness=0.08"),
+    "combo_half_flip_noise": dict(group="hard", crf=28, vf=f"{scale_filter(0.5)},hflip,noise=alls=12:allf=t"),
+    "combo_logo_gray_letterbox": dict(group="hard", crf=28, vf=f"{_LOGO},format=gray,format=yuv420p,{_LETTERBOX}"),
 }
+
+#: The mild edits the quality targets are stated for.
+MILD = [name for name, spec in TRANSFORMS.items() if spec["group"] == "mild" and name != "exact"]
+HARD = [name for name, spec in TRANSFORMS.items() if spec["group"] == "hard"]
+
+
+def picture_in_picture(src, background, dst, *, start: float, duration: float, crf: int = 23) -> Path:
+    """The source clip at half size over ``background`` (which should not be indexed)."""
+    # trim (decode from the start) rather than input seeking: exact on every file.
+    args = [
+        "-i", str(src), "-stream_loop", "-1", "-i", str(background),
+        "-filter_complex",
+        f"[0:v]trim=start={start:.3f}:duration={duration:.3f},setpts=PTS-STARTPTS[clip];"
+        "[1:v][clip]scale2ref=w=iw:h=ih[bg][fg];[fg]scale=trunc(iw/4)*2:trunc(ih/4)*2[small];"
+        "[bg][small]overlay=x=W*0.1:y=H*0.1:shortest=1,format=yuv420p[out]",
+        "-map", "[out]", "-t", f"{duration:.3f}", "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf),
+        str(dst),
+    ]
+    run_ffmpeg(args)
+    return Path(dst)
 
 
 def transform_args(name: str) -> dict[str, Any]:
     """cut_clip keyword arguments of a named transform."""
     spec = dict(TRANSFORMS[name])
-    spec.pop("group")
+    for key in ("group", "speed", "pip"):
+        spec.pop(key, None)
     return spec
+
+
+def apply_transform(name: str, src, dst, *, start: float, duration: float, background=None) -> Path:
+    """Cut ``duration`` seconds of *output* clip from ``src`` at ``start``, edited by ``name``."""
+    spec = TRANSFORMS[name]
+    if spec.get("pip"):
+        if background is None:
+            raise ValueError("picture-in-picture needs a background video")
+        return picture_in_picture(src, background, dst, start=start, duration=duration, crf=spec["crf"])
+    source_seconds = duration * spec.get("speed", 1.0)
+    args = transform_args(name)
+    extra = ["-t", f"{duration:.3f}"] if "speed" in spec else None
+    return cut_clip(src, dst, start=start, duration=source_seconds, extra=extra, **args)
