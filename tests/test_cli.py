@@ -79,3 +79,14 @@ def test_index_settings_are_fixed_at_creation(media, tmp_path):
     proc = run_cli("ingest", str(media["lib12"]), "--index", index, "--block", "1.0")
     assert proc.returncode != 0 and "block_seconds" in proc.stderr and "cannot be changed" in proc.stderr
     assert json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)["videos"] == 2
+
+
+def test_verify_is_a_pure_check_and_other_commands_repair(media, tmp_path):
+    index = tmp_path / "ix"
+    run_cli("ingest", str(media["extra"]), "--index", str(index), check=True)
+    (index / "vectors.faiss").unlink()  # as if a crash lost the derived file
+    proc = run_cli("verify", "--index", str(index))
+    assert proc.returncode == 1 and "INCONSISTENT" in proc.stdout and "missing" in proc.stdout
+    assert not (index / "vectors.faiss").exists()
+    run_cli("stats", "--index", str(index), check=True)  # any other command repairs
+    assert run_cli("verify", "--index", str(index)).returncode == 0

@@ -279,16 +279,21 @@ def _hms(seconds: float) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
-@app.command()
-def stats(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
-    """Show what an index holds and how it was built."""
+def _on_index(index: Optional[Path], action, **open_args):
+    """Open the index, run ``action(index)``, turn vsearch errors into an exit code."""
     from .index import VideoIndex
 
     try:
-        with VideoIndex.open(_index_path(index), device="cpu") as vindex:
-            info = vindex.stats()
+        with VideoIndex.open(_index_path(index), device="cpu", **open_args) as vindex:
+            return action(vindex)
     except VsearchError as exc:
         raise _fail(exc)
+
+
+@app.command()
+def stats(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
+    """Show what an index holds and how it was built."""
+    info = _on_index(index, lambda ix: ix.stats())
     if as_json:
         typer.echo(json.dumps(info.to_dict()))
         return
@@ -310,13 +315,7 @@ def stats(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
 @app.command("list")
 def list_videos(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """List the indexed videos."""
-    from .index import VideoIndex
-
-    try:
-        with VideoIndex.open(_index_path(index), device="cpu") as vindex:
-            records = vindex.videos()
-    except VsearchError as exc:
-        raise _fail(exc)
+    records = _on_index(index, lambda ix: ix.videos())
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in records]))
         return
@@ -327,27 +326,19 @@ def list_videos(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> No
 @app.command()
 def remove(videos: List[Path] = typer.Argument(..., help="Indexed video paths."), index: Optional[Path] = IndexOpt) -> None:
     """Remove videos from an index; other videos keep their ids."""
-    from .index import VideoIndex
-
-    try:
-        with VideoIndex.open(_index_path(index), device="cpu") as vindex:
-            removed = vindex.remove(videos)
-    except VsearchError as exc:
-        raise _fail(exc)
+    removed = _on_index(index, lambda ix: ix.remove(videos))
     for r in removed:
         typer.echo(f"removed {_show(r.path)}")
 
 
 @app.command()
 def verify(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
-    """Check that the vector file agrees with the metadata store (exit 1 if not)."""
-    from .index import VideoIndex
+    """Check that the vector file agrees with the metadata store (exit 1 if not).
 
-    try:
-        with VideoIndex.open(_index_path(index), device="cpu") as vindex:
-            report = vindex.verify()
-    except VsearchError as exc:
-        raise _fail(exc)
+    A pure check: unlike every other command it does not repair what it finds;
+    any write command (or opening from Python) repairs from the metadata store.
+    """
+    report = _on_index(index, lambda ix: ix.verify(), repair=False)
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:
@@ -366,14 +357,7 @@ def rebuild(
     ),
 ) -> None:
     """Re-create the vector index from stored descriptors, without decoding."""
-    from .index import VideoIndex
-
-    try:
-        with VideoIndex.open(_index_path(index), device="cpu") as vindex:
-            total = vindex.rebuild(index_type=index_type)
-            kind = vindex.index_type
-    except VsearchError as exc:
-        raise _fail(exc)
+    total, kind = _on_index(index, lambda ix: (ix.rebuild(index_type=index_type), ix.index_type))
     typer.echo(f"rebuilt {total} vectors ({kind})")
 
 

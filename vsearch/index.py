@@ -83,7 +83,9 @@ class VideoIndex:
     ``rebuild`` take the writer lock for their duration.
     """
 
-    def __init__(self, path: str | os.PathLike, *, config: IndexConfig, store: MetaStore, device: Device) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, config: IndexConfig, store: MetaStore, device: Device, repair: bool = True
+    ) -> None:
         self.path = str(path)
         self.config = config
         self.device = device
@@ -94,7 +96,7 @@ class VideoIndex:
             #: "auto" (type follows library size) or a fixed FAISS factory string.
             self.index_policy = snap.meta("index_policy") or self.index_type
         self._videos: dict[int, VideoRecord] = {}
-        if self._load_vectors() and not store.readonly:
+        if self._load_vectors() and repair and not store.readonly:
             self._persist_repair()
 
     # -- opening ------------------------------------------------------------------
@@ -117,6 +119,7 @@ class VideoIndex:
         settings: dict | None = None,
         create: bool = False,
         device: str = "auto",
+        repair: bool = True,
     ) -> "VideoIndex":
         """Open an index folder.
 
@@ -124,6 +127,8 @@ class VideoIndex:
         defaults overridden by ``settings``, a dict of IndexConfig fields). Settings are
         fixed when an index is created: a ``config`` that differs from the stored one,
         or ``settings`` that disagree with it, raise :class:`ConfigMismatchError`.
+        A gap between the vector file and the metadata store is always repaired in
+        memory; with ``repair`` (default) the repaired file is also saved.
         """
         path = str(path)
         dev = resolve_device(device)
@@ -159,7 +164,7 @@ class VideoIndex:
                 + "; ".join(config.differences(stored))
                 + ")"
             )
-        return cls(path, config=stored, store=store, device=dev)
+        return cls(path, config=stored, store=store, device=dev, repair=repair)
 
     def close(self) -> None:
         self._lock.release()
