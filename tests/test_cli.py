@@ -24,7 +24,7 @@ def test_full_cycle_and_json_contracts(media, clips, tmp_path):
     assert lines[1]["hits"] == [] and lines[0]["duration"] > 4.5
 
     stats = json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)
-    assert stats["videos"] == 3 and stats["vectors"] == 87 and stats["dim"] == 448
+    assert stats["videos"] == 3 and stats["vectors"] == 90 and stats["dim"] == 336
     assert stats["duration_s"] > 47 and stats["bytes"] > 0 and "Flat" in stats["index_type"]
 
     listed = json.loads(run_cli("list", "--index", index, "--json", check=True).stdout)
@@ -70,12 +70,12 @@ def test_version():
 
 def test_index_settings_are_fixed_at_creation(media, tmp_path):
     index = str(tmp_path / "ix")
-    run_cli("ingest", str(media["extra"]), "--index", index, "--window", "3", "--size", "96x72", check=True)
+    run_cli("ingest", str(media["extra"]), "--index", index, "--window", "5", "--size", "96x72", check=True)
     stats = json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)
-    assert (stats["config"]["window_blocks"], stats["config"]["width"], stats["config"]["height"]) == (3, 96, 72)
-    assert stats["dim"] == 3 * 7 * 16
+    assert (stats["config"]["window_blocks"], stats["config"]["width"], stats["config"]["height"]) == (5, 96, 72)
+    assert stats["dim"] == 5 * 7 * 16
     # Repeating a setting the index has is fine; another value is refused with a clear message.
-    assert run_cli("ingest", str(media["lib11"]), "--index", index, "--window", "3").returncode == 0
+    assert run_cli("ingest", str(media["lib11"]), "--index", index, "--window", "5").returncode == 0
     proc = run_cli("ingest", str(media["lib12"]), "--index", index, "--block", "1.0")
     assert proc.returncode != 0 and "block_seconds" in proc.stderr and "cannot be changed" in proc.stderr
     assert json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)["videos"] == 2

@@ -62,9 +62,9 @@ def test_stats_match_what_was_ingested(built_index, media):
         records = index.videos()
     assert stats.videos == len(LIBRARY_SEEDS) == len(records)
     assert stats.duration_s == pytest.approx(16.0 * len(LIBRARY_SEEDS), abs=0.3)
-    # 16 s at 0.5 s blocks = 32 blocks, minus (window - 1) = 29 windows per video.
+    # 16 s at 0.5 s blocks = 32 blocks, minus (window - 1) = 30 windows per video.
     assert [r.blocks for r in records] == [32] * 3
-    assert stats.vectors == sum(r.windows for r in records) == 29 * 3
+    assert stats.vectors == sum(r.windows for r in records) == 30 * 3
     assert stats.dim == IndexConfig().dim and stats.bytes > 0
     assert {r.path for r in records} == {str(media[f"lib{s}"]) for s in LIBRARY_SEEDS}
     assert all(len(r.hash) == 32 and r.fps == pytest.approx(25.0) for r in records)
@@ -120,14 +120,14 @@ def test_lost_or_damaged_vector_file_is_repaired_from_lmdb(scratch_index, clips,
     else:
         vectors.write_bytes(vectors.read_bytes()[: vectors.stat().st_size // 2])
     with VideoIndex.open(scratch_index, device="cpu") as index:
-        assert index.stats().vectors == 29 * 3
+        assert index.stats().vectors == 30 * 3
         assert index.verify().ok  # the repair was saved, not only done in memory
         assert index.query(clips["exact"][0]).hits[0].video == str(clips["exact"][1])
 
 
 def test_rebuild_can_switch_index_type_and_back(scratch_index, clips):
     with VideoIndex.open(scratch_index, device="cpu") as index:
-        assert index.rebuild(index_type="IVF4,Flat") == 29 * 3
+        assert index.rebuild(index_type="IVF4,Flat") == 30 * 3
         assert index.stats().index_type == "IDMap2,IVF4,Flat"
     with VideoIndex.open(scratch_index, device="cpu") as index:
         assert index.index_type == "IVF4,Flat" and index.verify().ok

@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--transform", action="append",
                         help="a transform, or mild / hard / all (repeat; clips cycle through them) [crf28_half]")
     parser.add_argument("--features", default=None, help="feature kind of a new index (v1 or seed)")
+    parser.add_argument("--ingest-args", default="", help="extra arguments for a new index, e.g. '--window 3'")
     parser.add_argument("--holdout", type=int, default=4, help="videos kept out of the index as negatives")
     parser.add_argument("--negatives", type=int, default=None, help="negative clips [max(20, queries/5)]")
     parser.add_argument("--tolerance", type=float, default=0.5)
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
     index = args.index or work / "index"
     ingest_s = 0.0
     if not (index / "meta.lmdb").exists():
-        extra = ["--features", args.features] if args.features else []
+        extra = (["--features", args.features] if args.features else []) + args.ingest_args.split()
         t0 = time.perf_counter()
         proc = _vsearch("ingest", *library, "--index", str(index), "--quiet", *extra)
         ingest_s = time.perf_counter() - t0
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
         cases[name] = [j for j in positives if any(fnmatch.fnmatch(Path(j["source"]).name, g) for g in globs.split(","))]
     summary = {
         "videos_indexed": len(library),
-        "videos_held_out": len(held_out),
+        "videos_held_out": sorted(Path(v).name for v in held_out),
         "clip_seconds": args.clip_seconds,
         "features": args.features or "index default",
         "overall": summarise(positives),

@@ -118,14 +118,14 @@ def _requested_settings(features, block_seconds, window_blocks, size, analysis_f
 @app.command(
     epilog="Examples:\n\n  vsearch ingest ~/footage --index indexes/footage\n\n"
     "  vsearch ingest new.mp4 --index indexes/footage --quiet\n\n"
-    "  vsearch ingest ~/footage --index indexes/seed --features seed --block 0.5 --window 4"
+    "  vsearch ingest ~/footage --index indexes/seed --features seed --block 0.5 --window 3"
 )
 def ingest(
     paths: List[Path] = typer.Argument(..., help="Video files or folders (searched recursively)."),
     index: Optional[Path] = IndexOpt,
     features: Optional[str] = typer.Option(None, "--features", help="New index only: v1 (default) or seed."),
     block_seconds: Optional[float] = typer.Option(None, "--block", help="New index only: block seconds [0.5]."),
-    window_blocks: Optional[int] = typer.Option(None, "--window", help="New index only: blocks per window [4]."),
+    window_blocks: Optional[int] = typer.Option(None, "--window", help="New index only: blocks per window [3]."),
     size: Optional[str] = typer.Option(None, "--size", help="New index only: working resolution WxH [128x96]."),
     analysis_fps: Optional[float] = typer.Option(None, "--fps", help="New index only: analysis frame rate [10]."),
     device: str = DeviceOpt,

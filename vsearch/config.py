@@ -41,7 +41,7 @@ class IndexConfig:
 
     features: str = "v1"
     block_seconds: float = 0.5
-    window_blocks: int = 4
+    window_blocks: int = 3
     width: int = 128
     height: int = 96
     analysis_fps: float = 10.0
