@@ -122,3 +122,24 @@ def test_explicit_gpu_without_gpu_is_an_error():
         pytest.skip("a GPU is present")
     with pytest.raises(DeviceError):
         resolve_device("gpu")
+
+
+def test_letterbox_and_pillarbox_bars_are_detected_and_removed():
+    from vsearch.features import detect_borders, remove_borders
+
+    frames = _random_frames(6)
+    boxed = frames.copy()
+    boxed[:, :12], boxed[:, -12:] = 0.0, 0.0  # letterbox
+    assert detect_borders(boxed) == (13, 13, 0, 0)  # one pixel of edge blend more
+    pillar = frames.copy()
+    pillar[:, :, :16], pillar[:, :, -16:] = 16.0, 16.0
+    assert detect_borders(pillar) == (0, 0, 17, 17)
+    restored = remove_borders(boxed, (12, 12, 0, 0), np)
+    assert restored.shape == frames.shape
+    # Content that is merely dark, or bars on one side only, is left alone.
+    dark = frames * 0.05
+    assert detect_borders(dark) == (0, 0, 0, 0)
+    one_sided = frames.copy()
+    one_sided[:, :20] = 0.0
+    assert detect_borders(one_sided) == (0, 0, 0, 0)
+    assert detect_borders(np.zeros_like(frames)) == (0, 0, 0, 0)  # a black title card

@@ -262,3 +262,14 @@ def test_flipped_clip_is_found_by_the_mirrored_search(built_index, clips, tmp_pa
         assert index.query(flipped, mirrored=False).hits == []
         top = index.query(flipped).hits[0]
     assert top.video == str(source) and abs(top.start - start) <= 0.25
+
+
+def test_letterboxed_copy_is_found(built_index, clips, tmp_path):
+    from tools.ffmpeg_tools import cut_clip
+
+    _, source, start = clips["exact"]
+    boxed = cut_clip(source, tmp_path / "boxed.mp4", start=start, duration=5.0, crf=23,
+                     vf="scale=320:180,pad=320:240:0:30")
+    with VideoIndex.open(built_index, device="cpu") as index:
+        top = index.query(boxed).hits[0]
+    assert top.video == str(source) and abs(top.start - start) <= 0.25

@@ -18,7 +18,7 @@ FORMAT_VERSION = 1
 
 #: Feature kinds and the version of their definition. Bump a version whenever the
 #: numbers a kind produces change, so old indexes are refused instead of mis-matched.
-FEATURE_VERSIONS = {"v1": 1, "seed": 1}
+FEATURE_VERSIONS = {"v1": 2, "seed": 1}
 
 #: Number of kernel channels in both feature kinds.
 NUM_KERNELS = 7
@@ -46,6 +46,11 @@ class IndexConfig:
     height: int = 96
     analysis_fps: float = 10.0
     grid: tuple[int, int] = (4, 4)
+
+    @property
+    def crop_borders(self) -> bool:
+        """Letterbox/pillarbox bars are cut off before description (v1 only)."""
+        return self.features != "seed"
 
     def __post_init__(self) -> None:
         if self.features not in FEATURE_VERSIONS:

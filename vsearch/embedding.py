@@ -11,7 +11,7 @@ from .config import IndexConfig
 from .decode import VideoInfo, VideoSource
 from .device import Device
 from .errors import ClipTooShortError, VideoError
-from .features import block_descriptors
+from .features import block_descriptors, detect_borders, remove_borders
 from .windows import window_vectors
 
 # Frames per decode chunk, in blocks: memory stays flat whatever the video length.
@@ -36,10 +36,12 @@ def describe_video(path: str | os.PathLike, config: IndexConfig, device: Device)
     """Decode ``path`` chunk by chunk and describe every complete block."""
     source = VideoSource(path, width=config.width, height=config.height)
     chunk = config.frames_per_block * _BLOCKS_PER_CHUNK
-    parts = [
-        device.to_numpy(block_descriptors(frames, config, device.xp))
-        for frames in source.iter_frames(config.analysis_fps, chunk_frames=chunk)
-    ]
+    parts, borders = [], None
+    for frames in source.iter_frames(config.analysis_fps, chunk_frames=chunk):
+        if borders is None:  # bars are found on the first chunk and kept for the video
+            borders = detect_borders(frames) if config.crop_borders else (0, 0, 0, 0)
+        frames = remove_borders(frames, borders, device.xp)
+        parts.append(device.to_numpy(block_descriptors(frames, config, device.xp)))
     source.close()
     blocks = np.concatenate(parts) if parts else np.zeros((0, config.block_dim), np.float32)
     return VideoDescriptors(info=source.info, blocks=blocks.astype(np.float32, copy=False))
@@ -78,6 +80,9 @@ def describe_clip(
     source.close()
     fpb = config.frames_per_block
     vectors, starts, phases = [], [], []
+    # Bars are looked for in the same span of frames as on the library side.
+    head = frames[: config.frames_per_block * _BLOCKS_PER_CHUNK]
+    frames = remove_borders(frames, detect_borders(head) if config.crop_borders else (0, 0, 0, 0), np)
     views = (frames, frames[:, :, ::-1]) if mirrored else (frames,)
     for view_number, view in enumerate(views):
         for phase in range(fpb):

@@ -27,6 +27,10 @@ is described by *where* each kind of motion and structure is, not by how much
 there is overall. Resolution changes matter little because the working frame is
 small and pooled.
 
+Before description, ``v1`` cuts off letterbox/pillarbox bars (symmetric, near-black,
+flat; found on a video's first chunk, or on the query clip) and scales the picture
+back to the working size, so a boxed copy describes like its source.
+
 All functions take and return arrays of the namespace ``xp`` (NumPy or CuPy) and
 avoid Python loops over frames or pixels.
 """
@@ -140,6 +144,67 @@ def v1_descriptors(blocks: Any, grid: tuple[int, int], xp: Any) -> Any:
     pooled = xp.sqrt(pooled)
     centred = pooled - pooled.mean(axis=(2, 3), keepdims=True)
     return centred.reshape(centred.shape[0], -1).astype(xp.float32)
+
+
+# Letterbox/pillarbox detection: a bar row/column is near-black and flat in every frame.
+_BAR_MAX_LEVEL = 28.0
+_BAR_MAX_STD = 3.0
+_BAR_MIN_CONTENT = 0.4  # bars never leave less than this share of the frame
+_BAR_ASYMMETRY = 0.04  # top/bottom (left/right) bars differ by at most this share
+
+
+def _bar_extent(level: np.ndarray, spread: np.ndarray) -> tuple[int, int]:
+    """Lengths of the bar runs at both ends of a 1-D profile."""
+    is_bar = (level <= _BAR_MAX_LEVEL) & (spread <= _BAR_MAX_STD)
+    n = len(is_bar)
+    head = n if is_bar.all() else int(np.argmin(is_bar))
+    tail = n if is_bar.all() else int(np.argmin(is_bar[::-1]))
+    return head, tail
+
+
+def detect_borders(frames: np.ndarray) -> tuple[int, int, int, int]:
+    """Black bars (top, bottom, left, right) in pixels, the same in every frame.
+
+    Bars added by letterboxing or pillarboxing carry no picture; they are cut off
+    before description, at ingest and at query time alike, so a letterboxed copy
+    describes like its source. Only symmetric, near-black, flat bars count; anything
+    else (a dark scene, a black title card) is left alone.
+    """
+    if len(frames) == 0:
+        return (0, 0, 0, 0)
+    f = np.asarray(frames, dtype=np.float32)
+    h, w = f.shape[1:]
+    peak = f.max(axis=0)
+    top, bottom = _bar_extent(peak.max(axis=1), f.std(axis=(0, 2)))
+    left, right = _bar_extent(peak.max(axis=0), f.std(axis=(0, 1)))
+    if (h - top - bottom) < _BAR_MIN_CONTENT * h or (w - left - right) < _BAR_MIN_CONTENT * w:
+        return (0, 0, 0, 0)  # mostly black: a title card or a dark shot, not bars
+    # One more pixel: scaling blends the bar's edge into the first picture row.
+    top, bottom = (0, 0) if abs(top - bottom) > _BAR_ASYMMETRY * h or min(top, bottom) < 2 else (top + 1, bottom + 1)
+    left, right = (0, 0) if abs(left - right) > _BAR_ASYMMETRY * w or min(left, right) < 2 else (left + 1, right + 1)
+    return (top, bottom, left, right)
+
+
+def remove_borders(frames: Any, borders: tuple[int, int, int, int], xp: Any) -> Any:
+    """Crop ``borders`` off and scale back to the frame size (bilinear)."""
+    top, bottom, left, right = borders
+    if not any(borders):
+        return frames
+    n, h, w = frames.shape
+    inner = xp.asarray(frames, dtype=xp.float32)[:, top : h - bottom, left : w - right]
+    ih, iw = inner.shape[1:]
+
+    def axis(out_len: int, in_len: int):
+        pos = (np.arange(out_len) + 0.5) * in_len / out_len - 0.5
+        lo = np.clip(np.floor(pos).astype(np.int64), 0, in_len - 1)
+        hi = np.clip(lo + 1, 0, in_len - 1)
+        frac = np.clip(pos - lo, 0.0, 1.0).astype(np.float32)
+        return xp.asarray(lo), xp.asarray(hi), xp.asarray(frac)
+
+    y0, y1, fy = axis(h, ih)
+    x0, x1, fx = axis(w, iw)
+    rows = inner[:, y0, :] * (1 - fy)[None, :, None] + inner[:, y1, :] * fy[None, :, None]
+    return rows[:, :, x0] * (1 - fx)[None, None, :] + rows[:, :, x1] * fx[None, None, :]
 
 
 def block_descriptors(frames: Any, config: IndexConfig, xp: Any) -> Any:
