@@ -26,6 +26,9 @@ EVIDENCE_SECONDS = 5.0
 #: Default minimum score of a hit (calibrated on real footage, see README).
 DEFAULT_MIN_SCORE = 0.85
 
+#: Videos aligned per query at least (more when k is large), by vote mass.
+_MIN_CANDIDATES = 50
+
 #: Segments of one video whose library spans overlap more than this are duplicates.
 _NMS_IOU = 0.5
 
@@ -79,8 +82,13 @@ def aggregate(
     counts = np.bincount(clip.phases, minlength=fpb)
     horizon = np.resize(_windows_per_phase(EVIDENCE_SECONDS, config), len(counts))  # mirrored phases repeat
     expected = np.maximum(np.minimum(counts, horizon), 1)
+    # Only videos with real vote mass are worth aligning (a big library puts a few
+    # chance neighbours in hundreds of videos).
+    candidates, inverse = np.unique(video_ids[live], return_inverse=True)
+    mass = np.bincount(inverse, weights=sims[live])
+    keep = candidates[np.argsort(-mass, kind="stable")[: max(10 * k, _MIN_CANDIDATES)]]
     segments: list[Hit] = []
-    for video_id in np.unique(video_ids[live]):
+    for video_id in keep:
         mask = live & (video_ids == video_id)
         votes = _Votes(
             row=rows[mask],
