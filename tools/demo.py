@@ -25,9 +25,8 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".m4
 
 def vsearch(*args: str) -> None:
     cmd = [sys.executable, "-m", "vsearch", *args]
-    shown = [a for a in args if not a.startswith(str(ROOT.parent))][:8]
-    hidden = len(args) - len(shown)
-    print("$ vsearch " + " ".join(shown) + (f"  (+{hidden} paths)" if hidden else ""), flush=True)
+    shown = list(args) if len(args) <= 8 else [*args[:3], f"...({len(args) - 5} more)...", *args[-2:]]
+    print("$ vsearch " + " ".join(shown), flush=True)
     subprocess.run(cmd, check=False, cwd=ROOT)
 
 
