@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,11 @@ def main() -> None:
     rng = random.Random(args.seed)
     held_out = library[-1]
     indexed = library[:-1]
+    stale = subprocess.run([sys.executable, "-m", "vsearch", "stats", "--index", str(args.index)],
+                           capture_output=True, text=True, cwd=ROOT)
+    if stale.returncode == 5:  # built by an older vsearch: the demo's own index, so start afresh
+        print(f"demo index {args.index} is from an incompatible vsearch version; recreating it", flush=True)
+        shutil.rmtree(args.index)
     vsearch("ingest", *map(str, indexed), "--index", str(args.index))
 
     clips = []

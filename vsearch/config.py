@@ -126,7 +126,7 @@ class IndexConfig:
         if data.get("format_version") != FORMAT_VERSION:
             raise ConfigMismatchError(
                 f"index format version {data.get('format_version')} is not supported "
-                f"by this vsearch (expects {FORMAT_VERSION}); rebuild the index"
+                f"by this vsearch (expects {FORMAT_VERSION}); ingest its videos into a new index"
             )
         fields = {f.name for f in dataclasses.fields(cls)}
         config = cls(**{k: v for k, v in data.items() if k in fields})
@@ -134,7 +134,7 @@ class IndexConfig:
             raise ConfigMismatchError(
                 f"index was built with {config.features} features version "
                 f"{data.get('feature_version')}, this vsearch computes version "
-                f"{config.feature_version}; rebuild the index from its videos"
+                f"{config.feature_version}; ingest its videos into a new index"
             )
         return config
 
