@@ -143,3 +143,13 @@ def test_letterbox_and_pillarbox_bars_are_detected_and_removed():
     one_sided[:, :20] = 0.0
     assert detect_borders(one_sided) == (0, 0, 0, 0)
     assert detect_borders(np.zeros_like(frames)) == (0, 0, 0, 0)  # a black title card
+
+
+def test_mirrored_descriptors_equal_describing_flipped_frames():
+    from vsearch.features import mirror_descriptors
+
+    config = IndexConfig()
+    frames = _random_frames(7)
+    direct = block_descriptors(frames[:, :, ::-1].copy(), config, np)
+    permuted = mirror_descriptors(block_descriptors(frames, config, np), config)
+    np.testing.assert_allclose(permuted, direct, atol=1e-4)

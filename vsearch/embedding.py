@@ -11,7 +11,7 @@ from .config import IndexConfig
 from .decode import VideoInfo, VideoSource
 from .device import Device
 from .errors import ClipTooShortError, VideoError
-from .features import block_descriptors, detect_borders, remove_borders
+from .features import block_descriptors, detect_borders, mirror_descriptors, remove_borders
 from .windows import window_vectors
 
 # Frames per decode chunk, in blocks: memory stays flat whatever the video length.
@@ -83,11 +83,15 @@ def describe_clip(
     # Bars are looked for in the same span of frames as on the library side.
     head = frames[: config.frames_per_block * _BLOCKS_PER_CHUNK]
     frames = remove_borders(frames, detect_borders(head) if config.crop_borders else (0, 0, 0, 0), np)
-    views = (frames, frames[:, :, ::-1]) if mirrored else (frames,)
-    for view_number, view in enumerate(views):
-        for phase in range(fpb):
-            blocks = device.to_numpy(block_descriptors(view[phase:], config, device.xp))
-            windows = window_vectors(blocks, config)
+    for phase in range(fpb):
+        blocks = device.to_numpy(block_descriptors(frames[phase:], config, device.xp))
+        views = [blocks]
+        if mirrored:
+            # v1 mirrors by permuting descriptors; seed has no layout, so describe the flip.
+            views.append(mirror_descriptors(blocks, config) if config.features == "v1" else
+                         device.to_numpy(block_descriptors(frames[phase:, :, ::-1], config, device.xp)))
+        for view_number, view in enumerate(views):
+            windows = window_vectors(view, config)
             vectors.append(windows)
             starts.append(phase / config.analysis_fps + np.arange(len(windows)) * config.block_seconds)
             phases.append(np.full(len(windows), phase + view_number * fpb))

@@ -207,6 +207,22 @@ def remove_borders(frames: Any, borders: tuple[int, int, int, int], xp: Any) -> 
     return rows[:, :, x0] * (1 - fx)[None, None, :] + rows[:, :, x1] * fx[None, None, :]
 
 
+def mirror_descriptors(blocks: np.ndarray, config: IndexConfig) -> np.ndarray:
+    """Descriptors of the horizontally mirrored video, from the original's.
+
+    Mirroring swaps motion_r and motion_l and reverses the grid's columns; the other
+    kernels are mirror-symmetric and the valid region and grid crop are centred, so
+    for ``v1`` this equals describing flipped frames (tests check it) at no cost.
+    """
+    if config.features != "v1":
+        raise ValueError("mirroring by permutation needs v1 descriptors")
+    gh, gw = config.grid
+    order = [KERNEL_NAMES.index(n) for n in ("motion_l", "motion_r", "motion_u", "motion_d",
+                                             "laplacian", "inversion", "sobel")]
+    cube = blocks.reshape(len(blocks), len(KERNEL_NAMES), gh, gw)
+    return np.ascontiguousarray(cube[:, order, :, ::-1].reshape(len(blocks), -1))
+
+
 def block_descriptors(frames: Any, config: IndexConfig, xp: Any) -> Any:
     """Descriptors of every complete block in ``frames`` ((n, H, W) float32 grey).
 
