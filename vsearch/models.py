@@ -55,11 +55,8 @@ class Hit:
     distance: float
 
     def to_dict(self) -> dict[str, Any]:
-        out = _as_dict(self)
-        out.pop("video_id")
-        return {
-            k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()
-        } | {"video_id": self.video_id}
+        """The JSON contract of ``vsearch query --json`` (seconds and scores to 0.1 ms / 1e-4)."""
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in _as_dict(self).items()}
 
 
 @dataclass(frozen=True, kw_only=True)
