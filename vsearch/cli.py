@@ -361,7 +361,19 @@ def rebuild(
     typer.echo(f"rebuilt {total} vectors ({kind})")
 
 
+#: Exit code for a bug (an exception vsearch did not raise on purpose).
+EXIT_INTERNAL = 70
+
+
 def run() -> None:
-    """Console-script entry point."""
-    os.environ.setdefault("KMP_DUPLICATE_LIB_OK", "TRUE")
-    app()
+    """Console-script entry point: unexpected failures get one line too (traceback with -v)."""
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        typer.echo(f"vsearch: internal error: {type(exc).__name__}: {_show(str(exc))} (run with --verbose for details)",
+                   err=True)
+        sys.exit(EXIT_INTERNAL)
