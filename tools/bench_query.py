@@ -123,7 +123,7 @@ def end_to_end(hours: float, videos: Path | None, runs: int = 5) -> None:
     import subprocess
     import sys
 
-    from tools.ffmpeg_tools import cut_clip, scale_filter
+    from tools.ffmpeg_tools import cut_clip
     from tools.synth import make_video
     from vsearch import VideoIndex
     from vsearch.metastore import now_iso

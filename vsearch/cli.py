@@ -6,7 +6,6 @@ import csv
 import dataclasses
 import json
 import logging
-import os
 import sys
 import time
 from contextlib import contextmanager
