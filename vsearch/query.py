@@ -170,8 +170,12 @@ def _make_hit(
     phase: int, score: float,
 ) -> Hit:
     rows = votes.row[best]
-    # The best-aligned phase gives the offset, exact to about half an analysis frame.
-    offset = float(np.median(votes.offset[best][clip.phases[rows] == phase]))
+    # The best-aligned phase gives the offset, exact to about half an analysis frame;
+    # read at the clip's start (first windows), so a clip played slightly faster or
+    # slower, whose offset drifts along it, still gets the right start.
+    in_phase = np.flatnonzero(clip.phases[rows] == phase)
+    first = in_phase[np.argsort(clip.starts[rows[in_phase]], kind="stable")[:3]]
+    offset = float(np.median(votes.offset[best][first]))
     query_start = float(clip.starts[rows].min())
     query_end = float(min(clip.starts[rows].max() + config.window_seconds, clip.duration))
     start = max(offset + query_start, 0.0)
