@@ -2,7 +2,7 @@
 
     python -m tools.eval [--videos DIR] [--queries 300] [--seed 1] [--clip-seconds 2-20]
                          [--transform NAME|mild|hard|all ...] [--features v1|seed]
-                         [--holdout 4] [--index DIR] [--json OUT] [--workdir DIR]
+                         [--holdout 4] [--index DIR] [--json OUT] [--workdir DIR] [--keep] [--dry-run]
 
 It indexes the videos (all but ``--holdout`` of them, which give never-indexed
 negative clips), cuts seeded random clips (lengths uniform in ``--clip-seconds``,
@@ -21,7 +21,14 @@ transformation, per group (mild / hard / 2-second clips) and overall:
 - queries per second of the query process (decoding included).
 
 Hard cases are reported separately by file-name pattern (``--case NAME=GLOB,GLOB``;
-defaults fit ../shared/videos: look-alike talking heads and near-static cameras).
+defaults fit ../shared/videos: look-alike talking heads and near-static cameras), and
+misses per source video (the worst few are printed).
+
+The engine is used only through its command line (``python -m vsearch ingest`` and
+``query --json``), so the harness measures what a user gets. ``--dry-run`` cuts the
+clips and prints the plan without touching the engine. A temporary work folder
+(clips, and the index unless ``--index`` is given) is deleted at the end unless
+``--keep``, ``--dry-run`` or ``--workdir`` is given.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import fnmatch
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +59,34 @@ DEFAULT_CASES = ["talking_heads=liveportrait_d*,sadtalker_*", "near_static=intel
 
 def _vsearch(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vsearch", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def indexed_paths(index: Path) -> set[str] | None:
+    """Resolved paths of the videos an existing index holds (``vsearch list --json``), or None."""
+    proc = _vsearch("list", "--index", str(index), "--json")
+    try:
+        return {os.path.realpath(row["path"]) for row in json.loads(proc.stdout)}
+    except (json.JSONDecodeError, TypeError, KeyError):
+        return None
+
+
+def parse_query_output(stdout: str) -> dict[str, dict]:
+    """Answers of ``vsearch query --json`` by query path; lines that are not JSON objects are skipped.
+
+    Hit paths are resolved (symlinks, ``..``) so they compare equal to the resolved
+    source paths the clips were cut from.
+    """
+    answers = {}
+    for line in stdout.splitlines():
+        try:
+            answer = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(answer, dict) and "query" in answer:
+            for hit in answer.get("hits", []):
+                hit["video"] = os.path.realpath(hit["video"])
+            answers[answer["query"]] = answer
+    return answers
 
 
 def _random_start(rng: random.Random, duration: float, span: float, block: float = 0.5) -> float:
@@ -101,6 +137,19 @@ def _f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r > 0 else 0.0
 
 
+def per_video_misses(positives: list[dict]) -> list[dict]:
+    """Positives and top-1 misses per source video, most misses first."""
+    by_video: dict[str, list[dict]] = {}
+    for job in positives:
+        by_video.setdefault(job["source"], []).append(job)
+    rows = [
+        {"video": video, "queries": len(jobs), "misses": sum(not j["top1"] for j in jobs),
+         "no_hit": sum(not j["hits"] for j in jobs)}
+        for video, jobs in by_video.items()
+    ]
+    return sorted(rows, key=lambda r: (-r["misses"], -r["misses"] / r["queries"], r["video"]))
+
+
 def summarise(rows: list[dict]) -> dict:
     if not rows:
         return {"queries": 0}
@@ -139,7 +188,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-mirrored", action="store_true", help="pass --no-mirrored to vsearch query")
     parser.add_argument("--case", action="append", help="NAME=GLOB[,GLOB] hard-case group by file name")
     parser.add_argument("--index", type=Path, default=None, help="index folder (reused if it exists)")
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--workdir", type=Path, default=None, help="clips (and a new index) go here; kept")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="cut the clips and print the plan; skip ingest and query")
     parser.add_argument("--json", type=Path, default=None, help="write summary and per-query records here")
     args = parser.parse_args(argv)
     if args.videos is None:
@@ -150,26 +202,44 @@ def main(argv: list[str] | None = None) -> dict:
     rng = random.Random(args.seed)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="vsearch-eval-"))
     work.mkdir(parents=True, exist_ok=True)
+    remove_work = args.workdir is None and not (args.keep or args.dry_run)
+    try:
+        return _evaluate(args, transforms, length_range, rng, work)
+    finally:
+        if remove_work:
+            shutil.rmtree(work, ignore_errors=True)
+        elif args.keep and args.workdir is None:
+            print(f"work folder kept: {work}")
+
+
+def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tuple[float, float],
+              rng: random.Random, work: Path) -> dict:
+    """Index, cut, query and score (see the module docstring); returns the summary."""
     t_start = time.perf_counter()
 
     videos = sorted(str(p.resolve()) for p in args.videos.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not videos:
+        sys.exit(f"{args.videos}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
     durations = {v: probe_duration(v) for v in videos}
     delays = {v: probe_video_delay(v) for v in videos}
     held_out = set(rng.sample(videos, min(args.holdout, len(videos) - 1))) if args.holdout else set()
     library = [v for v in videos if v not in held_out]
+    index = args.index or work / "index"
+    reuse_index = (index / "meta.lmdb").exists()
+    if reuse_index:
+        # A reused index was built by another run, perhaps with another seed or holdout:
+        # what it really holds decides which clips are positives and which negatives.
+        indexed = indexed_paths(index)
+        if indexed is None:
+            print(f"{index}: could not list the indexed videos; assuming the seeded holdout")
+        else:
+            library = [v for v in videos if v in indexed]
+            held_out = set(videos) - indexed
+            if not library:
+                sys.exit(f"{index}: holds none of the videos in {args.videos}")
     background = work / "pip_background.mp4"  # never indexed
     if "pip" in transforms and not background.exists():
         make_video(background, seconds=30, seed=987654, size=(640, 360))
-
-    index = args.index or work / "index"
-    ingest_s = 0.0
-    if not (index / "meta.lmdb").exists():
-        extra = (["--features", args.features] if args.features else []) + args.ingest_args.split()
-        t0 = time.perf_counter()
-        proc = _vsearch("ingest", *library, "--index", str(index), "--quiet", *extra)
-        ingest_s = time.perf_counter() - t0
-        if proc.returncode not in (0, 2):
-            sys.exit(f"ingest failed: {proc.stderr.strip()}")
 
     def new_job(kind: str, pool: list[str], i: int) -> dict | None:
         length = 2.0 if rng.random() < args.short_share else round(rng.uniform(*length_range), 2)
@@ -197,6 +267,17 @@ def main(argv: list[str] | None = None) -> dict:
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(cut, jobs))
     cut_s = time.perf_counter() - t0
+    if args.dry_run:
+        return print_plan(jobs, library, held_out, work, cut_s)
+
+    ingest_s = 0.0
+    if not reuse_index:
+        extra = (["--features", args.features] if args.features else []) + args.ingest_args.split()
+        t0 = time.perf_counter()
+        proc = _vsearch("ingest", *library, "--index", str(index), "--quiet", *extra)
+        ingest_s = time.perf_counter() - t0
+        if proc.returncode not in (0, 2):
+            sys.exit(f"ingest failed: {proc.stderr.strip()}")
 
     query_args = ["query", *[j["clip"] for j in jobs], "--index", str(index), "--json", "-k", "5"]
     if args.min_score is not None:
@@ -206,11 +287,10 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     proc = _vsearch(*query_args)
     query_s = time.perf_counter() - t0
-    answers = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("{"):
-            answer = json.loads(line)
-            answers[answer["query"]] = answer
+    if proc.returncode not in (0, 2):
+        # Still score what came back (clips without an answer count as no hit), but say why.
+        print(f"vsearch query exited {proc.returncode}: {(proc.stderr.strip().splitlines() or ['-'])[-1]}")
+    answers = parse_query_output(proc.stdout)
     for job in jobs:
         answer = answers.get(job["clip"], {"hits": [], "duration": job["length"]})
         job["hits"], job["clip_duration"] = answer["hits"][:5], answer["duration"]
@@ -241,6 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
             **{f"case:{name}": summarise(rows) for name, rows in cases.items()},
         },
         "per_transform": {t: summarise([j for j in positives if j["transform"] == t]) for t in dict.fromkeys(transforms)},
+        "per_video": per_video_misses(positives),
         "negatives": len(negatives),
         "false_alarm_rate": float(np.mean([j["false_alarm"] for j in negatives])) if negatives else None,
         "ingest_s": round(ingest_s, 2),
@@ -253,6 +334,19 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "queries": jobs}, indent=1))
     return summary
+
+
+def print_plan(jobs: list[dict], library: list[str], held_out: set[str], work: Path, cut_s: float) -> dict:
+    """--dry-run: list the cut clips (checking each one's real length) instead of scoring."""
+    print(f"{len(library)} videos to index, {len(held_out)} held out: "
+          f"{', '.join(sorted(Path(v).name for v in held_out)) or '-'}")
+    print(f"{'clip':<44}{'source':<42}{'start':>8}{'len':>6}{'got':>7}")
+    for job in jobs:
+        job["clip_duration"] = probe_duration(job["clip"])
+        print(f"{Path(job['clip']).name:<44}{Path(job['source']).name[:40]:<42}{job['start']:>8.3f}"
+              f"{job['length']:>6g}{job['clip_duration']:>7.2f}")
+    print(f"cut {len(jobs)} clips in {cut_s:.1f} s into {work} (kept); ingest and query skipped")
+    return {"dry_run": True, "clips": len(jobs), "cut_s": round(cut_s, 2), "workdir": str(work)}
 
 
 def print_report(summary: dict, jobs: list[dict]) -> None:
@@ -278,6 +372,10 @@ def print_report(summary: dict, jobs: list[dict]) -> None:
         top = job["hits"][0] if job["hits"] else None
         got = f"{Path(top['video']).name} @ {top['start']:.2f} (score {top['score']:.2f})" if top else "no hit"
         print(f"  miss: {Path(job['source']).name} @ {job['true_start']:.2f} [{job['transform']}, {job['length']:g}s] -> {got}")
+    worst = [row for row in summary["per_video"] if row["misses"]][:5]
+    if worst:
+        print("videos with most top-1 misses: " + ", ".join(
+            f"{Path(r['video']).name} {r['misses']}/{r['queries']}" for r in worst))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.ffmpeg_tools import ffmpeg_exe
+from tools.ffmpeg_tools import encoder_args, ffmpeg_exe, last_stderr_line
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -33,6 +33,7 @@ def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 
 
 def _frames(seconds: float, seed: int, fps: float, size: tuple[int, int], cut_every: float):
+    """Yield the RGB frames of one seeded video (see the module docstring)."""
     width, height = size
     rng = np.random.default_rng(seed)
     n = int(round(seconds * fps))
@@ -65,6 +66,32 @@ def _frames(seconds: float, seed: int, fps: float, size: tuple[int, int], cut_ev
         yield rgb
 
 
+def _encode(frames, path: Path, *, fps: float, size: tuple[int, int], codec: str, crf: int) -> Path:
+    """Pipe raw RGB frames into ffmpeg and encode them to ``path``."""
+    width, height = size
+    if width % 2 or height % 2:
+        # yuv420p needs even sizes; ffmpeg's own last line would only say "nothing written".
+        raise ValueError(f"{path}: frame size {width}x{height} must have even width and height")
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "-",
+        *encoder_args(codec, crf), "-pix_fmt", "yuv420p", str(path),
+    ]
+    # stderr goes to a pipe read only at the end: at -loglevel error it stays far below
+    # the pipe buffer, so ffmpeg cannot block on it while we write frames.
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for frame in frames:
+            proc.stdin.write(frame.tobytes())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # ffmpeg died early; its own message (read below) says why
+    err = proc.stderr.read()
+    if proc.wait() != 0:
+        raise RuntimeError(f"{path}: ffmpeg failed ({last_stderr_line(err)})")
+    return path
+
+
 def make_video(
     path: str | Path,
     *,
@@ -76,29 +103,46 @@ def make_video(
     crf: int = 20,
     cut_every: float = 4.0,
 ) -> Path:
-    """Render a seeded synthetic video to ``path`` and return it."""
+    """Render a seeded synthetic video to ``path`` and return it.
+
+    ``round(seconds * fps)`` frames of ``size`` (width, height), a hard cut to a new
+    texture every ``cut_every`` seconds. Any codec of ``ffmpeg_tools.encoder_args``.
+    """
+    frames = _frames(seconds, seed, fps, size, cut_every)
+    return _encode(frames, Path(path), fps=fps, size=size, codec=codec, crf=crf)
+
+
+def make_static_video(
+    path: str | Path,
+    *,
+    seconds: float,
+    seed: int,
+    fps: float = 25,
+    size: tuple[int, int] = (320, 240),
+    codec: str = "libx264",
+    crf: int = 20,
+    noise: float = 1.5,
+) -> Path:
+    """A still textured picture with faint per-frame noise (a camera watching nothing).
+
+    Useful as a hard case: almost no motion, so a matcher must neither crash on it nor
+    claim confident matches in it. ``noise`` is the grey-level standard deviation.
+    """
     width, height = size
-    path = Path(path)
-    cmd = [
-        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "-",
-        "-c:v", codec, *(["-preset", "veryfast", "-crf", str(crf)] if codec == "libx264" else []),
-        "-pix_fmt", "yuv420p", str(path),
-    ]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        for frame in _frames(seconds, seed, fps, size, cut_every):
-            proc.stdin.write(frame.tobytes())
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    err = proc.stderr.read().decode(errors="replace").strip()
-    if proc.wait() != 0:
-        raise RuntimeError(f"{path}: ffmpeg failed ({err.splitlines()[-1] if err else 'no message'})")
-    return path
+    rng = np.random.default_rng(seed)
+    still = _texture(rng, height, width)
+    colour = rng.uniform(0.6, 1.0, size=3).astype(np.float32)
+
+    def frames():
+        for _ in range(int(round(seconds * fps))):
+            grey = still + rng.normal(0, noise, size=still.shape).astype(np.float32)
+            yield np.clip(grey[..., None] * colour, 0, 255).astype(np.uint8)
+
+    return _encode(frames(), Path(path), fps=fps, size=size, codec=codec, crf=crf)
 
 
 def main() -> None:
+    """``python -m tools.synth OUTDIR``: write synth_00.mp4, synth_01.mp4, ... and print their paths."""
     parser = argparse.ArgumentParser(description="Write seeded synthetic test videos.")
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--count", type=int, default=6)
