@@ -112,35 +112,6 @@ def make_video(
     return _encode(frames, Path(path), fps=fps, size=size, codec=codec, crf=crf)
 
 
-def make_static_video(
-    path: str | Path,
-    *,
-    seconds: float,
-    seed: int,
-    fps: float = 25,
-    size: tuple[int, int] = (320, 240),
-    codec: str = "libx264",
-    crf: int = 20,
-    noise: float = 1.5,
-) -> Path:
-    """A still textured picture with faint per-frame noise (a camera watching nothing).
-
-    Useful as a hard case: almost no motion, so a matcher must neither crash on it nor
-    claim confident matches in it. ``noise`` is the grey-level standard deviation.
-    """
-    width, height = size
-    rng = np.random.default_rng(seed)
-    still = _texture(rng, height, width)
-    colour = rng.uniform(0.6, 1.0, size=3).astype(np.float32)
-
-    def frames():
-        for _ in range(int(round(seconds * fps))):
-            grey = still + rng.normal(0, noise, size=still.shape).astype(np.float32)
-            yield np.clip(grey[..., None] * colour, 0, 255).astype(np.uint8)
-
-    return _encode(frames(), Path(path), fps=fps, size=size, codec=codec, crf=crf)
-
-
 def main() -> None:
     """``python -m tools.synth OUTDIR``: write synth_00.mp4, synth_01.mp4, ... and print their paths."""
     parser = argparse.ArgumentParser(description="Write seeded synthetic test videos.")
