@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tools.eval import score_positive, summarise
 from tools.ffmpeg_tools import apply_transform, probe_duration
+from vsearch.decode import VideoSource
 
 
 def _job(hits, true_start=10.0, span=5.0, clip=5.0):
@@ -39,3 +41,22 @@ def test_partial_and_wrong_hits():
 def test_speed_transform_keeps_clip_length_and_covers_more_source(media, tmp_path):
     out = apply_transform("speed110", media["lib11"], tmp_path / "fast.mp4", start=2.3, duration=4.0)
     assert probe_duration(out) == pytest.approx(4.0, abs=0.1)
+
+
+def _closest_source_time(source, frame, times):
+    candidates = source.frames_at(times).astype(np.float32)
+    return float(times[np.argmin(((candidates - frame.astype(np.float32)) ** 2).mean(axis=(1, 2, 3)))])
+
+
+@pytest.mark.parametrize("name, speed", [("speed110", 1.1), ("speed090", 0.9)])
+def test_speed_clip_starts_at_start_and_runs_at_its_speed(media, tmp_path, name, speed):
+    # Output seeking after setpts would start the clip at start * speed: the ground truth
+    # of every speed query rests on this.
+    start = 6.3
+    out = apply_transform(name, media["lib11"], tmp_path / "retimed.mp4", start=start, duration=4.0)
+    source = VideoSource(media["lib11"], width=64, height=48)
+    clip = VideoSource(out, width=64, height=48)
+    times = np.arange(0, 16, 0.04)  # lib11 is 25 fps: every frame
+    for clip_time in (0.0, 3.0):
+        frame = clip.frames_at(np.array([clip_time]))[0]
+        assert _closest_source_time(source, frame, times) == pytest.approx(start + clip_time * speed, abs=0.05)

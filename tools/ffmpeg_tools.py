@@ -202,7 +202,11 @@ def apply_transform(name: str, src, dst, *, start: float, duration: float, backg
         if background is None:
             raise ValueError("picture-in-picture needs a background video")
         return picture_in_picture(src, background, dst, start=start, duration=duration, crf=spec["crf"])
-    source_seconds = duration * spec.get("speed", 1.0)
     args = transform_args(name)
-    extra = ["-t", f"{duration:.3f}"] if "speed" in spec else None
-    return cut_clip(src, dst, start=start, duration=source_seconds, extra=extra, **args)
+    if "speed" in spec:
+        # Output seeking (-ss after -i) compares *filtered* timestamps, which setpts has
+        # already re-timed: the clip would start at start * speed. Trim before re-timing.
+        source_seconds = duration * spec["speed"]
+        args["vf"] = f"trim=start={start:.3f}:duration={source_seconds:.3f},setpts=PTS-STARTPTS,{args['vf']}"
+        return cut_clip(src, dst, start=0.0, duration=duration, **args)
+    return cut_clip(src, dst, start=start, duration=duration, **args)
