@@ -153,3 +153,30 @@ def test_mirrored_descriptors_equal_describing_flipped_frames():
     direct = block_descriptors(frames[:, :, ::-1].copy(), config, np)
     permuted = mirror_descriptors(block_descriptors(frames, config, np), config)
     np.testing.assert_allclose(permuted, direct, atol=1e-4)
+
+
+def _smooth_moving_frames(n: int, seed: int, h: int = 96, w: int = 128) -> np.ndarray:
+    """Textured grey footage panning diagonally, 3 pixels per frame (like real video)."""
+    rng = np.random.default_rng(seed)
+    big = rng.uniform(0, 255, size=(h // 4 + 3 * n, w // 4 + 3 * n)).astype(np.float32)
+    big = np.kron(big, np.ones((4, 4), np.float32))  # 4-pixel texture
+    big = (big + np.roll(big, 1, 0) + np.roll(big, 1, 1) + np.roll(big, (1, 1), (0, 1))) / 4
+    return np.stack([big[3 * t : 3 * t + h, 3 * t : 3 * t + w] for t in range(n)])
+
+
+def test_picture_in_picture_inset_is_found_and_ordinary_footage_is_not():
+    from vsearch.features import detect_inset
+
+    background = _smooth_moving_frames(30, seed=1)
+    inset = _smooth_moving_frames(30, seed=2)[:, ::2, ::2]  # the clip at half size
+    pip = background.copy()
+    pip[:, 10:58, 13:77] = inset  # rows 10-57, columns 13-76 (like overlay x=W*0.1)
+    top, bottom, left, right = detect_inset(pip)
+    assert abs(top - 10) <= 1 and abs(bottom - (96 - 58)) <= 1
+    assert abs(left - 13) <= 1 and abs(right - (128 - 77)) <= 1
+    assert detect_inset(background) is None
+    assert detect_inset(_random_frames(6)) is None
+    # A flat plate (a logo or caption box) has a border too, but is no picture.
+    plate = background.copy()
+    plate[:, 10:58, 13:77] = 255.0
+    assert detect_inset(plate) is None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vsearch import IndexConfig, VideoIndex
-from vsearch.errors import ClipTooShortError, ConfigMismatchError, IndexNotFoundError, NotIndexedError
+from vsearch.errors import ClipTooShortError, ConfigMismatchError, IndexNotFoundError, NotIndexedError, VsearchError
 
 from .conftest import LIBRARY_SEEDS
 
@@ -262,6 +262,45 @@ def test_flipped_clip_is_found_by_the_mirrored_search(built_index, clips, tmp_pa
         assert index.query(flipped, mirrored=False).hits == []
         top = index.query(flipped).hits[0]
     assert top.video == str(source) and abs(top.start - start) <= 0.25
+
+
+@pytest.mark.parametrize("speed", [1.1, 0.9])
+def test_speed_changed_clip_is_found_with_its_speed(built_index, clips, tmp_path, speed):
+    from tools.ffmpeg_tools import apply_transform
+
+    _, source, start = clips["exact"]
+    # 6 s of clip showing 6 * speed s of the source from `start`.
+    retimed = apply_transform(f"speed{round(speed * 100):03d}", source, tmp_path / f"speed{speed}.mp4",
+                              start=start, duration=6.0)
+    with VideoIndex.open(built_index, device="cpu") as index:
+        exact_only = index.query(retimed, speeds=(1.0,), min_score=0.0).hits
+        hits = index.query(retimed, min_score=0.0).hits
+    top = hits[0]
+    assert top.video == str(source) and top.speed == speed and not top.mirrored
+    assert abs(top.start - start) <= 0.25
+    # the library span is the clip's span re-timed
+    assert abs((top.end - top.start) - (top.query_end - top.query_start) * speed) < 0.05
+    same = [h for h in exact_only if h.video == str(source)]
+    assert not same or same[0].score < top.score
+
+
+def test_picture_in_picture_clip_is_found_through_its_inset(built_index, clips, media, tmp_path):
+    from tools.ffmpeg_tools import picture_in_picture
+
+    _, source, start = clips["exact"]
+    pip = picture_in_picture(source, media["negative"], tmp_path / "pip.mp4", start=start, duration=6.0)
+    with VideoIndex.open(built_index, device="cpu") as index:
+        assert [h for h in index.query(pip, inset=False).hits if h.video == str(source)] == []
+        top = index.query(pip).hits[0]
+    assert top.video == str(source) and abs(top.start - start) <= 0.25
+
+
+def test_bad_speeds_are_refused(built_index, clips):
+    with VideoIndex.open(built_index, device="cpu") as index:
+        with pytest.raises(VsearchError, match="speeds"):
+            index.query(clips["exact"][0], speeds=(0.1,))
+        with pytest.raises(VsearchError, match="speeds"):
+            index.query(clips["exact"][0], speeds=())
 
 
 def test_letterboxed_copy_is_found(built_index, clips, tmp_path):

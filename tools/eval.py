@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="a transform, or mild / hard / all (repeat; clips cycle through them) [crf28_half]")
     parser.add_argument("--features", default=None, help="feature kind of a new index (v1 or seed)")
     parser.add_argument("--ingest-args", default="", help="extra arguments for a new index, e.g. '--window 3'")
+    parser.add_argument("--query-args", default="", help="extra arguments for vsearch query, e.g. '--speeds 1'")
     parser.add_argument("--holdout", type=int, default=4, help="videos kept out of the index as negatives")
     parser.add_argument("--negatives", type=int, default=None, help="negative clips [max(20, queries/5)]")
     parser.add_argument("--tolerance", type=float, default=0.5)
@@ -284,6 +285,7 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
         query_args += ["--min-score", str(args.min_score)]
     if args.no_mirrored:
         query_args.append("--no-mirrored")
+    query_args += args.query_args.split()
     t0 = time.perf_counter()
     proc = _vsearch(*query_args)
     query_s = time.perf_counter() - t0

@@ -172,7 +172,8 @@ def ingest(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-_CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_end", "score", "distance")
+_CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_end", "score", "distance", "speed",
+               "mirrored")
 
 
 @app.command(
@@ -192,16 +193,29 @@ def query(
     mirrored: bool = typer.Option(
         True, "--mirrored/--no-mirrored", help="Also search the horizontally flipped clip (finds flipped copies)."
     ),
+    inset: bool = typer.Option(
+        True, "--inset/--no-inset", help="Also search a picture-in-picture inset when the clip has one."
+    ),
+    speeds: Optional[str] = typer.Option(
+        None, "--speeds", help="Playback speeds to search, comma-separated [1,0.9,1.1]; '1' finds exact-speed copies only."
+    ),
     report: Optional[Path] = typer.Option(
         None, "--report", help="Write a visual report (.html or .png); with several clips, -N is added to the name."
     ),
 ) -> None:
     """Find the library segments each clip comes from."""
+    from .embedding import DEFAULT_SPEEDS, check_speeds
     from .index import VideoIndex
     from .query import DEFAULT_MIN_SCORE
 
     if as_json and as_csv:
         raise _fail(VsearchError("--json and --csv cannot be used together"))
+    try:
+        speed_list = check_speeds(DEFAULT_SPEEDS if speeds is None else [float(s) for s in speeds.split(",") if s.strip()])
+    except ValueError:
+        raise _fail(VsearchError(f"--speeds must be comma-separated numbers, got {speeds!r}"))
+    except VsearchError as exc:
+        raise _fail(exc)
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
     failed = 0
     writer = csv.writer(sys.stdout, lineterminator="\n") if as_csv else None
@@ -214,7 +228,8 @@ def query(
     with vindex:
         for number, clip in enumerate(clips, 1):
             try:
-                result = vindex.query(clip, k=k, min_score=threshold, mirrored=mirrored)
+                result = vindex.query(clip, k=k, min_score=threshold, mirrored=mirrored, speeds=speed_list,
+                                      inset=inset)
                 if report is not None:
                     from .report import write_report
 
@@ -240,9 +255,10 @@ def _print_result(result, *, as_json: bool, writer) -> None:
         count = len(result.hits)
         typer.echo(f"{_show(result.query)} ({result.duration:.2f} s): {count or 'no'} hit{'' if count == 1 else 's'}")
         for rank, hit in enumerate(result.hits, 1):
+            edits = ([f"speed {hit.speed:g}x"] if hit.speed != 1.0 else []) + (["mirrored"] if hit.mirrored else [])
             typer.echo(
                 f"  {rank}. {_show(hit.video)}  {_hms(hit.start)} - {_hms(hit.end)}  score {hit.score:.3f}"
-                f"  (clip {_hms(hit.query_start)} - {_hms(hit.query_end)})"
+                f"  (clip {_hms(hit.query_start)} - {_hms(hit.query_end)}{''.join(', ' + e for e in edits)})"
             )
 
 

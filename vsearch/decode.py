@@ -51,6 +51,7 @@ class VideoSource:
 
     def __init__(self, path: str | os.PathLike, *, width: int, height: int) -> None:
         self.path = os.fsdecode(os.fspath(path))
+        self.width, self.height = width, height
         check_readable(self.path)
         self._fd: int | None = None
         decode_path = self.path
@@ -114,12 +115,24 @@ class VideoSource:
         for start in range(0, len(indices), chunk_frames):
             wanted = indices[start : start + chunk_frames]
             unique, inverse = np.unique(wanted, return_inverse=True)
-            try:
-                rgb = self._reader.get_batch(unique.tolist()).asnumpy()
-            except Exception as exc:
-                raise VideoError(self.path, f"decoding failed near frame {int(unique[0])} ({_one_line(exc)})") from None
-            gray = np.rint(rgb.astype(np.float32) @ _LUMA).astype(np.uint8)
-            yield gray[inverse]
+            yield self._gray(unique)[inverse]
+
+    def frames_at_rates(self, rates: list[float]) -> list[np.ndarray]:
+        """All uint8 grey frames at each analysis rate, decoding each frame once.
+
+        For short clips only: everything is held in memory.
+        """
+        per_rate = [self.sample_indices(rate) for rate in rates]
+        unique, inverse = np.unique(np.concatenate(per_rate), return_inverse=True)
+        gray = self._gray(unique) if len(unique) else np.zeros((0, self.height, self.width), np.uint8)
+        return [gray[part] for part in np.split(inverse, np.cumsum([len(i) for i in per_rate])[:-1])]
+
+    def _gray(self, unique: np.ndarray) -> np.ndarray:
+        try:
+            rgb = self._reader.get_batch(unique.tolist()).asnumpy()
+        except Exception as exc:
+            raise VideoError(self.path, f"decoding failed near frame {int(unique[0])} ({_one_line(exc)})") from None
+        return np.rint(rgb.astype(np.float32) @ _LUMA).astype(np.uint8)
 
     def frames_at(self, times: np.ndarray) -> np.ndarray:
         """RGB uint8 frames on screen at the given times (seconds), at the reader's size."""

@@ -185,6 +185,79 @@ def detect_borders(frames: np.ndarray) -> tuple[int, int, int, int]:
     return (top, bottom, left, right)
 
 
+_INSET_SIDE = (0.2, 0.8)  # an inset's width and height, as shares of the frame's
+_INSET_ASPECT = 0.3  # an inset keeps the frame's aspect ratio within +-30 %
+_INSET_MIN_EDGE = 10.0  # grey levels: each side's persistent edge is at least this...
+_INSET_EDGE_RATIO = 3.0  # ...and this many times the frame's typical persistent edge
+_INSET_MIN_TEXTURE = 2.0  # mean gradient inside, so a flat box (a logo plate) is no inset
+_INSET_COVERAGE = 0.9  # share of each side's length that must show the edge
+_INSET_CANDIDATES = 10  # strongest edge rows and columns tried as sides
+
+
+def _profile_peaks(profile: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the ``count`` strongest local maxima, away from the frame's edge."""
+    p = profile.astype(np.float64).copy()
+    p[:2] = p[-2:] = -1.0
+    local = np.flatnonzero((p >= np.roll(p, 1)) & (p >= np.roll(p, -1)) & (p > 0))
+    return np.sort(local[np.argsort(-p[local], kind="stable")[:count]])
+
+
+def detect_inset(frames: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Margins (top, bottom, left, right) of a picture-in-picture inset, or None.
+
+    A clip shown small over other footage keeps a rectangular border that stays put
+    while both pictures change: four straight edges, present in most frames, around a
+    textured region of about the frame's aspect ratio. The candidates are the strongest
+    persistent edge rows and columns; the rectangle whose four sides are all clearly
+    persistent edges, weighted by their length, wins. Only used on query clips, as an
+    extra view: a false detection costs search time, a missed one loses only the PiP.
+    """
+    f = np.asarray(frames, dtype=np.float32)
+    if len(f) < 3:
+        return None
+    h, w = f.shape[1:]
+    # Median over time: an edge counts only if it is there in most frames.
+    ex = np.median(np.abs(np.diff(f, axis=2)), axis=0)  # (h, w-1), between columns x and x+1
+    ey = np.median(np.abs(np.diff(f, axis=1)), axis=0)  # (h-1, w), between rows y and y+1
+    floor = max(_INSET_MIN_EDGE, _INSET_EDGE_RATIO * float(np.median(np.concatenate([ex.ravel(), ey.ravel()]))))
+    cols = _profile_peaks(ex.mean(axis=0), _INSET_CANDIDATES)
+    rows = _profile_peaks(ey.mean(axis=1), _INSET_CANDIDATES)
+    x0, x1, y0, y1 = (a.ravel() for a in np.meshgrid(cols, cols, rows, rows, indexing="ij"))
+    iw, ih = x1 - x0, y1 - y0
+    ok = (
+        (iw >= _INSET_SIDE[0] * w) & (iw <= _INSET_SIDE[1] * w)
+        & (ih >= _INSET_SIDE[0] * h) & (ih <= _INSET_SIDE[1] * h)
+        & (np.abs((iw / w) / np.maximum(ih / h, 1e-9) - 1) <= _INSET_ASPECT)
+    )
+    if not ok.any():
+        return None
+    x0, x1, y0, y1, iw, ih = (a[ok] for a in (x0, x1, y0, y1, iw, ih))
+    # Mean of a map along each side, from cumulative sums along the side.
+    def along_sides(vertical: np.ndarray, horizontal: np.ndarray) -> np.ndarray:
+        cx = np.vstack([np.zeros((1, w - 1)), np.cumsum(vertical, axis=0, dtype=np.float64)])
+        cy = np.hstack([np.zeros((h - 1, 1)), np.cumsum(horizontal, axis=1, dtype=np.float64)])
+        return np.stack([
+            (cx[y1 + 1, x0] - cx[y0 + 1, x0]) / ih,
+            (cx[y1 + 1, x1] - cx[y0 + 1, x1]) / ih,
+            (cy[y0, x1 + 1] - cy[y0, x0 + 1]) / iw,
+            (cy[y1, x1 + 1] - cy[y1, x0 + 1]) / iw,
+        ])
+
+    sides = along_sides(ex, ey)
+    # A border is an edge all along each side, not a few strong stretches.
+    covered = along_sides(ex >= floor / 2, ey >= floor / 2)
+    strong = (sides.min(axis=0) >= floor) & (covered.min(axis=0) >= _INSET_COVERAGE)
+    if not strong.any():
+        return None
+    score = np.where(strong, (sides[0] + sides[1]) * ih + (sides[2] + sides[3]) * iw, -1.0)
+    best = int(np.argmax(score))
+    top, bottom, left, right = int(y0[best]) + 1, int(y1[best]) + 1, int(x0[best]) + 1, int(x1[best]) + 1
+    inside = ex[top:bottom, left : right - 1]
+    if inside.size == 0 or float(np.abs(np.diff(f[:, top:bottom, left:right], axis=2)).mean()) < _INSET_MIN_TEXTURE:
+        return None
+    return (top, h - bottom, left, w - right)
+
+
 def remove_borders(frames: Any, borders: tuple[int, int, int, int], xp: Any) -> Any:
     """Crop ``borders`` off and scale back to the frame size (bilinear)."""
     top, bottom, left, right = borders

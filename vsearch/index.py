@@ -29,7 +29,7 @@ from . import metastore, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
 from .decode import check_readable
-from .embedding import describe_clip, describe_video
+from .embedding import DEFAULT_SPEEDS, check_speeds, describe_clip, describe_video
 from .errors import (
     ConfigMismatchError,
     IndexCorruptError,
@@ -381,16 +381,28 @@ class VideoIndex:
     # -- reads ------------------------------------------------------------------------
 
     def query(
-        self, clip: str | os.PathLike, *, k: int = 5, min_score: float = DEFAULT_MIN_SCORE, mirrored: bool = True
+        self,
+        clip: str | os.PathLike,
+        *,
+        k: int = 5,
+        min_score: float = DEFAULT_MIN_SCORE,
+        mirrored: bool = True,
+        speeds: tuple[float, ...] = DEFAULT_SPEEDS,
+        inset: bool = True,
     ) -> QueryResult:
         """Find the library segments a clip comes from, best first.
 
-        ``mirrored`` also searches the horizontally flipped clip (twice the search,
-        about 1.4x the query time), so flipped copies are found too.
+        ``mirrored`` also searches the horizontally flipped clip, so flipped copies
+        are found too; ``speeds`` are the playback speeds the clip is also read at,
+        so sped-up or slowed-down copies are found (each speed tolerates about
+        +-5 %); ``inset`` also searches a picture-in-picture inset when the clip has
+        one (v1 features). Every extra view adds to the search: ``speeds=(1.0,)``,
+        ``mirrored=False`` and ``inset=False`` is the fastest, plain query.
         """
         if k < 1:
             raise VsearchError("k must be at least 1")
-        windows = describe_clip(clip, self.config, self.device, mirrored=mirrored)
+        windows = describe_clip(clip, self.config, self.device, mirrored=mirrored, speeds=check_speeds(speeds),
+                               inset=inset)
         sq_dist, ids = self._vectors.search(windows.vectors, _NEIGHBOURS_PER_WINDOW)
         hits = aggregate(windows, sq_dist, ids, self._videos, self.config, k=k, min_score=min_score)
         return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=windows.duration, hits=hits)

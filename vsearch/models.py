@@ -43,6 +43,8 @@ class Hit:
     seconds in the clip. ``score`` is in [0, 1], higher is more similar: the share of
     the clip explained by this segment weighted by window similarity. ``distance``
     is the smallest L2 distance between a query window and a window of the segment.
+    ``speed`` is the clip's playback speed relative to the library (1.1: sped up by
+    10 %, to the nearest speed searched) and ``mirrored`` says the clip is flipped.
     """
 
     video: str
@@ -53,6 +55,8 @@ class Hit:
     query_end: float
     score: float
     distance: float
+    speed: float = 1.0
+    mirrored: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``vsearch query --json`` (seconds and scores to 0.1 ms / 1e-4)."""

@@ -74,13 +74,14 @@ def aggregate(
     sims = similarity(sq_dist, sq_norms[:, None])
     video_ids, window_idx = split_ids(ids)
     rows = np.broadcast_to(np.arange(len(ids))[:, None], ids.shape)
-    offsets = window_idx * config.block_seconds - clip.starts[:, None]
+    # Library time of the clip's first frame, as each vote sees it (speed-aware).
+    offsets = window_idx * config.block_seconds - (clip.starts * clip.speeds)[:, None]
     live = (ids >= 0) & (sims > 0) & np.isin(video_ids, list(videos))
 
-    # Full evidence = every window of a phase matched, up to EVIDENCE_SECONDS of clip.
+    # Full evidence = every window of a view matched, up to EVIDENCE_SECONDS of clip.
     fpb = config.frames_per_block
-    counts = np.bincount(clip.phases, minlength=fpb)
-    horizon = np.resize(_windows_per_phase(EVIDENCE_SECONDS, config), len(counts))  # mirrored phases repeat
+    counts = np.bincount(clip.views, minlength=fpb)
+    horizon = np.resize(_windows_per_phase(EVIDENCE_SECONDS, config), len(counts))  # view v has phase v % fpb
     expected = np.maximum(np.minimum(counts, horizon), 1)
     # Only videos with real vote mass are worth aligning (a big library puts a few
     # chance neighbours in hundreds of videos).
@@ -129,10 +130,10 @@ def _segments_of_video(
         support = remaining & (np.abs(votes.bin - centre) <= tolerance)
         remaining &= ~support
         best_idx, best_sims = _best_per_row(votes, support)
-        phase, score = _best_phase(clip.phases[votes.row[best_idx]], best_sims, expected)
+        view, score = _best_view(clip.views[votes.row[best_idx]], best_sims, expected)
         if score <= 0:
             continue
-        hits.append(_make_hit(votes, best_idx, clip, record, config, phase, score))
+        hits.append(_make_hit(votes, best_idx, clip, record, config, view, score))
     return hits
 
 
@@ -148,38 +149,40 @@ def _best_per_row(votes: _Votes, mask: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return best, votes.sim[best]
 
 
-def _best_phase(phases: np.ndarray, sims: np.ndarray, expected: np.ndarray) -> tuple[int, float]:
-    """The phase whose windows agree best, and the segment score it gives.
+def _best_view(views: np.ndarray, sims: np.ndarray, expected: np.ndarray) -> tuple[int, float]:
+    """The view whose windows agree best, and the segment score it gives.
 
     One phase always lies within half an analysis frame of the library's block
-    grid; its windows are the ones that should match, so the score is the summed
-    similarity of that phase's windows over the number it should have matched
-    (its strongest ``expected`` windows: a long clip needs only EVIDENCE_SECONDS).
+    grid (and one speed near the clip's true speed); that view's windows are the
+    ones that should match, so the score is the summed similarity of its windows
+    over the number it should have matched (its strongest ``expected`` windows:
+    a long clip needs only EVIDENCE_SECONDS).
     """
     best, best_score = 0, 0.0
-    for phase in np.unique(phases):
-        mine = np.sort(sims[phases == phase])[::-1][: expected[phase]]
-        score = float(mine.sum() / expected[phase])
+    for view in np.unique(views):
+        mine = np.sort(sims[views == view])[::-1][: expected[view]]
+        score = float(mine.sum() / expected[view])
         if score > best_score:
-            best, best_score = int(phase), score
+            best, best_score = int(view), score
     return best, min(best_score, 1.0)
 
 
 def _make_hit(
     votes: _Votes, best: np.ndarray, clip: ClipWindows, record: VideoRecord, config: IndexConfig,
-    phase: int, score: float,
+    view: int, score: float,
 ) -> Hit:
     rows = votes.row[best]
-    # The best-aligned phase gives the offset, exact to about half an analysis frame;
-    # read at the clip's start (first windows), so a clip played slightly faster or
-    # slower, whose offset drifts along it, still gets the right start.
-    in_phase = np.flatnonzero(clip.phases[rows] == phase)
-    first = in_phase[np.argsort(clip.starts[rows[in_phase]], kind="stable")[:3]]
+    # The best view gives the offset, exact to about half an analysis frame; read at
+    # the clip's start (first windows), so a clip whose speed is between the views'
+    # speeds, and whose offset drifts along it, still gets the right start.
+    in_view = np.flatnonzero(clip.views[rows] == view)
+    first = in_view[np.argsort(clip.starts[rows[in_view]], kind="stable")[:3]]
     offset = float(np.median(votes.offset[best][first]))
+    speed = float(clip.speeds[rows[in_view[0]]])
     query_start = float(clip.starts[rows].min())
-    query_end = float(min(clip.starts[rows].max() + config.window_seconds, clip.duration))
-    start = max(offset + query_start, 0.0)
-    end = min(offset + query_end, record.duration_s)
+    query_end = float(min(clip.starts[rows].max() + config.window_seconds / speed, clip.duration))
+    start = max(offset + query_start * speed, 0.0)
+    end = min(offset + query_end * speed, record.duration_s)
     return Hit(
         video=record.path,
         video_id=record.id,
@@ -189,6 +192,8 @@ def _make_hit(
         query_end=query_end,
         score=score,
         distance=float(np.sqrt(max(float(votes.sq_dist[best].min()), 0.0))),
+        speed=speed,
+        mirrored=bool(clip.mirrored[rows[in_view[0]]]),
     )
 
 

@@ -54,13 +54,13 @@ def _thumbs(path: str, times: np.ndarray) -> list[np.ndarray]:
 
 def _distance_curve(index: "VideoIndex", clip: str, hit: Hit) -> tuple[np.ndarray, np.ndarray]:
     """Distance of each query window to the library window the hit aligns it with."""
-    windows = describe_clip(clip, index.config, index.device)
+    windows = describe_clip(clip, index.config, index.device, mirrored=hit.mirrored, speeds=(hit.speed,))
     library = index.window_vectors(hit.video_id)
-    offset = hit.start - hit.query_start
+    offset = hit.start - hit.query_start * hit.speed
     best: tuple[float, np.ndarray, np.ndarray] | None = None
-    for phase in np.unique(windows.phases):
-        rows = np.flatnonzero(windows.phases == phase)
-        idx = np.rint((windows.starts[rows] + offset) / index.config.block_seconds).astype(int)
+    for view in np.unique(windows.views[windows.mirrored == hit.mirrored]):
+        rows = np.flatnonzero(windows.views == view)
+        idx = np.rint((windows.starts[rows] * hit.speed + offset) / index.config.block_seconds).astype(int)
         ok = (idx >= 0) & (idx < len(library))
         if not ok.any():
             continue
@@ -75,7 +75,7 @@ def _distance_curve(index: "VideoIndex", clip: str, hit: Hit) -> tuple[np.ndarra
 def _aligned_times(hit: Hit) -> tuple[np.ndarray, np.ndarray]:
     span = max(hit.query_end - hit.query_start, 1e-3)
     query_times = hit.query_start + (np.arange(FRAMES_PER_HIT) + 0.5) * span / FRAMES_PER_HIT
-    return query_times, query_times - hit.query_start + hit.start
+    return query_times, (query_times - hit.query_start) * hit.speed + hit.start
 
 
 def _svg_plot(times: np.ndarray, dist: np.ndarray, duration: float, width: int = 640, height: int = 120) -> str:
