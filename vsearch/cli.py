@@ -173,7 +173,7 @@ def ingest(
 
 
 _CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_end", "score", "distance", "speed",
-               "mirrored")
+               "mirrored", "inset")
 
 
 @app.command(
@@ -255,7 +255,8 @@ def _print_result(result, *, as_json: bool, writer) -> None:
         count = len(result.hits)
         typer.echo(f"{_show(result.query)} ({result.duration:.2f} s): {count or 'no'} hit{'' if count == 1 else 's'}")
         for rank, hit in enumerate(result.hits, 1):
-            edits = ([f"speed {hit.speed:g}x"] if hit.speed != 1.0 else []) + (["mirrored"] if hit.mirrored else [])
+            edits = ([f"speed {hit.speed:g}x"] if hit.speed != 1.0 else []) + (["mirrored"] if hit.mirrored else []) + (
+                ["inset"] if hit.inset else [])
             typer.echo(
                 f"  {rank}. {_show(hit.video)}  {_hms(hit.start)} - {_hms(hit.end)}  score {hit.score:.3f}"
                 f"  (clip {_hms(hit.query_start)} - {_hms(hit.query_end)}{''.join(', ' + e for e in edits)})"

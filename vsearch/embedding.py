@@ -69,7 +69,8 @@ class ClipWindows:
     its first block starts at), mirrored or not, and a playback speed. ``vectors[i]``
     covers clip seconds ``[starts[i], starts[i] + window_seconds / speeds[i])`` and
     belongs to view ``views[i]``; view ``v`` has phase ``v % frames_per_block``;
-    ``mirrored[i]`` says whether the view is the horizontally flipped clip.
+    ``mirrored[i]`` says whether the view is the horizontally flipped clip, and
+    ``inset[i]`` whether it is a picture-in-picture inset cut out of the clip.
     ``speeds[i]`` is the playback speed the view assumes: a clip played at speed
     ``s`` shows, at clip time ``t``, library time ``offset + s * t``.
     """
@@ -80,15 +81,131 @@ class ClipWindows:
     views: np.ndarray
     speeds: np.ndarray
     mirrored: np.ndarray
+    inset: np.ndarray
 
     def __post_init__(self) -> None:
         n = len(self.vectors)
-        if not (len(self.starts) == len(self.views) == len(self.speeds) == len(self.mirrored) == n):
-            raise ValueError("vectors, starts, views, speeds and mirrored must have one entry per window")
+        if any(len(a) != n for a in (self.starts, self.views, self.speeds, self.mirrored, self.inset)):
+            raise ValueError("starts, views, speeds, mirrored and inset need one entry per window")
+
+    @classmethod
+    def concatenate(cls, parts: list["ClipWindows"], duration: float) -> "ClipWindows":
+        fields = ("vectors", "starts", "views", "speeds", "mirrored", "inset")
+        return cls(duration=duration, **{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
+
+    @property
+    def edits(self) -> np.ndarray:
+        """Number of edits each window's view assumes (speed change, mirroring, inset)."""
+        return (self.speeds != 1.0).astype(np.int64) + self.mirrored + self.inset
 
     @property
     def view_count(self) -> int:
         return int(self.views.max()) + 1 if len(self.views) else 0
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One way of reading a clip: at a playback speed, mirrored or not, whole or its inset."""
+
+    speed: float = 1.0
+    mirrored: bool = False
+    inset: bool = False
+
+    @property
+    def edits(self) -> int:
+        return int(self.speed != 1.0) + int(self.mirrored) + int(self.inset)
+
+
+class QueryClip:
+    """A query clip, decoded once, whose readings are described on demand.
+
+    Every reading is cut into blocks at each sub-block phase: a clip cut at 3.27 s
+    does not line up with library blocks at 3.0 and 3.5 s, and one phase is always
+    within half an analysis frame of the library's grid. A speed ``s`` reads the
+    clip at ``s`` times the analysis rate, so a sped-up copy is described on the
+    library's own time base (motion per frame included); a mirrored reading finds
+    flipped copies; an inset reading (v1 only) describes a picture-in-picture inset
+    found in the clip, scaled up to the working size. Reading ``r`` (in
+    :attr:`readings` order) owns views ``r * frames_per_block + phase``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        config: IndexConfig,
+        device: Device,
+        *,
+        mirrored: bool = False,
+        speeds: tuple[float, ...] = (1.0,),
+        inset: bool = False,
+    ) -> None:
+        self.path, self.config, self.device = os.fsdecode(os.fspath(path)), config, device
+        speeds = check_speeds(speeds)
+        source = VideoSource(path, width=config.width, height=config.height)
+        per_speed = source.frames_at_rates([config.analysis_fps * s for s in speeds])
+        source.close()
+        self.duration = source.info.duration
+        fpb = config.frames_per_block
+        # Bars are looked for in the same span of frames as on the library side.
+        head = per_speed[0][: fpb * _BLOCKS_PER_CHUNK]
+        borders = detect_borders(head) if config.crop_borders else (0, 0, 0, 0)
+        self._frames = {Reading(speed=s): remove_borders(f, borders, np) for s, f in zip(speeds, per_speed)}
+        plain = self._frames.get(Reading())
+        margins = detect_inset(plain[: fpb * _BLOCKS_PER_CHUNK]) if inset and config.crop_borders and plain is not None else None
+        if margins is not None:
+            self._frames[Reading(inset=True)] = remove_borders(plain, margins, np)
+        self.readings: list[Reading] = []
+        for reading in self._frames:
+            self.readings += [reading, Reading(reading.speed, True, reading.inset)] if mirrored else [reading]
+        self._cache: dict[tuple[Reading, float | None], ClipWindows] = {}
+
+    def windows(self, readings: list[Reading] | None = None, *, seconds: float | None = None) -> ClipWindows:
+        """Windows of the given readings (all by default), or of the clip's first ``seconds`` only."""
+        chosen = self.readings if readings is None else [r for r in self.readings if r in readings]
+        parts = [self._describe(r, seconds) for r in chosen]
+        if not parts or sum(len(p.vectors) for p in parts) == 0:
+            raise ClipTooShortError(
+                self.path,
+                f"clip is {self.duration:.2f} s long, shorter than one window ({self.config.window_seconds:g} s)",
+            )
+        return ClipWindows.concatenate(parts, self.duration)
+
+    def _describe(self, reading: Reading, seconds: float | None) -> ClipWindows:
+        config, fpb = self.config, self.config.frames_per_block
+        frames = self._frames[Reading(reading.speed, False, reading.inset)]
+        if seconds is not None:  # whole seconds (so calls share work), plus a window and a block of phases
+            seconds = float(np.ceil(seconds))
+            needed = int(np.ceil((seconds * reading.speed + config.window_seconds) * config.analysis_fps)) + fpb
+            if needed >= len(frames):
+                seconds = None
+            else:
+                frames = frames[:needed]
+        key = (reading, seconds)
+        if key in self._cache:
+            return self._cache[key]
+        if reading.mirrored and config.features != "v1":
+            frames = frames[:, :, ::-1]  # seed has no layout to permute: describe the flip
+        vectors, starts = [], []
+        for phase in range(fpb):
+            blocks = self.device.to_numpy(block_descriptors(frames[phase:], config, self.device.xp))
+            if reading.mirrored and config.features == "v1":
+                blocks = mirror_descriptors(blocks, config)  # exact, and free
+            windows = window_vectors(blocks, config)
+            vectors.append(windows)
+            starts.append((phase / config.analysis_fps + np.arange(len(windows)) * config.block_seconds) / reading.speed)
+        first_view = self.readings.index(reading) * fpb
+        n = [len(v) for v in vectors]
+        out = ClipWindows(
+            duration=self.duration,
+            vectors=np.concatenate(vectors),
+            starts=np.concatenate(starts),
+            views=np.repeat(first_view + np.arange(fpb), n),
+            speeds=np.full(sum(n), reading.speed),
+            mirrored=np.full(sum(n), reading.mirrored),
+            inset=np.full(sum(n), reading.inset),
+        )
+        self._cache[key] = out
+        return out
 
 
 def describe_clip(
@@ -100,66 +217,5 @@ def describe_clip(
     speeds: tuple[float, ...] = (1.0,),
     inset: bool = False,
 ) -> ClipWindows:
-    """Windows of a query clip in every view (phase x mirrored x speed).
-
-    A clip cut at 3.27 s does not line up with library blocks at 3.0 and 3.5 s; cutting
-    the clip's blocks at every frame offset within a block guarantees one phase is
-    within half an analysis frame of the library's grid. With ``mirrored`` the
-    horizontally flipped clip is described too, to find flipped re-uploads. Each
-    speed ``s`` reads the clip at ``s`` times the analysis rate, so a sped-up copy
-    is described on the library's own time base (motion per frame included). With
-    ``inset`` (v1 only), a picture-in-picture inset found in the clip is described
-    on its own too (at speed 1), scaled up to the working size.
-    """
-    speeds = check_speeds(speeds)
-    source = VideoSource(path, width=config.width, height=config.height)
-    per_speed = source.frames_at_rates([config.analysis_fps * s for s in speeds])
-    source.close()
-    fpb = config.frames_per_block
-    # Bars are looked for in the same span of frames as on the library side.
-    head = per_speed[0][: fpb * _BLOCKS_PER_CHUNK]
-    borders = detect_borders(head) if config.crop_borders else (0, 0, 0, 0)
-    readings = [(speed, remove_borders(frames, borders, np)) for speed, frames in zip(speeds, per_speed)]
-    if inset and config.crop_borders and 1.0 in speeds:
-        plain = readings[speeds.index(1.0)][1]
-        margins = detect_inset(plain[: fpb * _BLOCKS_PER_CHUNK])
-        if margins is not None:
-            readings.append((1.0, remove_borders(plain, margins, np)))
-    vectors, starts, views, view_speeds, flips = [], [], [], [], []
-    group = 0
-    for speed, frames in readings:
-        described: list[list[np.ndarray]] = [[], []]
-        for phase in range(fpb):
-            blocks = device.to_numpy(block_descriptors(frames[phase:], config, device.xp))
-            described[0].append(blocks)
-            if mirrored:
-                # v1 mirrors by permuting descriptors; seed has no layout, so describe the flip.
-                described[1].append(mirror_descriptors(blocks, config) if config.features == "v1" else
-                                    device.to_numpy(block_descriptors(frames[phase:, :, ::-1], config, device.xp)))
-        for flipped, flavour in enumerate(described):
-            if not flavour:
-                continue
-            for phase, blocks in enumerate(flavour):
-                windows = window_vectors(blocks, config)
-                vectors.append(windows)
-                source_starts = phase / config.analysis_fps + np.arange(len(windows)) * config.block_seconds
-                starts.append(source_starts / speed)
-                views.append(np.full(len(windows), group * fpb + phase))
-                view_speeds.append(np.full(len(windows), speed))
-                flips.append(np.full(len(windows), bool(flipped)))
-            group += 1
-    all_vectors = np.concatenate(vectors)
-    if len(all_vectors) == 0:
-        raise ClipTooShortError(
-            str(path),
-            f"clip is {source.info.duration:.2f} s long, shorter than one window "
-            f"({config.window_seconds:g} s)",
-        )
-    return ClipWindows(
-        duration=source.info.duration,
-        vectors=all_vectors,
-        starts=np.concatenate(starts),
-        views=np.concatenate(views),
-        speeds=np.concatenate(view_speeds),
-        mirrored=np.concatenate(flips),
-    )
+    """Windows of a query clip in every reading (see :class:`QueryClip`)."""
+    return QueryClip(path, config, device, mirrored=mirrored, speeds=speeds, inset=inset).windows()

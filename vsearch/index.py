@@ -29,7 +29,7 @@ from . import metastore, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
 from .decode import check_readable
-from .embedding import DEFAULT_SPEEDS, check_speeds, describe_clip, describe_video
+from .embedding import DEFAULT_SPEEDS, ClipWindows, QueryClip, check_speeds, describe_video
 from .errors import (
     ConfigMismatchError,
     IndexCorruptError,
@@ -46,6 +46,9 @@ from .windows import split_ids, window_count, window_ids, window_vectors
 
 #: Neighbours fetched per query window before voting.
 _NEIGHBOURS_PER_WINDOW = 32
+
+#: A plain-reading hit this good ends the query: the edited readings are not searched.
+_NEAR_EXACT_SCORE = 0.95
 
 #: While ingesting, the vector file is saved at most this often (and at the end);
 #: anything committed since is re-added from LMDB on the next open.
@@ -401,11 +404,34 @@ class VideoIndex:
         """
         if k < 1:
             raise VsearchError("k must be at least 1")
-        windows = describe_clip(clip, self.config, self.device, mirrored=mirrored, speeds=check_speeds(speeds),
-                               inset=inset)
+        reader = QueryClip(clip, self.config, self.device, mirrored=mirrored, speeds=check_speeds(speeds), inset=inset)
+        library_cache: dict[int, np.ndarray] = {}
+
+        def library(video_id: int) -> np.ndarray:
+            if video_id not in library_cache:
+                library_cache[video_id] = self.window_vectors(video_id)
+            return library_cache[video_id]
+
+        def unflipped_readings(seconds: float) -> ClipWindows:  # every speed, to refine plain hits
+            return reader.windows([r for r in reader.readings if not r.mirrored and not r.inset], seconds=seconds)
+
+        # The plain reading first: most clips are found by it, near-exactly, and the
+        # edited readings (flipped, re-timed, inset) would multiply the search cost for
+        # nothing. Anything less than a near-exact hit gets the full search.
+        plain = [r for r in reader.readings if r.edits == 0] or reader.readings
+        windows = reader.windows(plain)
         sq_dist, ids = self._vectors.search(windows.vectors, _NEIGHBOURS_PER_WINDOW)
-        hits = aggregate(windows, sq_dist, ids, self._videos, self.config, k=k, min_score=min_score)
-        return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=windows.duration, hits=hits)
+        hits = aggregate(windows, sq_dist, ids, self._videos, self.config, k=k, min_score=min_score,
+                         library=library, readings=unflipped_readings)
+        edited = [r for r in reader.readings if r not in plain]
+        if edited and not any(h.score >= _NEAR_EXACT_SCORE for h in hits):
+            more = reader.windows(edited)
+            more_dist, more_ids = self._vectors.search(more.vectors, _NEIGHBOURS_PER_WINDOW)
+            windows = ClipWindows.concatenate([windows, more], reader.duration)
+            hits = aggregate(windows, np.concatenate([sq_dist, more_dist]), np.concatenate([ids, more_ids]),
+                             self._videos, self.config, k=k, min_score=min_score, library=library,
+                             readings=lambda seconds: windows)
+        return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=reader.duration, hits=hits)
 
     def window_vectors(self, video_id: int) -> np.ndarray:
         """The indexed window vectors of one video, rebuilt from its stored blocks."""

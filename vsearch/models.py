@@ -44,7 +44,8 @@ class Hit:
     the clip explained by this segment weighted by window similarity. ``distance``
     is the smallest L2 distance between a query window and a window of the segment.
     ``speed`` is the clip's playback speed relative to the library (1.1: sped up by
-    10 %, to the nearest speed searched) and ``mirrored`` says the clip is flipped.
+    10 %, to the nearest speed searched), ``mirrored`` says the clip is flipped and
+    ``inset`` that it was found as a picture-in-picture inset of the clip.
     """
 
     video: str
@@ -57,6 +58,7 @@ class Hit:
     distance: float
     speed: float = 1.0
     mirrored: bool = False
+    inset: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``vsearch query --json`` (seconds and scores to 0.1 ms / 1e-4)."""

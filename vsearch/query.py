@@ -10,7 +10,8 @@ group becomes a segment, and the segment's score is the similarity of the best
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
@@ -28,6 +29,13 @@ DEFAULT_MIN_SCORE = 0.85
 
 #: Videos aligned per query at least (more when k is large), by vote mass.
 _MIN_CANDIDATES = 50
+
+#: Score a view assuming an edit (speed, mirror, inset) must gain, per edit, to win.
+_EDIT_MARGIN = 0.01
+
+#: Clip seconds, and offset radius (seconds), of the final alignment of a hit.
+_REFINE_SECONDS = 6.0
+_REFINE_RADIUS = 1.0
 
 #: Segments of one video whose library spans overlap more than this are duplicates.
 _NMS_IOU = 0.5
@@ -66,8 +74,16 @@ def aggregate(
     *,
     k: int,
     min_score: float,
+    library: Callable[[int], np.ndarray] | None = None,
+    readings: Callable[[float], ClipWindows] | None = None,
 ) -> list[Hit]:
-    """Turn per-window neighbours into the top ``k`` segment hits with score >= ``min_score``."""
+    """Turn per-window neighbours into the top ``k`` segment hits with score >= ``min_score``.
+
+    ``library(video_id)``, when given, returns a video's stored window vectors; each
+    reported hit's start and speed are then refined by aligning the clip's windows
+    against them: ``readings(seconds)`` gives windows of the clip's first ``seconds``
+    in every reading worth trying (by default, the windows searched).
+    """
     if ids.size == 0:
         return []
     sq_norms = np.einsum("ij,ij->i", clip.vectors, clip.vectors)
@@ -83,12 +99,14 @@ def aggregate(
     counts = np.bincount(clip.views, minlength=fpb)
     horizon = np.resize(_windows_per_phase(EVIDENCE_SECONDS, config), len(counts))  # view v has phase v % fpb
     expected = np.maximum(np.minimum(counts, horizon), 1)
+    view_edits = np.zeros(len(counts), dtype=np.int64)
+    view_edits[clip.views] = clip.edits
     # Only videos with real vote mass are worth aligning (a big library puts a few
     # chance neighbours in hundreds of videos).
     candidates, inverse = np.unique(video_ids[live], return_inverse=True)
     mass = np.bincount(inverse, weights=sims[live])
     keep = candidates[np.argsort(-mass, kind="stable")[: max(10 * k, _MIN_CANDIDATES)]]
-    segments: list[Hit] = []
+    segments: list[_Segment] = []
     for video_id in keep:
         mask = live & (video_ids == video_id)
         votes = _Votes(
@@ -98,13 +116,17 @@ def aggregate(
             sim=sims[mask],
             sq_dist=sq_dist[mask],
         )
-        segments += _segments_of_video(votes, clip, videos[int(video_id)], config, expected)
+        segments += _segments_of_video(votes, clip, videos[int(video_id)], config, expected, view_edits)
 
-    segments.sort(key=lambda h: (-h.score, h.distance))
+    segments.sort(key=lambda s: (-s.hit.score, s.hit.distance))
     kept: list[Hit] = []
-    for hit in segments:
-        if hit.score < min_score:
+    for segment in segments:
+        if segment.hit.score < min_score:
             break
+        hit = segment.hit
+        if library is not None:
+            aligned = readings(hit.query_start + _REFINE_SECONDS) if readings is not None else clip
+            hit = refine(hit, aligned, segment.offset, library(hit.video_id), config, videos[hit.video_id])
         if any(_iou(hit, other) > _NMS_IOU for other in kept if other.video_id == hit.video_id):
             continue
         kept.append(hit)
@@ -113,14 +135,22 @@ def aggregate(
     return kept
 
 
+@dataclass
+class _Segment:
+    hit: Hit
+    view: int
+    offset: float
+
+
 def _segments_of_video(
-    votes: _Votes, clip: ClipWindows, record: VideoRecord, config: IndexConfig, expected: np.ndarray
-) -> list[Hit]:
+    votes: _Votes, clip: ClipWindows, record: VideoRecord, config: IndexConfig, expected: np.ndarray,
+    view_edits: np.ndarray,
+) -> list[_Segment]:
     # Votes of one true match spread over +-half a block (phases that straddle the
     # library's block grid), so offsets within that tolerance are one alignment.
     tolerance = int(np.ceil(config.frames_per_block / 2))
     remaining = np.ones(len(votes.row), dtype=bool)
-    hits = []
+    segments = []
     for _ in range(8):  # at most a few distinct alignments per video are worth reporting
         if not remaining.any():
             break
@@ -130,11 +160,11 @@ def _segments_of_video(
         support = remaining & (np.abs(votes.bin - centre) <= tolerance)
         remaining &= ~support
         best_idx, best_sims = _best_per_row(votes, support)
-        view, score = _best_view(clip.views[votes.row[best_idx]], best_sims, expected)
+        view, score = _best_view(clip.views[votes.row[best_idx]], best_sims, expected, view_edits)
         if score <= 0:
             continue
-        hits.append(_make_hit(votes, best_idx, clip, record, config, view, score))
-    return hits
+        segments.append(_make_segment(votes, best_idx, clip, record, config, view, score))
+    return segments
 
 
 def _best_per_row(votes: _Votes, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,28 +179,34 @@ def _best_per_row(votes: _Votes, mask: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return best, votes.sim[best]
 
 
-def _best_view(views: np.ndarray, sims: np.ndarray, expected: np.ndarray) -> tuple[int, float]:
+def _best_view(
+    views: np.ndarray, sims: np.ndarray, expected: np.ndarray, view_edits: np.ndarray
+) -> tuple[int, float]:
     """The view whose windows agree best, and the segment score it gives.
 
     One phase always lies within half an analysis frame of the library's block
     grid (and one speed near the clip's true speed); that view's windows are the
     ones that should match, so the score is the summed similarity of its windows
     over the number it should have matched (its strongest ``expected`` windows:
-    a long clip needs only EVIDENCE_SECONDS).
+    a long clip needs only EVIDENCE_SECONDS). A view that assumes an edit (speed
+    change, mirroring, inset) must beat the plain reading by ``_EDIT_MARGIN`` per
+    edit: still or slow footage matches at any speed, and would otherwise be
+    reported re-timed, at a drifting offset.
     """
-    best, best_score = 0, 0.0
+    best, best_score, best_rank = 0, 0.0, -np.inf
     for view in np.unique(views):
         mine = np.sort(sims[views == view])[::-1][: expected[view]]
         score = float(mine.sum() / expected[view])
-        if score > best_score:
-            best, best_score = int(view), score
+        rank = score - _EDIT_MARGIN * view_edits[view]
+        if rank > best_rank:
+            best, best_score, best_rank = int(view), score, rank
     return best, min(best_score, 1.0)
 
 
-def _make_hit(
+def _make_segment(
     votes: _Votes, best: np.ndarray, clip: ClipWindows, record: VideoRecord, config: IndexConfig,
     view: int, score: float,
-) -> Hit:
+) -> _Segment:
     rows = votes.row[best]
     # The best view gives the offset, exact to about half an analysis frame; read at
     # the clip's start (first windows), so a clip whose speed is between the views'
@@ -178,12 +214,13 @@ def _make_hit(
     in_view = np.flatnonzero(clip.views[rows] == view)
     first = in_view[np.argsort(clip.starts[rows[in_view]], kind="stable")[:3]]
     offset = float(np.median(votes.offset[best][first]))
-    speed = float(clip.speeds[rows[in_view[0]]])
+    row = rows[in_view[0]]
+    speed = float(clip.speeds[row])
     query_start = float(clip.starts[rows].min())
     query_end = float(min(clip.starts[rows].max() + config.window_seconds / speed, clip.duration))
     start = max(offset + query_start * speed, 0.0)
     end = min(offset + query_end * speed, record.duration_s)
-    return Hit(
+    hit = Hit(
         video=record.path,
         video_id=record.id,
         start=start,
@@ -193,8 +230,70 @@ def _make_hit(
         score=score,
         distance=float(np.sqrt(max(float(votes.sq_dist[best].min()), 0.0))),
         speed=speed,
-        mirrored=bool(clip.mirrored[rows[in_view[0]]]),
+        mirrored=bool(clip.mirrored[row]),
+        inset=bool(clip.inset[row]),
     )
+    return _Segment(hit=hit, view=view, offset=offset)
+
+
+def refine(
+    hit: Hit, clip: ClipWindows, offset: float, library: np.ndarray, config: IndexConfig,
+    record: VideoRecord,
+) -> Hit:
+    """``hit`` at the offset and speed near the voted ones where the clip aligns best.
+
+    Voting reads the offset at the clip's first windows, which is ambiguous when they
+    show still or repetitive footage (any nearby offset matches), and finds the speed
+    only among the views that were searched. Here the windows of every reading with
+    the hit's mirroring and inset (all speeds, all phases), over ``_REFINE_SECONDS``
+    of clip from the hit's start, are compared with the library windows they land on, for each offset
+    within ``_REFINE_RADIUS`` s on the analysis-frame grid: a cut or a movement
+    anywhere in that span pins the alignment. A re-timed reading must beat the
+    plain one by ``_EDIT_MARGIN``; ties keep the voted offset.
+    """
+    if len(library) == 0:
+        return hit
+    like = (clip.mirrored == hit.mirrored) & (clip.inset == hit.inset)
+    span = (clip.starts >= hit.query_start - 1e-9) & (clip.starts <= hit.query_start + _REFINE_SECONDS)
+    steps = np.arange(-_REFINE_RADIUS, _REFINE_RADIUS + 1e-9, config.frame_step)
+    best = (-np.inf, offset, hit.speed)
+    for speed in np.unique(clip.speeds[like]):
+        rows = np.flatnonzero(like & span & (clip.speeds == speed))
+        if len(rows) == 0:
+            continue
+        sims = _alignment(clip, rows, offset + steps, library, config)
+        if not np.isfinite(sims).any():
+            continue
+        top = float(sims.max()) - _EDIT_MARGIN * (speed != 1.0)
+        tied = np.flatnonzero(sims >= sims.max() - 1e-6)
+        candidate = float(offset + steps[tied[np.argmin(np.abs(steps[tied]))]])
+        if top > best[0] + 1e-9 or (abs(top - best[0]) <= 1e-9 and speed == hit.speed):
+            best = (top, candidate, float(speed))
+    _, offset, speed = best
+    start = min(max(offset + hit.query_start * speed, 0.0), record.duration_s)
+    end = min(max(offset + hit.query_end * speed, start), record.duration_s)
+    return replace(hit, start=start, end=end, speed=speed)
+
+
+def _alignment(
+    clip: ClipWindows, rows: np.ndarray, offsets: np.ndarray, library: np.ndarray, config: IndexConfig
+) -> np.ndarray:
+    """Mean similarity of windows ``rows`` to the library windows they land on, per offset."""
+    position = clip.starts[rows] * clip.speeds[rows]  # seconds after the clip's first frame, library time
+    index = (offsets[:, None] + position[None, :]) / config.block_seconds
+    nearest = np.rint(index).astype(np.int64)
+    # A window counts at an offset only if it lands on the library's block grid there.
+    lands = (np.abs(index - nearest) * config.block_seconds < config.frame_step / 2) & (nearest >= 0) & (
+        nearest < len(library)
+    )
+    vectors = clip.vectors[rows]
+    sq_norms = np.einsum("ij,ij->i", vectors, vectors)
+    out = np.full(len(offsets), -np.inf)
+    for i in np.flatnonzero(lands.any(axis=1)):
+        which = np.flatnonzero(lands[i])
+        diff = vectors[which] - library[nearest[i, which]]
+        out[i] = similarity(np.einsum("ij,ij->i", diff, diff), sq_norms[which]).mean()
+    return out
 
 
 def _iou(a: Hit, b: Hit) -> float:
