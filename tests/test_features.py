@@ -180,3 +180,35 @@ def test_picture_in_picture_inset_is_found_and_ordinary_footage_is_not():
     plate = background.copy()
     plate[:, 10:58, 13:77] = 255.0
     assert detect_inset(plate) is None
+
+
+def test_still_overlay_cells_are_found_on_moving_footage_only():
+    from vsearch.features import detect_static_overlay
+
+    footage = _smooth_moving_frames(30, seed=3)
+    boxed = footage.copy()
+    boxed[:, 5:30, 77:120] = 255.0  # a logo plate in the top-right corner
+    covered = detect_static_overlay(boxed, (4, 4))
+    assert covered is not None and covered[0, 3] and covered[0, 2] and not covered[2:].any()
+    assert detect_static_overlay(footage, (4, 4)) is None
+    # a still shot is not an overlay, however still
+    still = np.repeat(footage[:1], 30, axis=0)
+    assert detect_static_overlay(still, (4, 4)) is None
+
+
+def test_masked_windows_ignore_what_the_overlay_covers():
+    from vsearch.query import mask_windows
+
+    config = IndexConfig()
+    rng = np.random.default_rng(5)
+    windows = rng.normal(size=(4, config.dim)).astype(np.float32)
+    covered = np.zeros(config.grid, bool)
+    covered[0, 3] = True
+    changed = windows.reshape(4, config.window_blocks, 7, -1).copy()
+    changed[..., 3] += rng.normal(size=changed[..., 3].shape).astype(np.float32) * 5  # cell (0, 3) only
+    a = mask_windows(windows, covered, config)
+    b = mask_windows(changed.reshape(4, -1), covered, config)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(mask_windows(windows, np.zeros(config.grid, bool), config),
+                           mask_windows(changed.reshape(4, -1), np.zeros(config.grid, bool), config))

@@ -2,16 +2,17 @@
 
     python -m tools.bench_ingest [--videos DIR] [--hd-seconds 60] [--uhd-seconds 20] [--workdir DIR]
 
-For each input group (the shared real videos, a generated 1080p30 H.264 file, a
-generated 4K30 H.264 file) it measures, one after the other on the same machine:
+For each input group (the shared real videos, generated 1080p30 H.264 files with
+heavy grain (~10 Mbit/s) and with light, web-like grain, and a generated 4K30 H.264
+file) it measures, one after the other on the same machine:
 
   (a) ffmpeg decoding to null at the working resolution, grey, same thread count:
       the decode limit;
   (b) decord decoding only, through vsearch's own reader;
   (c) the full ``vsearch ingest`` (process start, hashing, descriptors, LMDB, FAISS).
 
-It prints video-seconds per wall-second for each and the ratios c/a and c/b, plus
-the peak RSS of each ingest process. A second 1080p file twice as long shows that
+It prints each input's bitrate, video-seconds per wall-second for each and the
+ratios c/a and c/b, plus the peak RSS of each ingest process. A second 1080p file twice as long shows that
 memory does not grow with video length (frames are streamed in chunks).
 """
 
@@ -33,12 +34,17 @@ SHARED = ROOT.parent / "shared" / "videos"
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".m4v"}
 
 
-def generate(path: Path, size: str, seconds: float) -> Path:
-    """A noisy test pattern: realistic bitrates (~10 Mbit/s at 1080p), cheap to make."""
+def generate(path: Path, size: str, seconds: float, noise: int = 8) -> Path:
+    """A test pattern with grain: ``noise`` 8 gives a heavy ~10 Mbit/s at 1080p (like a
+    camera original), 2 a web-like few Mbit/s. Cheap to make."""
     if not path.exists():
-        run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d={seconds}", "-vf", "noise=alls=8:allf=t",
+        run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d={seconds}", "-vf", f"noise=alls={noise}:allf=t",
                     "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", str(path)])
     return path
+
+
+def mbit_per_s(files: list[str], seconds: float) -> float:
+    return sum(os.path.getsize(f) for f in files) * 8 / 1e6 / max(seconds, 1e-9)
 
 
 def ffmpeg_null(files: list[str], width: int, height: int, threads: int) -> float:
@@ -98,18 +104,20 @@ def main() -> None:
         groups["shared"] = sorted(str(p) for p in args.videos.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
     print("generating inputs (cached in", args.workdir, ")", flush=True)
     groups["1080p"] = [str(generate(args.workdir / f"hd_{args.hd_seconds:g}s.mp4", "1920x1080", args.hd_seconds))]
+    groups["1080p web"] = [str(generate(args.workdir / f"hdweb_{args.hd_seconds:g}s.mp4", "1920x1080",
+                                        args.hd_seconds, noise=2))]
     groups["1080p x2 length"] = [str(generate(args.workdir / f"hd_{2 * args.hd_seconds:g}s.mp4", "1920x1080", 2 * args.hd_seconds))]
     groups["4K"] = [str(generate(args.workdir / f"uhd_{args.uhd_seconds:g}s.mp4", "3840x2160", args.uhd_seconds))]
 
     print(f"\nworking size {config.width}x{config.height}, {args.threads} threads, analysis {config.analysis_fps:g} fps\n")
-    header = f"{'input':<16}{'video s':>9}{'(a) ffmpeg':>12}{'(b) decord':>12}{'(c) ingest':>12}{'c/a':>7}{'c/b':>7}{'peak RSS':>10}"
+    header = f"{'input':<16}{'video s':>9}{'Mbit/s':>8}{'(a) ffmpeg':>12}{'(b) decord':>12}{'(c) ingest':>12}{'c/a':>7}{'c/b':>7}{'peak RSS':>10}"
     print(header + "\n" + "-" * len(header), flush=True)
     for name, files in groups.items():
         seconds = sum(probe_duration(f) for f in files)
         a = ffmpeg_null(files, config.width, config.height, args.threads)
         b = decord_only(files, config.width, config.height, config.analysis_fps)
         c, peak = full_ingest(files, args.workdir / "index")
-        print(f"{name:<16}{seconds:>9.0f}{seconds / a:>11.1f}x{seconds / b:>11.1f}x{seconds / c:>11.1f}x"
+        print(f"{name:<16}{seconds:>9.0f}{mbit_per_s(files, seconds):>8.1f}{seconds / a:>11.1f}x{seconds / b:>11.1f}x{seconds / c:>11.1f}x"
               f"{a / c:>7.2f}{b / c:>7.2f}{peak:>8.0f} MiB", flush=True)
     print("\nrates are video-seconds per wall-second; c/a = ingest speed / ffmpeg decode speed")
 

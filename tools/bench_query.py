@@ -172,8 +172,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--videos", type=Path, default=SHARED if SHARED.is_dir() else None)
     parser.add_argument("--clips", type=int, default=30)
+    parser.add_argument("--types", nargs="*", default=None,
+                        help="factory strings to measure ({nlist} is replaced by the size's list count) "
+                             "[Flat, IVF-Flat, IVF-SQ8, IVF-PQ56, HNSW32 up to 1e6; IVF-SQ8, IVF-PQ56 above]")
     parser.add_argument("--e2e-hours", type=float, default=0, help="also time a whole query process on an index of this many hours")
     args = parser.parse_args()
+    from vsearch.vectorstore import ivf_lists
+
     faiss.omp_set_num_threads(os.cpu_count() or 2)
     base = real_windows(args.videos)
     dim = base.shape[1]
@@ -191,7 +196,8 @@ def main() -> None:
             clips.append((noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32))
         # One pass over the (regenerated) database for all clips at once.
         truth = np.split(exact_topk(base, n, np.concatenate(clips)), len(clips))
-        for kind in index_types(n):
+        kinds = index_types(n) if args.types is None else [t.replace("{nlist}", str(ivf_lists(n))) for t in args.types]
+        for kind in kinds:
             t0 = time.perf_counter()
             index = build(kind, dim, base, n)
             build_s = time.perf_counter() - t0

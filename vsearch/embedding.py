@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -11,7 +11,14 @@ from .config import IndexConfig
 from .decode import VideoInfo, VideoSource
 from .device import Device
 from .errors import ClipTooShortError, VideoError, VsearchError
-from .features import block_descriptors, detect_borders, detect_inset, mirror_descriptors, remove_borders
+from .features import (
+    block_descriptors,
+    detect_borders,
+    detect_inset,
+    detect_static_overlay,
+    mirror_descriptors,
+    remove_borders,
+)
 from .windows import window_vectors
 
 # Frames per decode chunk, in blocks: memory stays flat whatever the video length.
@@ -151,7 +158,10 @@ class QueryClip:
         borders = detect_borders(head) if config.crop_borders else (0, 0, 0, 0)
         self._frames = {Reading(speed=s): remove_borders(f, borders, np) for s, f in zip(speeds, per_speed)}
         plain = self._frames.get(Reading())
-        margins = detect_inset(plain[: fpb * _BLOCKS_PER_CHUNK]) if inset and config.crop_borders and plain is not None else None
+        v1 = config.features == "v1" and plain is not None
+        #: Grid cells hidden by a still overlay (a logo box) in the clip, or None.
+        self.overlay = detect_static_overlay(plain[: fpb * _BLOCKS_PER_CHUNK], config.grid) if v1 else None
+        margins = detect_inset(plain[: fpb * _BLOCKS_PER_CHUNK]) if inset and v1 else None
         if margins is not None:
             self._frames[Reading(inset=True)] = remove_borders(plain, margins, np)
         self.readings: list[Reading] = []
@@ -159,11 +169,20 @@ class QueryClip:
             self.readings += [reading, Reading(reading.speed, True, reading.inset)] if mirrored else [reading]
         self._cache: dict[tuple[Reading, float | None], ClipWindows] = {}
 
-    def windows(self, readings: list[Reading] | None = None, *, seconds: float | None = None) -> ClipWindows:
-        """Windows of the given readings (all by default), or of the clip's first ``seconds`` only."""
+    def windows(
+        self, readings: list[Reading] | None = None, *, seconds: float | None = None, allow_empty: bool = False
+    ) -> ClipWindows:
+        """Windows of the given readings (all by default), or of the clip's first ``seconds`` only.
+
+        Raises :class:`ClipTooShortError` when there are none, unless ``allow_empty``.
+        """
         chosen = self.readings if readings is None else [r for r in self.readings if r in readings]
         parts = [self._describe(r, seconds) for r in chosen]
-        if not parts or sum(len(p.vectors) for p in parts) == 0:
+        if allow_empty and not parts:
+            parts = [ClipWindows(duration=self.duration, vectors=np.zeros((0, self.config.dim), np.float32),
+                                 starts=np.zeros(0), views=np.zeros(0, np.int64), speeds=np.zeros(0),
+                                 mirrored=np.zeros(0, bool), inset=np.zeros(0, bool))]
+        if not allow_empty and sum(len(p.vectors) for p in parts) == 0:
             raise ClipTooShortError(
                 self.path,
                 f"clip is {self.duration:.2f} s long, shorter than one window ({self.config.window_seconds:g} s)",
@@ -172,6 +191,17 @@ class QueryClip:
 
     def _describe(self, reading: Reading, seconds: float | None) -> ClipWindows:
         config, fpb = self.config, self.config.frames_per_block
+        first_view = self.readings.index(reading) * fpb
+        if reading.mirrored and config.features == "v1":
+            # Mirroring permutes v1 descriptors exactly: no need to describe again.
+            base = self._describe(Reading(reading.speed, False, reading.inset), seconds)
+            blocks = base.vectors.reshape(-1, config.block_dim)
+            return replace(
+                base,
+                vectors=mirror_descriptors(blocks, config).reshape(base.vectors.shape),
+                views=base.views % fpb + first_view,
+                mirrored=np.ones(len(base.vectors), dtype=bool),
+            )
         frames = self._frames[Reading(reading.speed, False, reading.inset)]
         if seconds is not None:  # whole seconds (so calls share work), plus a window and a block of phases
             seconds = float(np.ceil(seconds))
@@ -180,20 +210,18 @@ class QueryClip:
                 seconds = None
             else:
                 frames = frames[:needed]
-        key = (reading, seconds)
-        if key in self._cache:
-            return self._cache[key]
-        if reading.mirrored and config.features != "v1":
+        # Windows of a longer span (or of the whole clip) serve a shorter request too.
+        for (cached, span), windows in self._cache.items():
+            if cached == reading and (span is None or (seconds is not None and span >= seconds)):
+                return windows
+        if reading.mirrored:
             frames = frames[:, :, ::-1]  # seed has no layout to permute: describe the flip
         vectors, starts = [], []
         for phase in range(fpb):
-            blocks = self.device.to_numpy(block_descriptors(frames[phase:], config, self.device.xp))
-            if reading.mirrored and config.features == "v1":
-                blocks = mirror_descriptors(blocks, config)  # exact, and free
-            windows = window_vectors(blocks, config)
+            windows = window_vectors(self.device.to_numpy(block_descriptors(frames[phase:], config, self.device.xp)),
+                                     config)
             vectors.append(windows)
             starts.append((phase / config.analysis_fps + np.arange(len(windows)) * config.block_seconds) / reading.speed)
-        first_view = self.readings.index(reading) * fpb
         n = [len(v) for v in vectors]
         out = ClipWindows(
             duration=self.duration,
@@ -204,7 +232,7 @@ class QueryClip:
             mirrored=np.full(sum(n), reading.mirrored),
             inset=np.full(sum(n), reading.inset),
         )
-        self._cache[key] = out
+        self._cache[(reading, seconds)] = out
         return out
 
 

@@ -258,6 +258,39 @@ def detect_inset(frames: np.ndarray) -> tuple[int, int, int, int] | None:
     return (top, h - bottom, left, w - right)
 
 
+_STILL_STD = 1.0  # grey levels: a pixel this steady over the clip's first chunk is still
+_OVERLAY_CELL_SHARE = 0.2  # a grid cell more than this still is covered (edges spill over)
+_OVERLAY_MAX_CELLS = 0.35  # an overlay covers at most this share of the cells...
+_OVERLAY_MOVING_STD = 3.0  # ...while the rest of the picture moves at least this much
+
+
+def detect_static_overlay(frames: np.ndarray, grid: tuple[int, int]) -> np.ndarray | None:
+    """Grid cells (``grid``-shaped bool) hidden by a still overlay, or None.
+
+    A logo, a caption plate or a box burnt into a copy stays put while the footage
+    under it moves; its cells describe the overlay, not the footage. Found on a query
+    clip, they can be left out of a second, masked comparison (see
+    :func:`vsearch.query.rescore_masked`). A still background in a static shot looks
+    the same, so this only ever adds a comparison; it never changes the first one.
+    """
+    f = np.asarray(frames, dtype=np.float32)
+    if len(f) < 10:
+        return None
+    std = f.std(axis=0)
+    still = std < _STILL_STD
+    if not still.any() or still.all() or float(np.median(std[~still])) < _OVERLAY_MOVING_STD:
+        return None
+    gh, gw = grid
+    h, w = still.shape
+    ch, cw = h // gh, w // gw
+    y0, x0 = (h - ch * gh) // 2, (w - cw * gw) // 2
+    share = still[y0 : y0 + ch * gh, x0 : x0 + cw * gw].reshape(gh, ch, gw, cw).mean(axis=(1, 3))
+    covered = share > _OVERLAY_CELL_SHARE
+    if not covered.any() or covered.mean() > _OVERLAY_MAX_CELLS:
+        return None
+    return covered
+
+
 def remove_borders(frames: Any, borders: tuple[int, int, int, int], xp: Any) -> Any:
     """Crop ``borders`` off and scale back to the frame size (bilinear)."""
     top, bottom, left, right = borders

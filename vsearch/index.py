@@ -29,7 +29,7 @@ from . import metastore, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
 from .decode import check_readable
-from .embedding import DEFAULT_SPEEDS, ClipWindows, QueryClip, check_speeds, describe_video
+from .embedding import DEFAULT_SPEEDS, ClipWindows, QueryClip, Reading, check_speeds, describe_video
 from .errors import (
     ConfigMismatchError,
     IndexCorruptError,
@@ -41,7 +41,7 @@ from .errors import (
 from .lock import WriterLock
 from .metastore import MetaStore, Snapshot
 from .models import IndexStats, IngestResult, QueryResult, VerifyReport, VideoRecord
-from .query import DEFAULT_MIN_SCORE, aggregate
+from .query import DEFAULT_MIN_SCORE, Aligner, aggregate, rescore_overlaid
 from .windows import split_ids, window_count, window_ids, window_vectors
 
 #: Neighbours fetched per query window before voting.
@@ -49,6 +49,11 @@ _NEIGHBOURS_PER_WINDOW = 32
 
 #: A plain-reading hit this good ends the query: the edited readings are not searched.
 _NEAR_EXACT_SCORE = 0.95
+
+#: With a still overlay in the clip, this many candidate segments scoring at least
+#: the floor are scored again without the overlay's cells.
+_OVERLAY_CANDIDATES = 10
+_OVERLAY_FLOOR = 0.5
 
 #: While ingesting, the vector file is saved at most this often (and at the end);
 #: anything committed since is re-added from LMDB on the next open.
@@ -412,8 +417,10 @@ class VideoIndex:
                 library_cache[video_id] = self.window_vectors(video_id)
             return library_cache[video_id]
 
-        def unflipped_readings(seconds: float) -> ClipWindows:  # every speed, to refine plain hits
-            return reader.windows([r for r in reader.readings if not r.mirrored and not r.inset], seconds=seconds)
+        def plain_at(seconds: float, speed: float) -> ClipWindows:
+            return reader.windows([Reading(speed=speed)], seconds=seconds, allow_empty=True)
+
+        speeds = tuple(sorted({r.speed for r in reader.readings if not r.inset}))
 
         # The plain reading first: most clips are found by it, near-exactly, and the
         # edited readings (flipped, re-timed, inset) would multiply the search cost for
@@ -422,15 +429,22 @@ class VideoIndex:
         windows = reader.windows(plain)
         sq_dist, ids = self._vectors.search(windows.vectors, _NEIGHBOURS_PER_WINDOW)
         hits = aggregate(windows, sq_dist, ids, self._videos, self.config, k=k, min_score=min_score,
-                         library=library, readings=unflipped_readings)
+                         aligner=Aligner(library, plain_at, speeds))
         edited = [r for r in reader.readings if r not in plain]
         if edited and not any(h.score >= _NEAR_EXACT_SCORE for h in hits):
             more = reader.windows(edited)
             more_dist, more_ids = self._vectors.search(more.vectors, _NEIGHBOURS_PER_WINDOW)
             windows = ClipWindows.concatenate([windows, more], reader.duration)
-            hits = aggregate(windows, np.concatenate([sq_dist, more_dist]), np.concatenate([ids, more_ids]),
-                             self._videos, self.config, k=k, min_score=min_score, library=library,
-                             readings=lambda seconds: windows)
+            sq_dist, ids = np.concatenate([sq_dist, more_dist]), np.concatenate([ids, more_ids])
+            hits = aggregate(windows, sq_dist, ids, self._videos, self.config, k=k, min_score=min_score,
+                             aligner=Aligner(library, lambda seconds, speed: windows, speeds))
+        if not hits and reader.overlay is not None:
+            # A still overlay (a logo box) hides part of the picture: score the weaker
+            # candidates again on the rest of it.
+            candidates = aggregate(windows, sq_dist, ids, self._videos, self.config, k=_OVERLAY_CANDIDATES,
+                                   min_score=_OVERLAY_FLOOR)
+            hits = rescore_overlaid(candidates, windows, library, reader.overlay, self._videos, self.config,
+                                    k=k, min_score=min_score)
         return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=reader.duration, hits=hits)
 
     def window_vectors(self, video_id: int) -> np.ndarray:

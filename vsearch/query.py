@@ -37,6 +37,9 @@ _EDIT_MARGIN = 0.01
 _REFINE_SECONDS = 6.0
 _REFINE_RADIUS = 1.0
 
+#: A mean window similarity this high at the hit's own speed settles its alignment.
+_ALIGNED = 0.98
+
 #: Segments of one video whose library spans overlap more than this are duplicates.
 _NMS_IOU = 0.5
 
@@ -74,15 +77,12 @@ def aggregate(
     *,
     k: int,
     min_score: float,
-    library: Callable[[int], np.ndarray] | None = None,
-    readings: Callable[[float], ClipWindows] | None = None,
+    aligner: Aligner | None = None,
 ) -> list[Hit]:
     """Turn per-window neighbours into the top ``k`` segment hits with score >= ``min_score``.
 
-    ``library(video_id)``, when given, returns a video's stored window vectors; each
-    reported hit's start and speed are then refined by aligning the clip's windows
-    against them: ``readings(seconds)`` gives windows of the clip's first ``seconds``
-    in every reading worth trying (by default, the windows searched).
+    With an ``aligner``, each reported hit's start and speed are refined by aligning
+    the clip with the video's stored windows (see :func:`refine`).
     """
     if ids.size == 0:
         return []
@@ -124,15 +124,25 @@ def aggregate(
         if segment.hit.score < min_score:
             break
         hit = segment.hit
-        if library is not None:
-            aligned = readings(hit.query_start + _REFINE_SECONDS) if readings is not None else clip
-            hit = refine(hit, aligned, segment.offset, library(hit.video_id), config, videos[hit.video_id])
+        if aligner is not None:
+            hit = refine(hit, segment.offset, aligner, config, videos[hit.video_id])
         if any(_iou(hit, other) > _NMS_IOU for other in kept if other.video_id == hit.video_id):
             continue
         kept.append(hit)
         if len(kept) == k:
             break
     return kept
+
+
+@dataclass(frozen=True)
+class Aligner:
+    """What refining hits needs: a video's stored windows (``library(video_id)``), the
+    clip's windows at a playback speed over its first seconds (``readings(seconds,
+    speed)``, any mirroring or inset), and the speeds there are readings for."""
+
+    library: Callable[[int], np.ndarray]
+    readings: Callable[[float, float], ClipWindows]
+    speeds: tuple[float, ...]
 
 
 @dataclass
@@ -236,29 +246,30 @@ def _make_segment(
     return _Segment(hit=hit, view=view, offset=offset)
 
 
-def refine(
-    hit: Hit, clip: ClipWindows, offset: float, library: np.ndarray, config: IndexConfig,
-    record: VideoRecord,
-) -> Hit:
+def refine(hit: Hit, offset: float, aligner: Aligner, config: IndexConfig, record: VideoRecord) -> Hit:
     """``hit`` at the offset and speed near the voted ones where the clip aligns best.
 
     Voting reads the offset at the clip's first windows, which is ambiguous when they
     show still or repetitive footage (any nearby offset matches), and finds the speed
-    only among the views that were searched. Here the windows of every reading with
-    the hit's mirroring and inset (all speeds, all phases), over ``_REFINE_SECONDS``
-    of clip from the hit's start, are compared with the library windows they land on, for each offset
-    within ``_REFINE_RADIUS`` s on the analysis-frame grid: a cut or a movement
-    anywhere in that span pins the alignment. A re-timed reading must beat the
-    plain one by ``_EDIT_MARGIN``; ties keep the voted offset.
+    only among the views that were searched. Here the windows of the hit's reading,
+    over ``_REFINE_SECONDS`` of clip from the hit's start, are compared with the
+    library windows they land on, for each offset within ``_REFINE_RADIUS`` s on the
+    analysis-frame grid: a cut or a movement anywhere in that span pins the
+    alignment. Unless that alignment is near-perfect (``_ALIGNED``), the readings at
+    the other speeds are tried too, and one must beat the plain speed by
+    ``_EDIT_MARGIN`` to win. Ties keep the voted offset.
     """
+    library = aligner.library(hit.video_id)
     if len(library) == 0:
         return hit
-    like = (clip.mirrored == hit.mirrored) & (clip.inset == hit.inset)
-    span = (clip.starts >= hit.query_start - 1e-9) & (clip.starts <= hit.query_start + _REFINE_SECONDS)
     steps = np.arange(-_REFINE_RADIUS, _REFINE_RADIUS + 1e-9, config.frame_step)
     best = (-np.inf, offset, hit.speed)
-    for speed in np.unique(clip.speeds[like]):
-        rows = np.flatnonzero(like & span & (clip.speeds == speed))
+    for speed in [hit.speed] + [s for s in aligner.speeds if s != hit.speed]:
+        clip = aligner.readings(hit.query_start + _REFINE_SECONDS, speed)
+        rows = np.flatnonzero(
+            (clip.mirrored == hit.mirrored) & (clip.inset == hit.inset) & (clip.speeds == speed)
+            & (clip.starts >= hit.query_start - 1e-9) & (clip.starts <= hit.query_start + _REFINE_SECONDS)
+        )
         if len(rows) == 0:
             continue
         sims = _alignment(clip, rows, offset + steps, library, config)
@@ -267,8 +278,10 @@ def refine(
         top = float(sims.max()) - _EDIT_MARGIN * (speed != 1.0)
         tied = np.flatnonzero(sims >= sims.max() - 1e-6)
         candidate = float(offset + steps[tied[np.argmin(np.abs(steps[tied]))]])
-        if top > best[0] + 1e-9 or (abs(top - best[0]) <= 1e-9 and speed == hit.speed):
+        if top > best[0] + 1e-9:
             best = (top, candidate, float(speed))
+        if speed == hit.speed and sims.max() >= _ALIGNED:
+            break
     _, offset, speed = best
     start = min(max(offset + hit.query_start * speed, 0.0), record.duration_s)
     end = min(max(offset + hit.query_end * speed, start), record.duration_s)
@@ -294,6 +307,72 @@ def _alignment(
         diff = vectors[which] - library[nearest[i, which]]
         out[i] = similarity(np.einsum("ij,ij->i", diff, diff), sq_norms[which]).mean()
     return out
+
+
+def mask_windows(vectors: np.ndarray, covered: np.ndarray, config: IndexConfig) -> np.ndarray:
+    """v1 window vectors with the ``covered`` grid cells left out, re-centred, unit length.
+
+    A window is W blocks x 7 channels x the grid, each channel centred over the grid
+    cells and the whole scaled to unit length; centring again over the kept cells
+    only, and rescaling, gives what the footage alone would have given, for the clip
+    and the library alike.
+    """
+    gh, gw = config.grid
+    cube = vectors.reshape(len(vectors), config.window_blocks, -1, gh * gw).astype(np.float64)
+    keep = ~covered.reshape(-1)
+    cube = cube - cube[..., keep].mean(axis=-1, keepdims=True)
+    cube[..., ~keep] = 0.0
+    flat = cube.reshape(len(vectors), -1)
+    return (flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+
+
+def rescore_masked(
+    hit: Hit, clip: ClipWindows, library: np.ndarray, covered: np.ndarray, config: IndexConfig,
+    record: VideoRecord,
+) -> Hit:
+    """``hit`` scored again without the grid cells a still overlay covers in the clip.
+
+    The score is the mean masked similarity, over EVIDENCE_SECONDS of clip from the
+    hit's start, of the clip's windows in the hit's reading (mirrored readings see
+    the overlay mirrored) to the library windows they land on, at the best offset
+    within ``_REFINE_RADIUS`` of the hit's; the hit moves to that offset.
+    """
+    rows = np.flatnonzero(
+        (clip.mirrored == hit.mirrored) & ~clip.inset & (clip.speeds == hit.speed)
+        & (clip.starts >= hit.query_start - 1e-9) & (clip.starts <= hit.query_start + EVIDENCE_SECONDS)
+    )
+    if len(rows) == 0 or len(library) == 0:
+        return replace(hit, score=0.0)
+    mask = covered[:, ::-1] if hit.mirrored else covered
+    masked = replace(clip, vectors=mask_windows(clip.vectors, mask, config))
+    offset = hit.start - hit.query_start * hit.speed
+    steps = np.arange(-_REFINE_RADIUS, _REFINE_RADIUS + 1e-9, config.frame_step)
+    sims = _alignment(masked, rows, offset + steps, mask_windows(library, mask, config), config)
+    if not np.isfinite(sims).any():
+        return replace(hit, score=0.0)
+    best = int(np.argmax(sims))
+    shift = float(steps[best])
+    start = min(max(hit.start + shift, 0.0), record.duration_s)
+    end = min(max(hit.end + shift, start), record.duration_s)
+    return replace(hit, start=start, end=end, score=float(min(max(sims[best], 0.0), 1.0)))
+
+
+def rescore_overlaid(
+    candidates: list[Hit], clip: ClipWindows, library: Callable[[int], np.ndarray], covered: np.ndarray,
+    videos: dict[int, VideoRecord], config: IndexConfig, *, k: int, min_score: float,
+) -> list[Hit]:
+    """The ``k`` best of ``candidates`` scored without the overlay's cells, >= ``min_score``."""
+    rescored = sorted(
+        (rescore_masked(h, clip, library(h.video_id), covered, config, videos[h.video_id]) for h in candidates),
+        key=lambda h: (-h.score, h.distance),
+    )
+    kept: list[Hit] = []
+    for hit in rescored:
+        if hit.score < min_score or len(kept) == k:
+            break
+        if not any(_iou(hit, other) > _NMS_IOU for other in kept if other.video_id == hit.video_id):
+            kept.append(hit)
+    return kept
 
 
 def _iou(a: Hit, b: Hit) -> float:

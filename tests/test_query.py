@@ -1,0 +1,57 @@
+"""Voting and alignment on hand-made descriptors (no video needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vsearch.config import IndexConfig
+from vsearch.embedding import ClipWindows
+from vsearch.models import Hit, VideoRecord
+from vsearch.query import Aligner, refine
+from vsearch.windows import window_vectors
+
+CONFIG = IndexConfig()
+
+
+def _clip_windows(blocks: np.ndarray, speed: float = 1.0) -> ClipWindows:
+    windows = window_vectors(blocks, CONFIG)
+    n = len(windows)
+    return ClipWindows(duration=len(blocks) * CONFIG.block_seconds, vectors=windows,
+                       starts=np.arange(n) * CONFIG.block_seconds / speed, views=np.zeros(n, np.int64),
+                       speeds=np.full(n, speed), mirrored=np.zeros(n, bool), inset=np.zeros(n, bool))
+
+
+def _library_with_a_still_shot(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    blocks = rng.normal(size=(40, CONFIG.block_dim)).astype(np.float32)
+    blocks[:20] = blocks[0]  # 10 s of still footage, then a cut to moving footage
+    return blocks
+
+
+def _record(blocks: np.ndarray) -> VideoRecord:
+    return VideoRecord(id=1, path="/lib.mp4", hash="h", duration_s=len(blocks) * CONFIG.block_seconds, fps=25.0,
+                       width=320, height=240, frames=500, blocks=len(blocks), windows=len(blocks) - 2, added="now")
+
+
+def _aligner(library: np.ndarray, clip: ClipWindows) -> Aligner:
+    return Aligner(library=lambda video_id: library, readings=lambda seconds, speed: clip, speeds=(1.0,))
+
+
+def test_refine_pins_a_clip_that_opens_on_a_still_shot():
+    library_blocks = _library_with_a_still_shot()
+    library = window_vectors(library_blocks, CONFIG)
+    clip = _clip_windows(library_blocks[12:32])  # true offset: 6.0 s, cut at clip second 4
+    voted = 5.2  # any offset inside the still shot matches its first windows equally well
+    hit = Hit(video="/lib.mp4", video_id=1, start=voted, end=voted + 10, query_start=0.0, query_end=10.0,
+              score=0.9, distance=0.1)
+    refined = refine(hit, voted, _aligner(library, clip), CONFIG, _record(library_blocks))
+    assert refined.start == 6.0 and refined.end == 16.0 and refined.speed == 1.0
+
+
+def test_refine_keeps_the_voted_offset_when_nothing_pins_it():
+    library_blocks = _library_with_a_still_shot()
+    library = window_vectors(library_blocks, CONFIG)
+    clip = _clip_windows(library_blocks[2:10])  # entirely inside the still shot
+    hit = Hit(video="/lib.mp4", video_id=1, start=3.5, end=7.5, query_start=0.0, query_end=4.0,
+              score=0.9, distance=0.1)
+    assert refine(hit, 3.5, _aligner(library, clip), CONFIG, _record(library_blocks)).start == 3.5
