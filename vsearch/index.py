@@ -104,7 +104,7 @@ class VideoIndex:
             #: "auto" (type follows library size) or a fixed FAISS factory string.
             self.index_policy = snap.meta("index_policy") or self.index_type
         self._videos: dict[int, VideoRecord] = {}
-        if self._load_vectors() and repair and not store.readonly:
+        if self._load_vectors(mapped=True) and repair and not store.readonly:
             self._persist_repair()
 
     # -- opening ------------------------------------------------------------------
@@ -193,11 +193,18 @@ class VideoIndex:
     def _vector_file(self) -> str:
         return os.path.join(self.path, vectorstore.FILENAME)
 
-    def _load_vectors(self) -> bool:
-        """Load the vector file and reconcile it with LMDB; True if it needed repair."""
+    def _load_vectors(self, *, mapped: bool = False) -> bool:
+        """Load the vector file and reconcile it with LMDB; True if it needed repair.
+
+        ``mapped`` maps the file (cheap for queries) unless it needs repair, which
+        is done on a loaded copy; writers always reload a copy.
+        """
         damaged = False
         try:
-            loaded = vectorstore.VectorStore.load(self._vector_file) if os.path.exists(self._vector_file) else None
+            loaded = (vectorstore.VectorStore.load(self._vector_file, mapped=mapped)
+                      if os.path.exists(self._vector_file) else None)
+            if loaded is not None and mapped and any(self._gaps(loaded)):
+                loaded = vectorstore.VectorStore.load(self._vector_file)
         except IndexCorruptError as exc:
             # The file is derived data: rebuild it from LMDB rather than refuse to open.
             log.warning("%s; rebuilding it from the metadata store", exc)
@@ -220,15 +227,16 @@ class VideoIndex:
         finally:
             self._lock.release()
 
+    def _gaps(self, vectors: vectorstore.VectorStore) -> tuple[list[int], list[VideoRecord]]:
+        with self._store.snapshot() as snap:
+            return _gaps_between({rec.id: rec for rec in snap.videos()}, vectors)
+
     def _reconcile(self) -> tuple[int, int]:
         """Make the in-memory vectors match LMDB; returns (videos added, videos dropped)."""
         with self._store.snapshot() as snap:
             self._videos = {rec.id: rec for rec in snap.videos()}
-            present, counts = np.unique(split_ids(self._vectors.ids())[0], return_counts=True)
-            held = dict(zip(present.tolist(), counts.tolist()))
-            stale = [vid for vid, n in held.items() if vid not in self._videos or n != self._videos[vid].windows]
+            stale, missing = _gaps_between(self._videos, self._vectors)
             self._vectors.remove_videos(stale)
-            missing = [rec for vid, rec in self._videos.items() if vid not in held or vid in stale]
             if missing and not self._vectors.is_trained:
                 self._vectors.train(np.concatenate([self._windows_of(snap, rec)[1] for rec in missing]))
             for rec in missing:
@@ -519,3 +527,12 @@ def _worth_retraining(current: str, wanted: str) -> bool:
 def default_index_path() -> Path:
     """``$VSEARCH_INDEX`` or ``indexes/default``."""
     return Path(os.environ.get("VSEARCH_INDEX") or os.path.join("indexes", "default"))
+
+
+def _gaps_between(videos: dict[int, VideoRecord], vectors: vectorstore.VectorStore) -> tuple[list[int], list[VideoRecord]]:
+    """Ids of videos whose vectors are stale (uncommitted or partial), and committed videos to (re-)add."""
+    present, counts = np.unique(split_ids(vectors.ids())[0], return_counts=True)
+    held = dict(zip(present.tolist(), counts.tolist()))
+    stale = [vid for vid, n in held.items() if vid not in videos or n != videos[vid].windows]
+    missing = [rec for vid, rec in videos.items() if vid not in held or vid in stale]
+    return stale, missing

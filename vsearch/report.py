@@ -54,11 +54,12 @@ def _thumbs(path: str, times: np.ndarray) -> list[np.ndarray]:
 
 def _distance_curve(index: "VideoIndex", clip: str, hit: Hit) -> tuple[np.ndarray, np.ndarray]:
     """Distance of each query window to the library window the hit aligns it with."""
-    windows = describe_clip(clip, index.config, index.device, mirrored=hit.mirrored, speeds=(hit.speed,))
+    windows = describe_clip(clip, index.config, index.device, mirrored=hit.mirrored, speeds=(hit.speed,),
+                            inset=hit.inset)
     library = index.window_vectors(hit.video_id)
     offset = hit.start - hit.query_start * hit.speed
     best: tuple[float, np.ndarray, np.ndarray] | None = None
-    for view in np.unique(windows.views[windows.mirrored == hit.mirrored]):
+    for view in np.unique(windows.views[(windows.mirrored == hit.mirrored) & (windows.inset == hit.inset)]):
         rows = np.flatnonzero(windows.views == view)
         idx = np.rint((windows.starts[rows] * hit.speed + offset) / index.config.block_seconds).astype(int)
         ok = (idx >= 0) & (idx < len(library))

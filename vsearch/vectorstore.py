@@ -91,9 +91,13 @@ class VectorStore:
             ) from None
 
     @classmethod
-    def load(cls, path: str) -> "VectorStore":
+    def load(cls, path: str, *, mapped: bool = False) -> "VectorStore":
+        """Read a saved index. ``mapped`` maps the file instead of reading it (faiss
+        >= 1.8): opening a big index for queries costs nothing up front, pages come in
+        as searched. A mapped index must not be modified; load it again to write."""
+        flags = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if mapped else 0
         try:
-            index = faiss.read_index(path)
+            index = faiss.read_index(path, flags)
         except RuntimeError as exc:
             raise IndexCorruptError(f"{path}: cannot read vector index ({str(exc).splitlines()[0][:160]})") from None
         if not isinstance(index, faiss.IndexIDMap2):
