@@ -295,6 +295,16 @@ def test_picture_in_picture_clip_is_found_through_its_inset(built_index, clips, 
     assert top.video == str(source) and abs(top.start - start) <= 0.25
 
 
+def test_clip_too_short_for_a_slow_reading_is_still_searched(built_index, clips, tmp_path):
+    from tools.ffmpeg_tools import cut_clip
+
+    _, source, start = clips["exact"]
+    short = cut_clip(source, tmp_path / "short.mp4", start=start, duration=1.6, crf=18)  # one window at 1x, none at 0.9x
+    with VideoIndex.open(built_index, device="cpu") as index:
+        result = index.query(short, mirrored=False, speeds=(1.0, 0.9), min_score=0.0)
+    assert result.hits and result.hits[0].video == str(source)
+
+
 def test_bad_speeds_are_refused(built_index, clips):
     with VideoIndex.open(built_index, device="cpu") as index:
         with pytest.raises(VsearchError, match="speeds"):

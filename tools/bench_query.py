@@ -5,8 +5,9 @@
 Database vectors have the real window dimension and a realistic distribution: real
 windows of real videos (``--videos``, default ../shared/videos, else synthetic
 footage) are sampled, mixed and perturbed, then L2-normalised like vsearch's own.
-A "clip" is what a 10-second query sends to FAISS: 5 phases x 17 windows = 85
-vectors, each asking for its 32 nearest neighbours. For each size and index type
+A "clip" is what a 10-second query sends to FAISS in its plain reading: 5 phases x
+17 windows = 85 vectors, each asking for its 32 nearest neighbours (a clip that also
+needs its edited readings, mirrored / re-timed / inset, sends about 6 times more). For each size and index type
 it reports the per-clip latency p50/p95 (all cores), recall of the exact top-10,
 bytes per vector and memory per indexed hour of video (7,200 windows/hour).
 IVF types are measured at the smallest nprobe reaching 0.98 recall.

@@ -105,10 +105,6 @@ class ClipWindows:
         """Number of edits each window's view assumes (speed change, mirroring, inset)."""
         return (self.speeds != 1.0).astype(np.int64) + self.mirrored + self.inset
 
-    @property
-    def view_count(self) -> int:
-        return int(self.views.max()) + 1 if len(self.views) else 0
-
 
 @dataclass(frozen=True)
 class Reading:

@@ -439,8 +439,10 @@ class VideoIndex:
         hits = aggregate(windows, sq_dist, ids, self._videos, self.config, k=k, min_score=min_score,
                          aligner=Aligner(library, plain_at, speeds))
         edited = [r for r in reader.readings if r not in plain]
+        more = None
         if edited and not any(h.score >= _NEAR_EXACT_SCORE for h in hits):
-            more = reader.windows(edited)
+            more = reader.windows(edited, allow_empty=True)
+        if more is not None and len(more.vectors):
             more_dist, more_ids = self._vectors.search(more.vectors, _NEIGHBOURS_PER_WINDOW)
             windows = ClipWindows.concatenate([windows, more], reader.duration)
             sq_dist, ids = np.concatenate([sq_dist, more_dist]), np.concatenate([ids, more_ids])

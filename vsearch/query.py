@@ -1,11 +1,14 @@
-"""Query stage: nearest windows -> temporal voting -> ranked segments.
+"""Query stage: nearest windows -> temporal voting -> ranked segments -> alignment.
 
-Every query window (at every phase) votes for the library windows it is near to.
-A vote says "video v, offset = library time - clip time". True matches pile up on
-one offset; chance matches scatter. Votes are grouped per video around the
-strongest offsets (Hough-style, tolerant to half a block of misalignment), each
-group becomes a segment, and the segment's score is the similarity of the best
-``EVIDENCE_SECONDS`` worth of query windows that agree on it.
+Every query window (of every view: phase, mirroring, speed, inset) votes for the
+library windows it is near to. A vote says "video v, offset = library time - speed
+x clip time". True matches pile up on one offset; chance matches scatter. Votes are
+grouped per video around the strongest offsets (Hough-style, tolerant to half a
+block of misalignment), each group becomes a segment, and the segment's score is
+the similarity of the best view's ``EVIDENCE_SECONDS`` worth of windows that agree
+on it. Reported segments are then aligned against the video's stored windows
+(:func:`refine`), and a clip with a still overlay can be re-scored without it
+(:func:`rescore_overlaid`).
 """
 
 from __future__ import annotations
