@@ -128,7 +128,7 @@ def test_lost_or_damaged_vector_file_is_repaired_from_lmdb(scratch_index, clips,
 def test_rebuild_can_switch_index_type_and_back(scratch_index, clips):
     with VideoIndex.open(scratch_index, device="cpu") as index:
         assert index.rebuild(index_type="IVF4,Flat") == 30 * 3
-        assert index.stats().index_type == "IDMap2,IVF4,Flat"
+        assert index.stats().index_type == "IVF4,Flat"
     with VideoIndex.open(scratch_index, device="cpu") as index:
         assert index.index_type == "IVF4,Flat" and index.verify().ok
         assert index.query(clips["exact"][0]).hits[0].video == str(clips["exact"][1])
@@ -244,13 +244,23 @@ def test_auto_index_type_follows_library_size(scratch_index, media, clips, monke
         # Pretend the library is large: past the limit, ingest trains and switches to IVF.
         monkeypatch.setattr(vectorstore, "AUTO_FLAT_LIMIT", 50)
         index.add([media["extra"]])
-        assert index.index_type == "IVF64,SQfp16" and index.stats().index_type == "IDMap2,IVF64,SQfp16 (auto)"
+        assert index.index_type == "IVF64,SQfp16" and index.stats().index_type == "IVF64,SQfp16 (auto)"
     with VideoIndex.open(scratch_index, device="cpu") as index:
         assert index.index_type == "IVF64,SQfp16" and index.verify().ok
         top = index.query(clips["exact"][0]).hits[0]
         assert top.video == str(clips["exact"][1]) and abs(top.start - clips["exact"][2]) <= 0.15
-        index.remove([media["extra"]])  # IVF supports removal in place
+        # IVF removes in place; windows of the videos added after the removed one keep their ids.
+        index.remove([media["lib11"]])
         assert index.verify().ok
+        top = index.query(clips["exact"][0]).hits[0]
+        assert top.video == str(clips["exact"][1]) and abs(top.start - clips["exact"][2]) <= 0.15
+        index.add([media["lib11"]])
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        assert index.verify().ok
+        for name in ("exact", "reencoded_small"):
+            clip, source, start = clips[name]
+            top = index.query(clip).hits[0]
+            assert top.video == str(source) and abs(top.start - start) <= 0.25
 
 
 def test_flipped_clip_is_found_by_the_mirrored_search(built_index, clips, tmp_path):
@@ -322,3 +332,26 @@ def test_letterboxed_copy_is_found(built_index, clips, tmp_path):
     with VideoIndex.open(built_index, device="cpu") as index:
         top = index.query(boxed).hits[0]
     assert top.video == str(source) and abs(top.start - start) <= 0.25
+
+
+def test_vector_file_of_the_old_ivf_layout_is_rebuilt_on_open(scratch_index, clips):
+    import faiss
+
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        index.rebuild(index_type="IVF8,Flat")
+        with index._store.snapshot() as snap:
+            per_video = [index._windows_of(snap, rec) for rec in snap.videos()]
+    # What vsearch 0.1.0 wrote: the IVF inside an IndexIDMap2 (its ids break on removal).
+    old = faiss.IndexIDMap2(faiss.index_factory(per_video[0][1].shape[1], "IVF8,Flat"))
+    old.train(np.concatenate([vectors for _, vectors in per_video]))
+    for ids, vectors in per_video:
+        old.add_with_ids(vectors, ids)
+    faiss.write_index(old, str(scratch_index / "vectors.faiss"))
+    with VideoIndex.open(scratch_index, device="cpu", repair=False) as index:
+        report = index.verify()
+        assert not report.ok and "inside an id map" in report.problems[0]
+    with VideoIndex.open(scratch_index, device="cpu") as index:  # repaired and saved
+        assert index.verify().ok and index.stats().index_type == "IVF8,Flat"
+        clip, source, start = clips["exact"]
+        top = index.query(clip).hits[0]
+        assert top.video == str(source) and abs(top.start - start) <= 0.15

@@ -3,7 +3,7 @@
 Folder layout::
 
     meta.lmdb/       LMDB, the source of truth (config, videos, block descriptors)
-    vectors.faiss    FAISS IndexIDMap2, derived from meta.lmdb, replaced atomically
+    vectors.faiss    FAISS index under stable ids, derived from meta.lmdb, replaced atomically
     writer.lock      flock held by the one writer, with its pid
 
 Commit order: a video is committed to LMDB (one transaction) before its vectors go
@@ -481,7 +481,8 @@ class VideoIndex:
             vectors=self._vectors.ntotal,
             duration_s=round(sum(r.duration_s for r in self._videos.values()), 3),
             dim=self.config.dim,
-            index_type=f"IDMap2,{self.index_type}" + (" (auto)" if self.index_policy == "auto" else ""),
+            index_type=("IDMap2," if self._vectors.layout == "IDMap2" else "") + self.index_type
+            + (" (auto)" if self.index_policy == "auto" else ""),
             bytes=size,
             config=self.config.to_dict(),
             created=created,

@@ -43,13 +43,27 @@ def auto_index_type(n_vectors: int) -> str:
 _REMOVABLE_PREFIXES = ("Flat", "IVF", "PCA", "OPQ", "SQ", "PQ")
 
 
+def _extract_ivf(index: faiss.Index):
+    """The IVF part of an index (through a PCA/OPQ pre-transform), or None."""
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
 def _gpu_count() -> int:
     get = getattr(faiss, "get_num_gpus", None)
     return int(get()) if get is not None else 0
 
 
 class VectorStore:
-    """An ``IndexIDMap2`` around a FAISS index built from a factory string."""
+    """FAISS vectors under stable 64-bit ids (video id << 32 | window number).
+
+    IVF indexes hold the ids themselves. Every other type sits in an
+    ``IndexIDMap2``: its storage is compacted on removal, and the map is compacted
+    with it. (An id map around an IVF index goes wrong after a removal: the lists
+    keep the old sequential numbers while the map shifts, so hits name other windows.)
+    """
 
     def __init__(self, index: faiss.Index) -> None:
         self.index = index
@@ -60,24 +74,22 @@ class VectorStore:
             ivf.nprobe = int(min(max(ivf.nlist // 32, 16), 256))
 
     def _ivf(self):
-        try:
-            return faiss.extract_index_ivf(self.index.index)
-        except RuntimeError:
-            return None
+        return None if isinstance(self.index, faiss.IndexIDMap2) else _extract_ivf(self.index)
 
     @classmethod
     def create(cls, dim: int, index_type: str = DEFAULT_INDEX_TYPE) -> "VectorStore":
-        """An empty store of a FAISS factory type (``Flat``, ``IVF1024,Flat``, ``IVF4096,PQ32``...)."""
-        if not index_type.startswith(_REMOVABLE_PREFIXES) or "HNSW" in index_type or "IDMap" in index_type:
+        """An empty store of a FAISS factory type (``Flat``, ``IVF1024,Flat``, ``IVF4096,SQfp16``...)."""
+        if (not index_type.startswith(_REMOVABLE_PREFIXES)
+                or any(word in index_type for word in ("HNSW", "IDMap", "Refine", "RFlat"))):
             raise ConfigMismatchError(
                 f"index type {index_type!r} is not supported: use Flat or an IVF factory string "
-                "(graph indexes cannot remove videos)"
+                "(graph and refine indexes cannot remove videos in place)"
             )
         try:
             inner = faiss.index_factory(dim, index_type, faiss.METRIC_L2)
         except RuntimeError as exc:
             raise ConfigMismatchError(f"invalid index type {index_type!r} ({str(exc).splitlines()[0][:120]})") from None
-        return cls(faiss.IndexIDMap2(inner))
+        return cls(inner if _extract_ivf(inner) is not None else faiss.IndexIDMap2(inner))
 
     @property
     def is_trained(self) -> bool:
@@ -97,18 +109,31 @@ class VectorStore:
 
     @classmethod
     def load(cls, path: str, *, mapped: bool = False) -> "VectorStore":
-        """Read a saved index. ``mapped`` maps the file instead of reading it (faiss
-        >= 1.8): opening a big index for queries costs nothing up front, pages come in
-        as searched. A mapped index must not be modified; load it again to write."""
-        flags = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if mapped else 0
+        """Read a saved index. ``mapped`` maps the file instead of reading it:
+        opening a big index for queries costs nothing up front, pages come in as
+        searched. A mapped index must not be modified; load it again to write."""
+        flags = 0
+        if mapped:
+            try:
+                with open(path, "rb") as handle:
+                    magic = handle.read(4)
+            except OSError as exc:
+                raise IndexCorruptError(f"{path}: cannot read vector index ({exc.strerror})") from None
+            # An id map around flat codes maps with IO_FLAG_MMAP_IFC (faiss >= 1.8); IVF
+            # lists map only with IO_FLAG_MMAP (read-only OnDiskInvertedLists).
+            flags = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if magic == b"IxM2" else faiss.IO_FLAG_MMAP
         try:
             index = faiss.read_index(path, flags)
         except RuntimeError as exc:
             raise IndexCorruptError(f"{path}: cannot read vector index ({str(exc).splitlines()[0][:160]})") from None
-        if not isinstance(index, faiss.IndexIDMap2):
+        if type(index) is faiss.Index:  # read_index usually hands back the concrete class already
             index = faiss.downcast_index(index)
-        if not isinstance(index, faiss.IndexIDMap2):
-            raise IndexCorruptError(f"{path}: vector index has no stable id map")
+        if isinstance(index, faiss.IndexIDMap2):
+            if _extract_ivf(index.index) is not None:
+                raise IndexCorruptError(f"{path}: IVF index inside an id map (written by vsearch 0.1.0), "
+                                        "whose ids go wrong after a removal")
+        elif _extract_ivf(index) is None:
+            raise IndexCorruptError(f"{path}: vector index has no stable ids")
         return cls(index)
 
     @property
@@ -120,8 +145,18 @@ class VectorStore:
         return int(self.index.ntotal)
 
     def ids(self) -> np.ndarray:
-        """All ids held, in storage order."""
-        return faiss.vector_to_array(self.index.id_map).astype(np.int64, copy=False)
+        """All ids held, in storage order (list by list for IVF)."""
+        if isinstance(self.index, faiss.IndexIDMap2):
+            return faiss.vector_to_array(self.index.id_map).astype(np.int64, copy=False)
+        lists = self._ivf().invlists
+        parts = [np.zeros(0, np.int64)]
+        for number in range(lists.nlist):
+            size = lists.list_size(number)
+            if size:
+                pointer = lists.get_ids(number)
+                parts.append(faiss.rev_swig_ptr(pointer, size).astype(np.int64, copy=True))
+                lists.release_ids(number, pointer)
+        return np.concatenate(parts)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
@@ -158,8 +193,14 @@ class VectorStore:
         return self._gpu_index
 
     def describe(self) -> str:
-        """FAISS class of the wrapped index, e.g. ``IndexFlatL2``."""
-        return type(faiss.downcast_index(self.index.index)).__name__
+        """FAISS class of the index, e.g. ``IndexFlatL2`` or ``IndexIVFScalarQuantizer``."""
+        inner = self.index.index if isinstance(self.index, faiss.IndexIDMap2) else self.index
+        return type(faiss.downcast_index(inner)).__name__
+
+    @property
+    def layout(self) -> str:
+        """How ids are kept: ``IDMap2`` (a map beside the vectors) or ``IVF`` (in the lists)."""
+        return "IDMap2" if isinstance(self.index, faiss.IndexIDMap2) else "IVF"
 
     def save(self, path: str) -> None:
         """Write atomically: a reader sees the old file or the new one, never half."""
