@@ -355,3 +355,29 @@ def test_vector_file_of_the_old_ivf_layout_is_rebuilt_on_open(scratch_index, cli
         clip, source, start = clips["exact"]
         top = index.query(clip).hits[0]
         assert top.video == str(source) and abs(top.start - start) <= 0.15
+
+
+def test_training_reads_a_bounded_sample_spread_over_all_videos(scratch_index, clips, monkeypatch):
+    from vsearch import vectorstore
+
+    seen = []
+    real_train = vectorstore.VectorStore.train
+
+    def spy(store, vectors):
+        seen.append(vectors.copy())
+        real_train(store, vectors)
+
+    monkeypatch.setattr(vectorstore.VectorStore, "training_size", lambda store: 45)
+    monkeypatch.setattr(vectorstore.VectorStore, "train", spy)
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        total = sum(rec.windows for rec in index.videos())
+        index.rebuild(index_type="IVF4,Flat")
+        assert total >= 90 and len(seen) == 1 and 30 <= len(seen[0]) <= 45 + len(index.videos())
+        # Every video contributed some of its own windows.
+        with index._store.snapshot() as snap:
+            for rec in snap.videos():
+                own = index._windows_of(snap, rec)[1]
+                assert (np.abs(seen[0][:, None, :] - own[None, :, :]).max(-1) == 0).any(), rec.path
+        clip, source, start = clips["exact"]
+        top = index.query(clip).hits[0]
+        assert top.video == str(source) and abs(top.start - start) <= 0.15

@@ -14,6 +14,11 @@ file) it measures, one after the other on the same machine:
 It prints each input's bitrate, video-seconds per wall-second for each and the
 ratios c/a and c/b, plus the peak RSS of each ingest process. A second 1080p file twice as long shows that
 memory does not grow with video length (frames are streamed in chunks).
+
+``--library-hours H`` also ingests the 1080p web file into a library of H hours (one
+real video plus synthetic ones, see ``tools.synth.make_library_index``) and prints the
+peak RSS next to the empty-index ingest and the size of the library's vector file: a
+writer holds the vector index in memory, and should hold little else.
 """
 
 from __future__ import annotations
@@ -67,14 +72,18 @@ def decord_only(files: list[str], width: int, height: int, fps: float) -> float:
     return time.perf_counter() - t0
 
 
-def full_ingest(files: list[str], index: Path) -> tuple[float, float]:
+def full_ingest(files: list[str], index: Path, *, fresh: bool = True) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one `vsearch ingest` process."""
-    shutil.rmtree(index, ignore_errors=True)
+    if fresh:
+        shutil.rmtree(index, ignore_errors=True)
+    # VmHWM is the peak of this process image; ru_maxrss would carry over the parent's
+    # peak through fork + exec (this benchmark's own process can be large).
     script = (
-        "import resource, sys\n"
+        "import sys\n"
         "from vsearch.cli import app\n"
         "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "peak = next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+        "print('PEAK_KB', peak, file=sys.stderr)\n"
         "sys.exit(code)\n"
     )
     t0 = time.perf_counter()
@@ -94,6 +103,8 @@ def main() -> None:
     parser.add_argument("--uhd-seconds", type=float, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vsearch-bench")
+    parser.add_argument("--library-hours", type=float, default=0,
+                        help="also measure ingest memory into a library of this many hours (0: skip)")
     args = parser.parse_args()
     from vsearch.config import IndexConfig
 
@@ -120,6 +131,32 @@ def main() -> None:
         print(f"{name:<16}{seconds:>9.0f}{mbit_per_s(files, seconds):>8.1f}{seconds / a:>11.1f}x{seconds / b:>11.1f}x{seconds / c:>11.1f}x"
               f"{a / c:>7.2f}{b / c:>7.2f}{peak:>8.0f} MiB", flush=True)
     print("\nrates are video-seconds per wall-second; c/a = ingest speed / ffmpeg decode speed")
+    if args.library_hours:
+        library_memory(groups["1080p web"], args.library_hours, args.workdir)
+
+
+def library_memory(files: list[str], hours: float, workdir: Path) -> None:
+    """Peak RSS of the same ingest into an empty index and into a library of ``hours``."""
+    from tools.synth import make_library_index, make_video
+    from vsearch import VideoIndex
+
+    library = workdir / f"library_{hours:g}h"
+    if not (library / "vectors.faiss").exists():
+        shutil.rmtree(library, ignore_errors=True)
+        print(f"\nbuilding a {hours:g} h library (cached in {library})", flush=True)
+        make_library_index(library, hours, make_video(workdir / "library_seed.mp4", seconds=30, seed=4242, size=(1280, 720)))
+    with VideoIndex.open(library, device="cpu") as index:
+        before = index.stats()
+    work = workdir / "library_copy"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(library, work)
+    _, empty_peak = full_ingest(files, workdir / "index")
+    _, library_peak = full_ingest(files, work, fresh=False)
+    shutil.rmtree(work, ignore_errors=True)
+    vector_mib = os.path.getsize(library / "vectors.faiss") / 2**20
+    print(f"\ningest of {Path(files[0]).name} into an empty index: peak RSS {empty_peak:.0f} MiB; into {hours:g} h "
+          f"({before.vectors} vectors, {before.index_type}, vector file {vector_mib:.0f} MiB): {library_peak:.0f} MiB; "
+          f"growth {library_peak - empty_peak:.0f} MiB = {(library_peak - empty_peak) / vector_mib:.2f} x the vector file")
 
 
 if __name__ == "__main__":

@@ -125,37 +125,19 @@ def end_to_end(hours: float, videos: Path | None, runs: int = 5) -> None:
     import sys
 
     from tools.ffmpeg_tools import cut_clip
-    from tools.synth import make_video
+    from tools.synth import make_library_index, make_video
     from vsearch import VideoIndex
-    from vsearch.metastore import now_iso
 
     work = Path(tempfile.mkdtemp(prefix="vsearch-e2e-"))
     real = make_video(work / "real.mp4", seconds=30, seed=4242, size=(1280, 720))
     clip = cut_clip(real, work / "clip.mp4", start=7.3, duration=10.0, crf=23)
     index_path = work / "index"
-    with VideoIndex.create(index_path, device="cpu") as index:
-        index.add([real])
-        blocks = index._store  # the metadata store: synthetic videos are committed like real ones
-        with blocks.snapshot() as snap:
-            rec = next(snap.videos())
-            real_blocks = snap.blocks(rec, index.config.block_dim).copy()
-        rng = np.random.default_rng(0)
-        per_video = 1200  # 10 minutes of 0.5 s blocks
-        count = int(hours * 6)
-        t0 = time.perf_counter()
-        for i in range(count):
-            picks = real_blocks[rng.integers(0, len(real_blocks), per_video)]
-            fake = (picks + rng.normal(0, 0.05, picks.shape)).astype(np.float32)
-            blocks.commit_video(dict(path=f"/synthetic/{i:05d}.mp4", hash=f"synthetic{i:023d}", duration_s=600.0,
-                                     fps=30.0, width=1280, height=720, frames=18000, blocks=per_video,
-                                     windows=per_video - index.config.window_blocks + 1, added=now_iso()), fake)
-        print(f"committed {count} synthetic videos ({hours:g} h) in {time.perf_counter() - t0:.0f} s", flush=True)
+    t0 = time.perf_counter()
+    make_library_index(index_path, hours, real)
     with VideoIndex.open(index_path, device="cpu") as index:
-        t0 = time.perf_counter()
-        index.rebuild()
         stats = index.stats()
-    print(f"rebuilt {stats.vectors} vectors as {stats.index_type} in {time.perf_counter() - t0:.0f} s, "
-          f"{stats.bytes / 1e6:.0f} MB on disk", flush=True)
+    print(f"built a {hours:g} h library: {stats.vectors} vectors as {stats.index_type}, "
+          f"{stats.bytes / 1e6:.0f} MB on disk, in {time.perf_counter() - t0:.0f} s", flush=True)
     walls, top = [], None
     for _ in range(runs):
         t0 = time.perf_counter()

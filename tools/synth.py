@@ -112,6 +112,32 @@ def make_video(
     return _encode(frames, Path(path), fps=fps, size=size, codec=codec, crf=crf)
 
 
+def make_library_index(index_path: Path, hours: float, real_video: Path, *, seed: int = 0) -> Path:
+    """An index of ``real_video`` plus enough synthetic 10-minute "videos" to reach
+    ``hours``: each is 1,200 of the real video's block descriptors, drawn at random and
+    perturbed, committed like a real video. Its vector type is what ``auto`` picks for
+    that size. Built in minutes where ingesting that much footage would take days."""
+    from vsearch import VideoIndex
+    from vsearch.metastore import now_iso
+
+    with VideoIndex.create(index_path, device="cpu") as index:
+        index.add([real_video])
+        store = index._store  # synthetic videos are committed like real ones
+        with store.snapshot() as snap:
+            real_blocks = snap.blocks(next(snap.videos()), index.config.block_dim).copy()
+        rng = np.random.default_rng(seed)
+        per_video = 1200  # 10 minutes of 0.5 s blocks
+        for i in range(int(hours * 6)):
+            picks = real_blocks[rng.integers(0, len(real_blocks), per_video)]
+            fake = (picks + rng.normal(0, 0.05, picks.shape)).astype(np.float32)
+            store.commit_video(dict(path=f"/synthetic/{i:05d}.mp4", hash=f"synthetic{i:023d}", duration_s=600.0,
+                                    fps=30.0, width=1280, height=720, frames=18000, blocks=per_video,
+                                    windows=per_video - index.config.window_blocks + 1, added=now_iso()), fake)
+    with VideoIndex.open(index_path, device="cpu", repair=False) as index:
+        index.rebuild()
+    return index_path
+
+
 def main() -> None:
     """``python -m tools.synth OUTDIR``: write synth_00.mp4, synth_01.mp4, ... and print their paths."""
     parser = argparse.ArgumentParser(description="Write seeded synthetic test videos.")

@@ -42,7 +42,7 @@ from .lock import WriterLock
 from .metastore import MetaStore, Snapshot
 from .models import IndexStats, IngestResult, QueryResult, VerifyReport, VideoRecord
 from .query import DEFAULT_MIN_SCORE, Aligner, aggregate, rescore_overlaid
-from .windows import split_ids, window_count, window_ids, window_vectors
+from .windows import WINDOW_BITS, window_count, window_ids, window_vectors
 
 #: Neighbours fetched per query window before voting.
 _NEIGHBOURS_PER_WINDOW = 32
@@ -238,10 +238,17 @@ class VideoIndex:
             stale, missing = _gaps_between(self._videos, self._vectors)
             self._vectors.remove_videos(stale)
             if missing and not self._vectors.is_trained:
-                self._vectors.train(np.concatenate([self._windows_of(snap, rec)[1] for rec in missing]))
+                self._vectors.train(self._training_sample(snap, missing))
             for rec in missing:
                 self._vectors.add(*self._windows_of(snap, rec))
         return len(missing), len(stale)
+
+    def _training_sample(self, snap: Snapshot, records: list[VideoRecord]) -> np.ndarray:
+        """Windows to train on, spread evenly over every video, at most what the type
+        can use: a big library is never concatenated whole in memory."""
+        total = sum(rec.windows for rec in records)
+        step = max(1, -(-total // self._vectors.training_size()))
+        return np.concatenate([self._windows_of(snap, rec)[1][::step] for rec in records])
 
     def _windows_of(self, snap: Snapshot, record: VideoRecord) -> tuple[np.ndarray, np.ndarray]:
         vectors = window_vectors(snap.blocks(record, self.config.block_dim), self.config)
@@ -509,8 +516,7 @@ class VideoIndex:
             except IndexCorruptError as exc:
                 problems.append(str(exc))
                 on_disk = vectorstore.VectorStore.create(self.config.dim, self.index_type)
-        vids, counts = np.unique(split_ids(on_disk.ids())[0], return_counts=True)
-        held = dict(zip(vids.tolist(), counts.tolist()))
+        held = _windows_per_video(on_disk.ids())
         for vid, rec in videos.items():
             if held.get(vid, 0) != rec.windows:
                 problems.append(f"video {vid} ({rec.path}): {held.get(vid, 0)} vectors on disk, expected {rec.windows}")
@@ -532,10 +538,24 @@ def default_index_path() -> Path:
     return Path(os.environ.get("VSEARCH_INDEX") or os.path.join("indexes", "default"))
 
 
+def _windows_per_video(ids: np.ndarray) -> dict[int, int]:
+    """{video id: vectors held}. Video ids are small and dense, so counting them is
+    linear (np.unique would sort 10^7 ids on every open of a big library)."""
+    video_ids = np.asarray(ids, dtype=np.int64) >> np.int64(WINDOW_BITS)
+    if len(video_ids) == 0:
+        return {}
+    if video_ids.min() < 0 or video_ids.max() > 4 * len(video_ids) + 1_000_000:
+        present, counts = np.unique(video_ids, return_counts=True)
+    else:
+        counts = np.bincount(video_ids)
+        present = np.flatnonzero(counts)
+        counts = counts[present]
+    return dict(zip(present.tolist(), counts.tolist()))
+
+
 def _gaps_between(videos: dict[int, VideoRecord], vectors: vectorstore.VectorStore) -> tuple[list[int], list[VideoRecord]]:
     """Ids of videos whose vectors are stale (uncommitted or partial), and committed videos to (re-)add."""
-    present, counts = np.unique(split_ids(vectors.ids())[0], return_counts=True)
-    held = dict(zip(present.tolist(), counts.tolist()))
+    held = _windows_per_video(vectors.ids())
     stale = [vid for vid, n in held.items() if vid not in videos or n != videos[vid].windows]
     missing = [rec for vid, rec in videos.items() if vid not in held or vid in stale]
     return stale, missing

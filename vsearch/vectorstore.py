@@ -39,6 +39,21 @@ def auto_index_type(n_vectors: int) -> str:
     """
     return DEFAULT_INDEX_TYPE if n_vectors < AUTO_FLAT_LIMIT else f"IVF{ivf_lists(n_vectors)},SQfp16"
 
+def default_nprobe(ivf) -> int:
+    """Lists probed per search: enough for >= 0.98 recall of the exact top-10.
+
+    Measured with tools/bench_query.py at dimension 336: float16 or float32 codes need
+    8 of 2,048 lists at 10^6 windows and 16 of 8,192 at 10^7 (0.989 both); 16 or
+    nlist/512 keeps a margin. Lossy codes (SQ8, PQ) need far more (SQ8: 256 of 2,048).
+    """
+    ivf = faiss.downcast_index(ivf)
+    lossless = isinstance(ivf, faiss.IndexIVFFlat) or (
+        isinstance(ivf, faiss.IndexIVFScalarQuantizer)
+        and ivf.sq.qtype in (faiss.ScalarQuantizer.QT_fp16, faiss.ScalarQuantizer.QT_bf16))
+    wanted = ivf.nlist // 512 if lossless else ivf.nlist // 8
+    return int(min(max(wanted, 16), 256, ivf.nlist))
+
+
 # Removing a video must work in place, which rules out graph indexes such as HNSW.
 _REMOVABLE_PREFIXES = ("Flat", "IVF", "PCA", "OPQ", "SQ", "PQ")
 
@@ -70,8 +85,7 @@ class VectorStore:
         self._gpu_index: faiss.Index | None = None
         ivf = self._ivf()
         if ivf is not None:
-            # Probe enough lists for >= 0.98 recall of the exact top-10 (tools/bench_query.py).
-            ivf.nprobe = int(min(max(ivf.nlist // 32, 16), 256))
+            ivf.nprobe = default_nprobe(ivf)
 
     def _ivf(self):
         return None if isinstance(self.index, faiss.IndexIDMap2) else _extract_ivf(self.index)
@@ -94,6 +108,12 @@ class VectorStore:
     @property
     def is_trained(self) -> bool:
         return bool(self.index.is_trained)
+
+    def training_size(self) -> int:
+        """How many vectors training can use: faiss k-means samples at most 256 per
+        list; 64 per list is plenty (it warns below 39), and PQ/SQ need fewer."""
+        ivf = self._ivf()
+        return max(64 * ivf.nlist, 100_000) if ivf is not None else 100_000
 
     def train(self, vectors: np.ndarray) -> None:
         """Train a quantizer-based index (no-op for Flat)."""
