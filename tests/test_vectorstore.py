@@ -78,3 +78,25 @@ def test_an_ivf_index_inside_an_id_map_is_refused_on_load(tmp_path):
 def test_types_that_cannot_remove_in_place_are_refused(index_type):
     with pytest.raises(ConfigMismatchError, match="not supported"):
         VectorStore.create(DIM, index_type)
+
+
+def _faiss_gpus() -> int:
+    return int(getattr(faiss, "get_num_gpus", lambda: 0)())
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(_faiss_gpus() == 0, reason="faiss-gpu with a GPU not present")])])
+def test_ivf_trains_and_searches_on_each_device(device, tmp_path):
+    # On a machine with faiss-gpu and a GPU, training and search go to the GPU by
+    # themselves; the saved file is a CPU index either way.
+    assert VectorStore.create(DIM, "Flat").uses_gpu == (device == "gpu")
+    videos = _videos(count=3, windows=200)
+    store = VectorStore.create(DIM, "IVF16,SQfp16")
+    store.train(np.concatenate(list(videos.values())))
+    assert store.is_trained and store._ivf().clustering_index is None
+    for video_id, vectors in videos.items():
+        store.add(window_ids(video_id, len(vectors)), vectors)
+    store._ivf().nprobe = 16
+    _assert_each_finds_itself(store, videos)
+    store.save(str(tmp_path / "v.faiss"))
+    assert VectorStore.load(str(tmp_path / "v.faiss")).describe() == "IndexIVFScalarQuantizer"

@@ -119,6 +119,14 @@ class VectorStore:
         """Train a quantizer-based index (no-op for Flat)."""
         if self.is_trained:
             return
+        ivf = self._ivf()
+        on_gpu = ivf is not None and _gpu_count() > 0
+        if on_gpu:
+            # k-means assignment (nearly all of training) runs on the GPUs; the
+            # trained index stays a CPU index.
+            # (The local keeps the GPU index alive: faiss holds only a raw pointer.)
+            clustering = faiss.index_cpu_to_all_gpus(faiss.IndexFlatL2(ivf.d))
+            ivf.clustering_index = clustering
         try:
             self.index.train(np.ascontiguousarray(vectors, dtype=np.float32))
         except RuntimeError as exc:
@@ -126,6 +134,14 @@ class VectorStore:
                 f"cannot train the index on {len(vectors)} vectors ({str(exc).splitlines()[0][:120]}); "
                 "use a smaller IVF list count or Flat"
             ) from None
+        finally:
+            if on_gpu:
+                ivf.clustering_index = None
+
+    @property
+    def uses_gpu(self) -> bool:
+        """Whether searches (and IVF training) run on GPUs: faiss-gpu and a device present."""
+        return _gpu_count() > 0
 
     @classmethod
     def load(cls, path: str, *, mapped: bool = False) -> "VectorStore":
