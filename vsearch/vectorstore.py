@@ -39,12 +39,14 @@ def auto_index_type(n_vectors: int) -> str:
     """
     return DEFAULT_INDEX_TYPE if n_vectors < AUTO_FLAT_LIMIT else f"IVF{ivf_lists(n_vectors)},SQfp16"
 
+
 def default_nprobe(ivf) -> int:
     """Lists probed per search: enough for >= 0.98 recall of the exact top-10.
 
     Measured with tools/bench_query.py at dimension 336: float16 or float32 codes need
-    8 of 2,048 lists at 10^6 windows and 16 of 8,192 at 10^7 (0.989 both); 16 or
-    nlist/512 keeps a margin. Lossy codes (SQ8, PQ) need far more (SQ8: 256 of 2,048).
+    8 of 2,048 lists at 10^6 windows and 16 of 8,192 at 10^7 (0.989 both), hence 16
+    lists, or nlist/512 past 8,192. Lossy codes (SQ8, PQ) need far more (SQ8: 256 of
+    2,048 for 0.98), hence nlist/8. Capped at 256.
     """
     ivf = faiss.downcast_index(ivf)
     lossless = isinstance(ivf, faiss.IndexIVFFlat) or (
