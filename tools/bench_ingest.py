@@ -15,6 +15,10 @@ It prints each input's bitrate, video-seconds per wall-second for each and the
 ratios c/a and c/b, plus the peak RSS of each ingest process. A second 1080p file twice as long shows that
 memory does not grow with video length (frames are streamed in chunks).
 
+``--long-minutes M`` (default 30) also ingests a 1080p file M minutes long (the
+heavy-grain file looped by stream copy, so it costs no encoding) and prints its peak
+RSS: the memory target is for a 30-minute 1080p video.
+
 ``--library-hours H`` also ingests the 1080p web file into a library of H hours (one
 real video plus synthetic ones, see ``tools.synth.make_library_index``) and prints the
 peak RSS next to the empty-index ingest and the size of the library's vector file: a
@@ -103,6 +107,8 @@ def main() -> None:
     parser.add_argument("--uhd-seconds", type=float, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vsearch-bench")
+    parser.add_argument("--long-minutes", type=float, default=30,
+                        help="also measure ingest memory for a 1080p file this long (0: skip)")
     parser.add_argument("--library-hours", type=float, default=0,
                         help="also measure ingest memory into a library of this many hours (0: skip)")
     args = parser.parse_args()
@@ -131,8 +137,22 @@ def main() -> None:
         print(f"{name:<16}{seconds:>9.0f}{mbit_per_s(files, seconds):>8.1f}{seconds / a:>11.1f}x{seconds / b:>11.1f}x{seconds / c:>11.1f}x"
               f"{a / c:>7.2f}{b / c:>7.2f}{peak:>8.0f} MiB", flush=True)
     print("\nrates are video-seconds per wall-second; c/a = ingest speed / ffmpeg decode speed")
+    if args.long_minutes:
+        long_file_memory(groups["1080p"][0], args.long_minutes, args.hd_seconds, args.workdir)
     if args.library_hours:
         library_memory(groups["1080p web"], args.library_hours, args.workdir)
+
+
+def long_file_memory(short: str, minutes: float, short_seconds: float, workdir: Path) -> None:
+    """Peak RSS of ingesting a long 1080p file, made by looping a short one (stream copy)."""
+    loops = max(1, round(minutes * 60 / short_seconds))
+    long = workdir / f"hd_{short_seconds:g}s_x{loops}.mp4"
+    if not long.exists():
+        run_ffmpeg(["-stream_loop", str(loops - 1), "-i", short, "-c", "copy", str(long)])
+    seconds = probe_duration(str(long))
+    wall, peak = full_ingest([str(long)], workdir / "index")
+    print(f"\ningest of a {seconds / 60:.0f}-minute 1080p file ({mbit_per_s([str(long)], seconds):.1f} Mbit/s): "
+          f"{seconds / wall:.1f}x real time, peak RSS {peak:.0f} MiB", flush=True)
 
 
 def library_memory(files: list[str], hours: float, workdir: Path) -> None:
