@@ -12,8 +12,9 @@ file) it measures, one after the other on the same machine:
   (c) the full ``vsearch ingest`` (process start, hashing, descriptors, LMDB, FAISS).
 
 It prints each input's bitrate, video-seconds per wall-second for each and the
-ratios c/a and c/b, plus the peak RSS of each ingest process. A second 1080p file twice as long shows that
-memory does not grow with video length (frames are streamed in chunks).
+ratios c/a and c/b, plus the peak RSS of each ingest process. A second 1080p file
+twice as long shows how memory follows video length (frames are streamed in chunks,
+but decord keeps what it reads ahead of the decoder: see ``--long-minutes``).
 
 ``--long-minutes M`` (default 30) also ingests a 1080p file M minutes long (the
 heavy-grain file looped by stream copy, so it costs no encoding) and prints its peak
