@@ -230,16 +230,3 @@ class QueryClip:
         )
         self._cache[(reading, seconds)] = out
         return out
-
-
-def describe_clip(
-    path: str | os.PathLike,
-    config: IndexConfig,
-    device: Device,
-    *,
-    mirrored: bool = False,
-    speeds: tuple[float, ...] = (1.0,),
-    inset: bool = False,
-) -> ClipWindows:
-    """Windows of a query clip in every reading (see :class:`QueryClip`)."""
-    return QueryClip(path, config, device, mirrored=mirrored, speeds=speeds, inset=inset).windows()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .decode import VideoSource
-from .embedding import describe_clip
+from .embedding import QueryClip
 from .models import Hit, QueryResult
 
 if TYPE_CHECKING:
@@ -54,8 +54,8 @@ def _thumbs(path: str, times: np.ndarray) -> list[np.ndarray]:
 
 def _distance_curve(index: "VideoIndex", clip: str, hit: Hit) -> tuple[np.ndarray, np.ndarray]:
     """Distance of each query window to the library window the hit aligns it with."""
-    windows = describe_clip(clip, index.config, index.device, mirrored=hit.mirrored, speeds=(hit.speed,),
-                            inset=hit.inset)
+    windows = QueryClip(clip, index.config, index.device, mirrored=hit.mirrored, speeds=(hit.speed,),
+                        inset=hit.inset).windows()
     library = index.window_vectors(hit.video_id)
     offset = hit.start - hit.query_start * hit.speed
     best: tuple[float, np.ndarray, np.ndarray] | None = None
