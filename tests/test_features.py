@@ -212,3 +212,15 @@ def test_masked_windows_ignore_what_the_overlay_covers():
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     assert not np.allclose(mask_windows(windows, np.zeros(config.grid, bool), config),
                            mask_windows(changed.reshape(4, -1), np.zeros(config.grid, bool), config))
+
+
+def test_only_pictures_that_do_not_change_at_all_are_frozen():
+    from vsearch.features import frozen_blocks
+
+    rng = np.random.default_rng(4)
+    moving = rng.integers(0, 255, (10, 12, 16), dtype=np.uint8)
+    held = np.repeat(moving[:1], 10, axis=0)
+    still_camera = np.clip(held.astype(int) + rng.integers(-1, 2, held.shape), 0, 255).astype(np.uint8)
+    frames = np.concatenate([moving, held, still_camera])  # 6 blocks of 5 frames
+    assert frozen_blocks(frames, 5).tolist() == [False, False, True, True, False, False]
+    assert frozen_blocks(frames[:4], 5).tolist() == []

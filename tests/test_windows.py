@@ -39,3 +39,15 @@ def test_single_window_is_a_writable_copy():
     windows = window_vectors(blocks, config)
     assert windows.shape == (1, config.dim) and windows.flags.writeable
     assert blocks.max() == 1.0  # normalising the window did not touch the blocks
+
+
+def test_damaged_spans_drop_the_windows_they_cover_most_of():
+    from vsearch.windows import damaged_blocks, flagged_per_window, indexed_windows
+
+    config = IndexConfig()  # 0.5 s blocks, 3 per window
+    # 1.0-1.6 s covers block 2 wholly and 0.1 s of block 3 (a held frame, not damage).
+    assert damaged_blocks(8, [(1.0, 1.6)], config).tolist() == [False, False, True] + [False] * 5
+    assert indexed_windows(8, [(1.0, 1.6)], config).tolist() == [3, 4, 5]
+    assert indexed_windows(8, [], config).tolist() == list(range(6))
+    assert indexed_windows(8, [(3.9, 10.0)], config).tolist() == [0, 1, 2, 3, 4, 5]  # a missing tail
+    assert flagged_per_window(np.zeros(2, dtype=bool), config).shape == (0,)

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.ffmpeg_tools import HARD, MILD, TRANSFORMS, apply_transform, probe_duration, probe_video_delay
+from tools.ffmpeg_tools import HARD, MILD, TRANSFORMS, apply_transform, probe_duration
 from tools.synth import make_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,7 +222,6 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
     if not videos:
         sys.exit(f"{args.videos}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
     durations = {v: probe_duration(v) for v in videos}
-    delays = {v: probe_video_delay(v) for v in videos}
     held_out = set(rng.sample(videos, min(args.holdout, len(videos) - 1))) if args.holdout else set()
     library = [v for v in videos if v not in held_out]
     index = args.index or work / "index"
@@ -299,8 +298,8 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
         if job["kind"] == "negative":
             job["false_alarm"] = bool(job["hits"])
             continue
-        # Ground truth on vsearch's timeline (seconds from the first video frame).
-        job["true_start"] = max(job["start"] - delays[job["source"]], 0.0)
+        # Clips are cut with ffmpeg's -ss, on the player's timeline, as vsearch reports.
+        job["true_start"] = job["start"]
         job["true_end"] = job["true_start"] + job["span"]
         score_positive(job, args.tolerance)
 

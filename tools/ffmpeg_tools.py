@@ -50,22 +50,6 @@ def probe_duration(path: str | os.PathLike) -> float:
     return int(h) * 3600 + int(m) * 60 + float(s)
 
 
-def probe_video_delay(path: str | os.PathLike) -> float:
-    """Seconds between the container's start and the first video frame.
-
-    vsearch measures time from the first video frame (decord's timeline); ffmpeg's
-    ``-ss`` counts from the container start. They differ when the video stream starts
-    after the audio (e.g. 0.84 s in one shared test file), so ground truth for a clip
-    cut at ``start`` is ``start - delay`` on vsearch's timeline.
-    """
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, errors="replace")
-    container = re.search(r"Duration: [^,]+, start: (-?\d+(?:\.\d+)?)", proc.stderr)
-    video = re.search(r"Stream #\S+: Video: .*?, start (-?\d+(?:\.\d+)?)", proc.stderr)
-    if not container or not video:
-        return 0.0
-    return max(float(video.group(1)) - float(container.group(1)), 0.0)
-
-
 def encoder_args(codec: str = "libx264", crf: int = 18) -> list[str]:
     """ffmpeg output arguments selecting ``codec`` at a quality given as an x264-style CRF.
 

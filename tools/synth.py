@@ -66,8 +66,8 @@ def _frames(seconds: float, seed: int, fps: float, size: tuple[int, int], cut_ev
         yield rgb
 
 
-def _encode(frames, path: Path, *, fps: float, size: tuple[int, int], codec: str, crf: int) -> Path:
-    """Pipe raw RGB frames into ffmpeg and encode them to ``path``."""
+def _encode(frames, path: Path, *, fps: float, size: tuple[int, int], output_args: list[str]) -> Path:
+    """Pipe raw RGB frames into ffmpeg and encode them to ``path`` with ``output_args``."""
     width, height = size
     if width % 2 or height % 2:
         # yuv420p needs even sizes; ffmpeg's own last line would only say "nothing written".
@@ -75,7 +75,7 @@ def _encode(frames, path: Path, *, fps: float, size: tuple[int, int], codec: str
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "-",
-        *encoder_args(codec, crf), "-pix_fmt", "yuv420p", str(path),
+        *output_args, str(path),
     ]
     # stderr goes to a pipe read only at the end: at -loglevel error it stays far below
     # the pipe buffer, so ffmpeg cannot block on it while we write frames.
@@ -109,7 +109,67 @@ def make_video(
     texture every ``cut_every`` seconds. Any codec of ``ffmpeg_tools.encoder_args``.
     """
     frames = _frames(seconds, seed, fps, size, cut_every)
-    return _encode(frames, Path(path), fps=fps, size=size, codec=codec, crf=crf)
+    return _encode(frames, Path(path), fps=fps, size=size,
+                   output_args=[*encoder_args(codec, crf), "-pix_fmt", "yuv420p"])
+
+
+# Frame-number stamp: the bottom quarter of the picture is two rows of eight cells,
+# white for 1 and black for 0: a 12-bit frame number and a 4-bit check. Cells are a
+# sixteenth of the width, so the stamp survives scaling down to 64x48, any codec and
+# compression that keeps the picture recognisable.
+_STAMP_BITS, _CHECK_BITS = 12, 4
+_STAMP_ROWS, _STAMP_COLS = 2, 8
+_ON, _OFF = 230, 25
+
+
+def _check(number: int) -> int:
+    return (number * 7 + 3) % (1 << _CHECK_BITS)
+
+
+def stamp_frame(rgb: np.ndarray, number: int) -> np.ndarray:
+    """Burn ``number`` (mod 4096) into the bottom quarter of an RGB frame, in place."""
+    number %= 1 << _STAMP_BITS
+    code = (number << _CHECK_BITS) | _check(number)
+    height, width = rgb.shape[:2]
+    top = height - height // 4
+    for bit in range(_STAMP_ROWS * _STAMP_COLS):
+        row, col = divmod(bit, _STAMP_COLS)
+        y0 = top + (height - top) * row // _STAMP_ROWS
+        y1 = top + (height - top) * (row + 1) // _STAMP_ROWS
+        x0, x1 = width * col // _STAMP_COLS, width * (col + 1) // _STAMP_COLS
+        on = (code >> (_STAMP_ROWS * _STAMP_COLS - 1 - bit)) & 1
+        rgb[y0:y1, x0:x1] = _ON if on else _OFF
+    return rgb
+
+
+def read_stamp(gray: np.ndarray) -> int | None:
+    """The frame number burnt in by :func:`stamp_frame`, or None if the stamp does not check."""
+    height, width = gray.shape[:2]
+    top = height - height // 4
+    code = 0
+    for bit in range(_STAMP_ROWS * _STAMP_COLS):
+        row, col = divmod(bit, _STAMP_COLS)
+        y0 = top + (height - top) * row // _STAMP_ROWS
+        y1 = top + (height - top) * (row + 1) // _STAMP_ROWS
+        x0, x1 = width * col // _STAMP_COLS, width * (col + 1) // _STAMP_COLS
+        # The centre of the cell: edges blur with scaling and compression.
+        cell = gray[y0 + (y1 - y0) // 4 : y1 - (y1 - y0) // 4, x0 + (x1 - x0) // 4 : x1 - (x1 - x0) // 4]
+        code = (code << 1) | int(cell.mean() > (_ON + _OFF) / 2)
+    number = code >> _CHECK_BITS
+    return number if code & ((1 << _CHECK_BITS) - 1) == _check(number) else None
+
+
+def make_stamped_video(
+    path: str | Path, *, seconds: float, seed: int, fps: float = 25, size: tuple[int, int] = (320, 240)
+) -> Path:
+    """A synthetic video (see :func:`make_video`) whose frames show their own number.
+
+    Encoded losslessly (H.264, qp 0) in Matroska: a master that other containers and
+    codecs are transcoded from, frame ``n`` at ``n / fps`` seconds.
+    """
+    frames = (stamp_frame(rgb, n) for n, rgb in enumerate(_frames(seconds, seed, fps, size, 4.0)))
+    return _encode(frames, Path(path), fps=fps, size=size,
+                   output_args=["-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv444p"])
 
 
 def make_library_index(index_path: Path, hours: float, real_video: Path, *, seed: int = 0) -> Path:

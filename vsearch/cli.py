@@ -37,6 +37,10 @@ IndexOpt = typer.Option(
     None, "--index", "-i", help="Index folder [default: $VSEARCH_INDEX or indexes/default]", show_default=False
 )
 DeviceOpt = typer.Option("auto", "--device", help="Compute device for descriptors: auto, cpu or gpu.")
+TimeoutOpt = typer.Option(
+    30.0, "--decode-timeout", min=0.1,
+    help="Abandon a file whose decoding makes no progress for this many seconds, or runs below 0.1x real time.",
+)
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON output.")
 
 
@@ -97,12 +101,12 @@ def _progress(enabled: bool, total: int, unit: str):
         yield bar, bar.add_task("starting", total=total, video_s=0.0, rate=0.0)
 
 
-def _requested_settings(features, block_seconds, window_blocks, size, analysis_fps) -> dict:
+def _requested_settings(features, block_seconds, window_blocks, size, analysis_fps, decoder) -> dict:
     """The index settings given on the command line (only those given)."""
     given = {
         k: v
         for k, v in dict(features=features, block_seconds=block_seconds, window_blocks=window_blocks,
-                         analysis_fps=analysis_fps).items()
+                         analysis_fps=analysis_fps, decoder=decoder).items()
         if v is not None
     }
     if size is not None:
@@ -127,21 +131,27 @@ def ingest(
     window_blocks: Optional[int] = typer.Option(None, "--window", help="New index only: blocks per window [3]."),
     size: Optional[str] = typer.Option(None, "--size", help="New index only: working resolution WxH [128x96]."),
     analysis_fps: Optional[float] = typer.Option(None, "--fps", help="New index only: analysis frame rate [10]."),
+    decoder: Optional[str] = typer.Option(
+        None, "--decoder", help="New index only: pyav (default, FFmpeg) or decord. Queries use the index's."
+    ),
     device: str = DeviceOpt,
+    decode_timeout: float = TimeoutOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output (errors are still shown)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Add videos to an index (created if missing). Already indexed content is skipped.
 
     Index settings are fixed when the index is created; giving different ones for an
-    existing index is refused.
+    existing index is refused. A damaged or truncated file is indexed as far as it
+    plays and reported PARTIAL (exit code 0); a file that cannot be played at all is
+    reported FAILED (exit code 2, the other files are still indexed).
     """
     from .decode import iter_video_files
     from .index import VideoIndex
 
     path = _index_path(index)
     try:
-        settings = _requested_settings(features, block_seconds, window_blocks, size, analysis_fps)
+        settings = _requested_settings(features, block_seconds, window_blocks, size, analysis_fps, decoder)
         files = list(iter_video_files(paths))
         with VideoIndex.open(path, settings=settings, create=True, device=device) as vindex, _progress(
             not quiet and not as_json and sys.stderr.isatty(), len(files), "files"
@@ -150,19 +160,20 @@ def ingest(
             video_s = [0.0]
 
             def report(result):
-                if result.status == "failed" and not as_json:
-                    message = f"FAILED {_show(result.path)}: {result.reason}"
+                if result.status in ("failed", "partial") and not as_json:
+                    message = f"{result.status.upper()} {_show(result.path)}: {result.reason}"
                     bar[0].console.print(message, markup=False, highlight=False) if bar else typer.echo(message, err=True)
                 if bar:
-                    video_s[0] += result.duration_s if result.status in ("added", "replaced") else 0.0
+                    video_s[0] += result.duration_s if result.status in ("added", "replaced", "partial") else 0.0
                     rate = video_s[0] / max(time.monotonic() - started, 1e-6)
                     bar[0].update(bar[1], advance=1, description=Path(result.path).name, video_s=video_s[0], rate=rate)
 
-            results = vindex.add(files, progress=report)
+            results = vindex.add(files, progress=report, timeout=decode_timeout)
             stats = vindex.stats()
     except VsearchError as exc:
         raise _fail(exc)
-    counts = {s: sum(r.status == s for r in results) for s in ("added", "replaced", "moved", "skipped", "failed")}
+    counts = {s: sum(r.status == s for r in results)
+              for s in ("added", "replaced", "partial", "moved", "skipped", "failed")}
     if as_json:
         typer.echo(json.dumps({"results": [dataclasses.asdict(r) for r in results], "summary": counts}))
     elif not quiet or counts["failed"]:
@@ -202,12 +213,18 @@ def query(
     report: Optional[Path] = typer.Option(
         None, "--report", help="Write a visual report (.html or .png); with several clips, -N is added to the name."
     ),
+    decoder: Optional[str] = typer.Option(
+        None, "--decoder", help="Decoder for the clips; must be the index's (the default)."
+    ),
+    decode_timeout: float = TimeoutOpt,
 ) -> None:
     """Find the library segments each clip comes from."""
+    from .decode import prestart
     from .embedding import DEFAULT_SPEEDS, check_speeds
     from .index import VideoIndex
     from .query import DEFAULT_MIN_SCORE
 
+    prestart()  # the decoder process starts while the index opens
     if as_json and as_csv:
         raise _fail(VsearchError("--json and --csv cannot be used together"))
     try:
@@ -223,13 +240,14 @@ def query(
         writer.writerow(_CSV_FIELDS)
     try:
         vindex = VideoIndex.open(_index_path(index), device=device)
+        vindex.check_decoder(decoder)
     except VsearchError as exc:
         raise _fail(exc)
     with vindex:
         for number, clip in enumerate(clips, 1):
             try:
                 result = vindex.query(clip, k=k, min_score=threshold, mirrored=mirrored, speeds=speed_list,
-                                      inset=inset)
+                                      inset=inset, timeout=decode_timeout)
                 if report is not None:
                     from .report import write_report
 
@@ -316,13 +334,14 @@ def stats(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     cfg = info.config
     typer.echo(
         f"index      {_show(info.path)}\n"
-        f"videos     {info.videos}\n"
+        f"videos     {info.videos}" + (f" ({info.partial_videos} partial: see 'vsearch list')" if info.partial_videos else "") + "\n"
         f"duration   {_hms(info.duration_s)}\n"
         f"vectors    {info.vectors} x {info.dim} ({info.index_type})\n"
         f"on disk    {info.bytes / 1e6:.1f} MB\n"
         f"features   {cfg['features']} (version {cfg['feature_version']}), block {cfg['block_seconds']} s, "
         f"window {cfg['window_blocks']} blocks, {cfg['width']}x{cfg['height']} @ {cfg['analysis_fps']} fps, "
         f"grid {cfg['grid'][0]}x{cfg['grid'][1]}, normalization {cfg['normalization']}\n"
+        f"decoder    {cfg['decoder']} (index format {cfg['format_version']})\n"
         f"created    {info.created}\n"
         f"updated    {info.updated}"
     )
@@ -336,7 +355,8 @@ def list_videos(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> No
         typer.echo(json.dumps([r.to_dict() for r in records]))
         return
     for r in records:
-        typer.echo(f"{r.id:>6}  {_hms(r.duration_s)}  {r.blocks:>7} blocks  {_show(r.path)}")
+        typer.echo(f"{r.id:>6}  {_hms(r.duration_s)}  {r.blocks:>7} blocks  {_show(r.path)}"
+                   + (f"  PARTIAL ({r.reason})" if r.partial else ""))
 
 
 @app.command()
@@ -365,14 +385,46 @@ def verify(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(
+    epilog="Examples:\n\n  vsearch rebuild --index indexes/footage\n\n"
+    "  vsearch rebuild --index indexes/footage --index-type IVF1024,Flat\n\n"
+    "  vsearch rebuild --index indexes/old --drop-missing      (an index of an older vsearch)"
+)
 def rebuild(
     index: Optional[Path] = IndexOpt,
     index_type: Optional[str] = typer.Option(
         None, "--index-type", help="FAISS factory string to switch to, e.g. Flat or IVF1024,Flat."
     ),
+    drop_missing: bool = typer.Option(
+        False, "--drop-missing", help="Older index: leave out videos whose files are gone or no longer decode."
+    ),
+    device: str = DeviceOpt,
+    decode_timeout: float = TimeoutOpt,
 ) -> None:
-    """Re-create the vector index from stored descriptors, without decoding."""
+    """Re-create the vector index from stored descriptors, without decoding.
+
+    An index written by an older vsearch is rebuilt by decoding its videos again,
+    with the same settings; the old one stays in place until the new one is complete.
+    """
+    from .upgrade import needs_upgrade, upgrade_index
+
+    path = _index_path(index)
+    try:
+        if needs_upgrade(path):
+            typer.echo(f"{_show(str(path))}: written by an older vsearch; decoding its videos again", err=True)
+
+            def report(result):
+                if result.status in ("failed", "partial"):
+                    typer.echo(f"{result.status.upper()} {_show(result.path)}: {result.reason}", err=True)
+
+            results = upgrade_index(path, device=device, drop_missing=drop_missing, timeout=decode_timeout,
+                                    progress=report)
+            kept = sum(r.ok for r in results)
+            typer.echo(f"rebuilt {kept} videos in the current format ({len(results) - kept} left out)")
+            if index_type is None:
+                return
+    except VsearchError as exc:
+        raise _fail(exc)
     total, kind = _on_index(index, lambda ix: (ix.rebuild(index_type=index_type), ix.index_type))
     typer.echo(f"rebuilt {total} vectors ({kind})")
 

@@ -11,10 +11,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigMismatchError
+from .errors import ConfigMismatchError, RebuildNeededError
 
-#: Bumped whenever the on-disk layout changes incompatibly.
-FORMAT_VERSION = 1
+#: Decoders an index can be built with (see vsearch.decode).
+DECODERS = ("pyav", "decord")
+
+#: Bumped whenever the on-disk layout changes incompatibly, or the vectors would
+#: differ for the same settings. 2: streaming decode on the player's timeline (PyAV),
+#: the decoder recorded, partial videos.
+FORMAT_VERSION = 2
 
 #: Feature kinds and the version of their definition. Bump a version whenever the
 #: numbers a kind produces change, so old indexes are refused instead of mis-matched.
@@ -37,6 +42,8 @@ class IndexConfig:
             aspect ratio (so pixel aspect ratio and resizing do not matter).
         analysis_fps: frames are sampled by timestamp at this fixed rate.
         grid: spatial pooling grid (rows, cols) of the ``v1`` features.
+        decoder: the decoder frames come from (``pyav`` or ``decord``); decoders
+            differ in scaling and colour conversion, so an index keeps its own.
     """
 
     features: str = "v1"
@@ -46,6 +53,7 @@ class IndexConfig:
     height: int = 96
     analysis_fps: float = 10.0
     grid: tuple[int, int] = (4, 4)
+    decoder: str = "pyav"
 
     @property
     def crop_borders(self) -> bool:
@@ -57,6 +65,8 @@ class IndexConfig:
             raise ConfigMismatchError(
                 f"unknown feature kind {self.features!r}; expected one of {sorted(FEATURE_VERSIONS)}"
             )
+        if self.decoder not in DECODERS:
+            raise ConfigMismatchError(f"unknown decoder {self.decoder!r}; expected one of {', '.join(DECODERS)}")
         object.__setattr__(self, "grid", tuple(int(g) for g in self.grid))
         frames = self.block_seconds * self.analysis_fps
         if self.block_seconds <= 0 or self.analysis_fps <= 0:
@@ -122,11 +132,18 @@ class IndexConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "IndexConfig":
-        """Rebuild a configuration stored by :meth:`to_dict`, refusing other versions."""
-        if data.get("format_version") != FORMAT_VERSION:
+        """Rebuild a configuration stored by :meth:`to_dict`, refusing other versions.
+
+        An older format raises :class:`RebuildNeededError` (``vsearch rebuild``
+        re-decodes its videos); a newer one :class:`ConfigMismatchError`.
+        """
+        version = data.get("format_version")
+        if isinstance(version, int) and version < FORMAT_VERSION:
+            raise RebuildNeededError(f"index format {version} is older than this vsearch's {FORMAT_VERSION}")
+        if version != FORMAT_VERSION:
             raise ConfigMismatchError(
-                f"index format version {data.get('format_version')} is not supported "
-                f"by this vsearch (expects {FORMAT_VERSION}); ingest its videos into a new index"
+                f"index format version {version} is not supported by this vsearch "
+                f"(expects {FORMAT_VERSION}); upgrade vsearch or ingest its videos into a new index"
             )
         fields = {f.name for f in dataclasses.fields(cls)}
         config = cls(**{k: v for k, v in data.items() if k in fields})

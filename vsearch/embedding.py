@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .config import IndexConfig
-from .decode import VideoInfo, VideoSource
+from .decode import DEFAULT_TIMEOUT, VideoInfo, VideoSource
 from .device import Device
 from .errors import ClipTooShortError, VideoError, VsearchError
 from .features import (
@@ -16,10 +16,11 @@ from .features import (
     detect_borders,
     detect_inset,
     detect_static_overlay,
+    frozen_blocks,
     mirror_descriptors,
     remove_borders,
 )
-from .windows import window_vectors
+from .windows import damaged_blocks, flagged_per_window, window_vectors
 
 # Frames per decode chunk, in blocks: memory stays flat whatever the video length.
 _BLOCKS_PER_CHUNK = 16
@@ -27,7 +28,8 @@ _BLOCKS_PER_CHUNK = 16
 
 @dataclass(frozen=True)
 class VideoDescriptors:
-    """Block descriptors of a whole video (block ``i`` starts at ``i * block_seconds``)."""
+    """Block descriptors of a whole video (block ``i`` starts at ``i * block_seconds``
+    on the player's timeline). Blocks over damaged spans (``info.damaged``) are zero."""
 
     info: VideoInfo
     blocks: np.ndarray
@@ -39,19 +41,28 @@ class VideoDescriptors:
             raise VideoError(self.info.path, "descriptors are not finite")
 
 
-def describe_video(path: str | os.PathLike, config: IndexConfig, device: Device) -> VideoDescriptors:
-    """Decode ``path`` chunk by chunk and describe every complete block."""
-    source = VideoSource(path, width=config.width, height=config.height)
+def describe_video(
+    path: str | os.PathLike, config: IndexConfig, device: Device, *, timeout: float = DEFAULT_TIMEOUT
+) -> VideoDescriptors:
+    """Decode ``path`` once, chunk by chunk, and describe every complete block.
+
+    ``timeout``: seconds without progress (or of decoding below a tenth of real
+    time) after which the file is abandoned with a :class:`VideoError`.
+    """
+    source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout)
     chunk = config.frames_per_block * _BLOCKS_PER_CHUNK
     parts, borders = [], None
-    for frames in source.iter_frames(config.analysis_fps, chunk_frames=chunk):
+    for frames in source.iter_frames(config.analysis_fps, chunk_frames=chunk, integrate=True):
         if borders is None:  # bars are found on the first chunk and kept for the video
             borders = detect_borders(frames) if config.crop_borders else (0, 0, 0, 0)
         frames = remove_borders(frames, borders, device.xp)
         parts.append(device.to_numpy(block_descriptors(frames, config, device.xp)))
-    source.close()
     blocks = np.concatenate(parts) if parts else np.zeros((0, config.block_dim), np.float32)
-    return VideoDescriptors(info=source.info, blocks=blocks.astype(np.float32, copy=False))
+    blocks = blocks.astype(np.float32, copy=False)
+    if source.info.damaged:
+        # A block over lost frames describes a frozen or concealed picture, not the video.
+        blocks[damaged_blocks(len(blocks), source.info.damaged, config)] = 0.0
+    return VideoDescriptors(info=source.info, blocks=blocks)
 
 
 #: Playback speeds a query clip is also read at, by default: re-uploads are often
@@ -141,12 +152,12 @@ class QueryClip:
         mirrored: bool = False,
         speeds: tuple[float, ...] = (1.0,),
         inset: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.path, self.config, self.device = os.fsdecode(os.fspath(path)), config, device
         speeds = check_speeds(speeds)
-        source = VideoSource(path, width=config.width, height=config.height)
-        per_speed = source.frames_at_rates([config.analysis_fps * s for s in speeds])
-        source.close()
+        source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout)
+        per_speed = source.frames_at_rates([config.analysis_fps * s for s in speeds], integrate=True)
         self.duration = source.info.duration
         fpb = config.frames_per_block
         # Bars are looked for in the same span of frames as on the library side.
@@ -179,6 +190,8 @@ class QueryClip:
                                  starts=np.zeros(0), views=np.zeros(0, np.int64), speeds=np.zeros(0),
                                  mirrored=np.zeros(0, bool), inset=np.zeros(0, bool))]
         if not allow_empty and sum(len(p.vectors) for p in parts) == 0:
+            if self.duration >= self.config.window_seconds + self.config.block_seconds:
+                raise VideoError(self.path, "the clip shows a frozen picture throughout: nothing moves to match")
             raise ClipTooShortError(
                 self.path,
                 f"clip is {self.duration:.2f} s long, shorter than one window ({self.config.window_seconds:g} s)",
@@ -216,8 +229,14 @@ class QueryClip:
         for phase in range(fpb):
             windows = window_vectors(self.device.to_numpy(block_descriptors(frames[phase:], config, self.device.xp)),
                                      config)
-            vectors.append(windows)
-            starts.append((phase / config.analysis_fps + np.arange(len(windows)) * config.block_seconds) / reading.speed)
+            # Windows mostly of a frozen picture carry no evidence: they are left out,
+            # and count as missing when a hit is scored (a clip that is mostly a held
+            # frame is ambiguous, not a confident match of whatever else holds still).
+            frozen = flagged_per_window(frozen_blocks(frames[phase:], fpb), config)
+            moving = 2 * frozen[: len(windows)] <= config.window_blocks
+            vectors.append(windows[moving])
+            starts.append(((phase / config.analysis_fps + np.arange(len(windows)) * config.block_seconds)
+                           / reading.speed)[moving])
         n = [len(v) for v in vectors]
         out = ClipWindows(
             duration=self.duration,

@@ -44,6 +44,14 @@ class ConfigMismatchError(VsearchError):
     exit_code = 5
 
 
+class RebuildNeededError(ConfigMismatchError):
+    """The index was written by an older vsearch whose vectors this one cannot use.
+
+    ``vsearch rebuild`` (:func:`vsearch.upgrade.upgrade_index`) decodes its videos
+    again into the current format.
+    """
+
+
 class IndexCorruptError(VsearchError):
     """The index is inconsistent in a way that cannot be repaired automatically."""
 

@@ -291,6 +291,22 @@ def detect_static_overlay(frames: np.ndarray, grid: tuple[int, int]) -> np.ndarr
     return covered
 
 
+def frozen_blocks(frames: np.ndarray, frames_per_block: int) -> np.ndarray:
+    """Blocks whose pictures do not change at all (one boolean per complete block).
+
+    A frozen picture is a held frame (a variable frame rate hold, frames lost to
+    damage and filled in by a re-encode): no camera, however still, gives exactly
+    identical pictures, and the motion it would be matched on is absent.
+    """
+    blocks = len(frames) // frames_per_block
+    if blocks == 0:
+        return np.zeros(0, dtype=bool)
+    frames = np.asarray(frames[: blocks * frames_per_block])
+    same = np.all(frames[1:] == frames[:-1], axis=(1, 2))
+    same = np.concatenate([[False], same]).reshape(blocks, frames_per_block)
+    return same[:, 1:].all(axis=1)
+
+
 def remove_borders(frames: Any, borders: tuple[int, int, int, int], xp: Any) -> Any:
     """Crop ``borders`` off and scale back to the frame size (bilinear)."""
     top, bottom, left, right = borders

@@ -25,16 +25,17 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from . import metastore, vectorstore
+from . import metastore, upgrade, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
-from .decode import check_readable
+from .decode import DEFAULT_TIMEOUT, check_readable
 from .embedding import DEFAULT_SPEEDS, ClipWindows, QueryClip, Reading, check_speeds, describe_video
 from .errors import (
     ConfigMismatchError,
     IndexCorruptError,
     IndexNotFoundError,
     NotIndexedError,
+    RebuildNeededError,
     VideoError,
     VsearchError,
 )
@@ -42,7 +43,7 @@ from .lock import WriterLock
 from .metastore import MetaStore, Snapshot
 from .models import IndexStats, IngestResult, QueryResult, VerifyReport, VideoRecord
 from .query import DEFAULT_MIN_SCORE, Aligner, aggregate, rescore_overlaid
-from .windows import WINDOW_BITS, window_count, window_ids, window_vectors
+from .windows import WINDOW_BITS, indexed_windows, window_count, window_ids, window_vectors
 
 #: Neighbours fetched per query window before voting.
 _NEIGHBOURS_PER_WINDOW = 32
@@ -139,6 +140,7 @@ class VideoIndex:
         memory; with ``repair`` (default) the repaired file is also saved.
         """
         path = str(path)
+        upgrade.finish_pending(path)  # a rebuild that a crash interrupted mid-swap
         dev = resolve_device(device)
         if config is None and settings:
             if cls.exists(path):
@@ -163,8 +165,15 @@ class VideoIndex:
         else:
             writable = os.access(os.path.join(path, metastore.DIRNAME), os.W_OK)
             store = MetaStore(os.path.join(path, metastore.DIRNAME), readonly=not writable)
-        with store.snapshot() as snap:
-            stored = IndexConfig.from_dict(snap.meta("config"))
+        try:
+            with store.snapshot() as snap:
+                stored = IndexConfig.from_dict(snap.meta("config"))
+        except RebuildNeededError as exc:
+            store.close()
+            raise RebuildNeededError(f"{path}: rebuild needed: run `vsearch rebuild --index {path}` ({exc})") from None
+        except ConfigMismatchError as exc:
+            store.close()
+            raise ConfigMismatchError(f"{path}: {exc}") from None
         if config is not None and config != stored:
             store.close()
             raise ConfigMismatchError(
@@ -251,12 +260,15 @@ class VideoIndex:
         return np.concatenate([self._windows_of(snap, rec)[1][::step] for rec in records])
 
     def _windows_of(self, snap: Snapshot, record: VideoRecord) -> tuple[np.ndarray, np.ndarray]:
-        vectors = window_vectors(snap.blocks(record, self.config.block_dim), self.config)
-        return window_ids(record.id, len(vectors)), vectors
+        return self._indexed(record, snap.blocks(record, self.config.block_dim))
+
+    def _indexed(self, record: VideoRecord, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and vectors of a video's indexed windows (none across a damaged span)."""
+        numbers = indexed_windows(len(blocks), record.damaged, self.config)
+        return window_ids(record.id, numbers), window_vectors(blocks, self.config)[numbers]
 
     def _add_vectors(self, record: VideoRecord, blocks: np.ndarray) -> None:
-        vectors = window_vectors(blocks, self.config)
-        self._vectors.add(window_ids(record.id, len(vectors)), vectors)
+        self._vectors.add(*self._indexed(record, blocks))
 
     def _save_vectors(self) -> None:
         try:
@@ -298,12 +310,21 @@ class VideoIndex:
 
     # -- writes ---------------------------------------------------------------------
 
-    def add(self, paths: Iterable[str | os.PathLike], *, progress: ProgressCallback | None = None) -> list[IngestResult]:
+    def add(
+        self,
+        paths: Iterable[str | os.PathLike],
+        *,
+        progress: ProgressCallback | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> list[IngestResult]:
         """Index video files (folders are not expanded here; see ``iter_video_files``).
 
         Each file is handled on its own: a bad file yields a ``failed`` result with a
         one-line reason and the others go on. Content already indexed is skipped, a
-        file whose content changed is re-indexed, a moved file keeps its vectors.
+        file whose content changed is re-indexed, a moved file keeps its vectors. A
+        damaged or truncated file is indexed as far as it plays (``partial``). A file
+        whose decoding makes no progress for ``timeout`` seconds, or runs below a
+        tenth of real time, fails and the others go on.
         """
         self._begin_write()
         results = []
@@ -311,7 +332,7 @@ class VideoIndex:
         try:
             for raw in paths:
                 try:
-                    result = self._add_one(_absolute(raw))
+                    result = self._add_one(_absolute(raw), timeout)
                 except VideoError as exc:
                     result = IngestResult(path=_absolute(raw), status="failed", reason=exc.reason)
                 results.append(result)
@@ -324,8 +345,10 @@ class VideoIndex:
             self._end_write()
         return results
 
-    def _add_one(self, path: str) -> IngestResult:
+    def _add_one(self, path: str, timeout: float) -> IngestResult:
         check_readable(path)
+        if not os.path.isfile(path):
+            raise VideoError(path, "not a regular file (a library video must be a file that can be read again)")
         digest = file_digest(path)
         with self._store.snapshot() as snap:
             same_content = snap.video_by_hash(digest)
@@ -339,16 +362,22 @@ class VideoIndex:
                 return IngestResult(path=path, status="moved", video_id=record.id, duration_s=record.duration_s)
             return IngestResult(path=path, status="skipped", video_id=same_content.id, duration_s=same_content.duration_s,
                                 reason=f"same content as {same_content.path}")
-        described = describe_video(path, self.config, self.device)
-        windows = window_count(len(described.blocks), self.config)
-        if windows == 0:
-            raise VideoError(path, f"video is {described.info.duration:.2f} s long, shorter than one window "
-                                   f"({self.config.window_seconds:g} s)")
+        described = describe_video(path, self.config, self.device, timeout=timeout)
         info = described.info
+        if window_count(len(described.blocks), self.config) == 0:
+            lost = f"; {info.partial_reason()}" if info.partial else ""
+            raise VideoError(path, f"video {'plays only' if lost else 'is'} {info.duration:.2f} s, shorter than one "
+                                   f"window ({self.config.window_seconds:g} s){lost}")
+        damaged = [(round(a, 6), round(b, 6)) for a, b in info.lost]
+        windows = len(indexed_windows(len(described.blocks), damaged, self.config))
+        if windows == 0:
+            raise VideoError(path, f"damaged throughout: no {self.config.window_seconds:g} s stretch plays "
+                                   f"without a damaged span ({info.partial_reason()})")
         record = self._store.commit_video(
             dict(path=path, hash=digest, duration_s=round(info.duration, 6), fps=round(info.fps, 6),
                  width=info.width, height=info.height, frames=info.frame_count,
-                 blocks=len(described.blocks), windows=windows, added=metastore.now_iso()),
+                 blocks=len(described.blocks), windows=windows, added=metastore.now_iso(),
+                 partial=info.partial, damaged=damaged, reason=info.partial_reason()),
             described.blocks,
             replaces=same_path.id if same_path is not None else None,
         )
@@ -357,8 +386,9 @@ class VideoIndex:
             self._videos.pop(same_path.id, None)
         self._videos[record.id] = record
         self._add_vectors(record, described.blocks)
-        return IngestResult(path=path, status="replaced" if same_path else "added", video_id=record.id,
-                            duration_s=record.duration_s)
+        status = "partial" if record.partial else "replaced" if same_path else "added"
+        return IngestResult(path=path, status=status, video_id=record.id, duration_s=record.duration_s,
+                            reason=record.reason)
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> list[VideoRecord]:
         """Remove videos by path (as given at ingest, or absolute). Other ids never change."""
@@ -412,6 +442,8 @@ class VideoIndex:
         mirrored: bool = True,
         speeds: tuple[float, ...] = DEFAULT_SPEEDS,
         inset: bool = True,
+        decoder: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> QueryResult:
         """Find the library segments a clip comes from, best first.
 
@@ -421,10 +453,16 @@ class VideoIndex:
         +-5 %); ``inset`` also searches a picture-in-picture inset when the clip has
         one (v1 features). Every extra view adds to the search: ``speeds=(1.0,)``,
         ``mirrored=False`` and ``inset=False`` is the fastest, plain query.
+
+        The clip is decoded like the library, by the index's decoder; ``decoder``
+        naming another is refused (decoders differ in scaling and colour, so their
+        vectors do not compare). ``timeout`` bounds a stalled decode, as in :meth:`add`.
         """
         if k < 1:
             raise VsearchError("k must be at least 1")
-        reader = QueryClip(clip, self.config, self.device, mirrored=mirrored, speeds=check_speeds(speeds), inset=inset)
+        self.check_decoder(decoder)
+        reader = QueryClip(clip, self.config, self.device, mirrored=mirrored, speeds=check_speeds(speeds), inset=inset,
+                           timeout=timeout)
         library_cache: dict[int, np.ndarray] = {}
 
         def library(video_id: int) -> np.ndarray:
@@ -464,13 +502,26 @@ class VideoIndex:
                                     k=k, min_score=min_score)
         return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=reader.duration, hits=hits)
 
+    def check_decoder(self, decoder: str | None) -> None:
+        """Refuse a decoder other than the index's (None: the index's own)."""
+        if decoder is not None and decoder != self.config.decoder:
+            raise ConfigMismatchError(
+                f"{self.path}: built with the {self.config.decoder} decoder; clips must be decoded the same way "
+                f"(decoders differ in scaling and colour): use --decoder {self.config.decoder} or a new index")
+
     def window_vectors(self, video_id: int) -> np.ndarray:
-        """The indexed window vectors of one video, rebuilt from its stored blocks."""
+        """All window vectors of one video by window number, rebuilt from its stored
+        blocks; windows across a damaged span (not indexed) are zero."""
         with self._store.snapshot() as snap:
             record = snap.video(video_id)
             if record is None:
                 raise NotIndexedError(f"video {video_id} is not in the index")
-            return window_vectors(snap.blocks(record, self.config.block_dim), self.config)
+            vectors = window_vectors(snap.blocks(record, self.config.block_dim), self.config)
+        if record.partial:
+            keep = np.zeros(len(vectors), dtype=bool)
+            keep[indexed_windows(record.blocks, record.damaged, self.config)] = True
+            vectors[~keep] = 0.0
+        return vectors
 
     def videos(self) -> list[VideoRecord]:
         """Indexed videos, in id order."""
@@ -487,6 +538,7 @@ class VideoIndex:
             videos=len(self._videos),
             vectors=self._vectors.ntotal,
             duration_s=round(sum(r.duration_s for r in self._videos.values()), 3),
+            partial_videos=sum(r.partial for r in self._videos.values()),
             dim=self.config.dim,
             index_type=("IDMap2," if self._vectors.layout == "IDMap2" else "") + self.index_type
             + (" (auto)" if self.index_policy == "auto" else ""),

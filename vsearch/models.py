@@ -13,7 +13,14 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class VideoRecord:
-    """One indexed video, as stored in the metadata store."""
+    """One indexed video, as stored in the metadata store.
+
+    ``duration_s`` is how far the video decodes, on the player's timeline. A
+    *partial* video is one a player plays only in part: ``damaged`` lists the spans
+    (start, end seconds) without pictures, a missing tail included, and ``reason``
+    says what was lost; no window crosses a damaged span, so ``windows`` counts the
+    indexed ones.
+    """
 
     id: int
     path: str
@@ -26,10 +33,16 @@ class VideoRecord:
     blocks: int
     windows: int
     added: str
+    partial: bool = False
+    damaged: tuple[tuple[float, float], ...] = ()
+    reason: str = ""
 
     def __post_init__(self) -> None:
         if self.id < 0 or self.blocks < 0 or self.windows < 0 or self.duration_s < 0:
             raise ValueError(f"invalid video record for {self.path!r}")
+        object.__setattr__(self, "damaged", tuple((float(a), float(b)) for a, b in self.damaged))
+        if self.partial != bool(self.damaged):
+            raise ValueError(f"invalid video record for {self.path!r}: partial without damaged spans, or the reverse")
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
@@ -81,8 +94,10 @@ class QueryResult:
 class IngestResult:
     """What happened to one input file during ``add``.
 
-    ``status`` is ``added``, ``replaced`` (same path, new content), ``moved`` (same
-    content, new path), ``skipped`` (already indexed) or ``failed`` (see ``reason``).
+    ``status`` is ``added``, ``replaced`` (same path, new content), ``partial``
+    (added or replaced, but only part of it plays: ``reason`` says what was lost),
+    ``moved`` (same content, new path), ``skipped`` (already indexed) or ``failed``
+    (see ``reason``).
     """
 
     path: str
@@ -104,6 +119,7 @@ class IndexStats:
     videos: int
     vectors: int
     duration_s: float
+    partial_videos: int
     dim: int
     index_type: str
     bytes: int

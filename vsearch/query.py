@@ -280,7 +280,8 @@ def refine(hit: Hit, offset: float, aligner: Aligner, config: IndexConfig, recor
             continue
         top = float(sims.max()) - _EDIT_MARGIN * (speed != 1.0)
         tied = np.flatnonzero(sims >= sims.max() - 1e-6)
-        candidate = float(offset + steps[tied[np.argmin(np.abs(steps[tied]))]])
+        peak = int(tied[np.argmin(np.abs(steps[tied]))])
+        candidate = float(offset + steps[peak] + _sub_step(sims, peak) * config.frame_step)
         if top > best[0] + 1e-9:
             best = (top, candidate, float(speed))
         if speed == hit.speed and sims.max() >= _ALIGNED:
@@ -289,6 +290,22 @@ def refine(hit: Hit, offset: float, aligner: Aligner, config: IndexConfig, recor
     start = min(max(offset + hit.query_start * speed, 0.0), record.duration_s)
     end = min(max(offset + hit.query_end * speed, start), record.duration_s)
     return replace(hit, start=start, end=end, speed=speed)
+
+
+def _sub_step(sims: np.ndarray, peak: int) -> float:
+    """Where between grid offsets the alignment really peaks, in steps from ``peak``.
+
+    Offsets are tried on the analysis-frame grid (0.1 s), coarser than a video frame;
+    a parabola through the peak and its two neighbours places the true alignment
+    between them (0 when the peak is at the edge or flat).
+    """
+    if not 0 < peak < len(sims) - 1 or not np.isfinite(sims[peak - 1 : peak + 2]).all():
+        return 0.0
+    left, centre, right = sims[peak - 1], sims[peak], sims[peak + 1]
+    curvature = left - 2 * centre + right
+    if curvature >= -1e-9:
+        return 0.0
+    return float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
 
 
 def _alignment(

@@ -41,15 +41,9 @@ def encode_png(rgb: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
-def _thumbs(path: str, times: np.ndarray) -> list[np.ndarray]:
-    probe = VideoSource(path, width=64, height=64)
-    aspect = probe.info.width / max(probe.info.height, 1) if probe.info.height else 16 / 9
-    probe.close()
-    width = max(2, int(round(THUMB_HEIGHT * aspect / 2)) * 2)
-    source = VideoSource(path, width=width, height=THUMB_HEIGHT)
-    frames = source.frames_at(times)
-    source.close()
-    return list(frames)
+def _thumbs(path: str, times: np.ndarray, decoder: str) -> list[np.ndarray]:
+    """Pictures at ``times``, at the thumbnail height and the video's display aspect."""
+    return list(VideoSource(path, width=0, height=THUMB_HEIGHT, decoder=decoder).frames_at(times))
 
 
 def _distance_curve(index: "VideoIndex", clip: str, hit: Hit) -> tuple[np.ndarray, np.ndarray]:
@@ -150,8 +144,9 @@ def write_report(index: "VideoIndex", result: QueryResult, out: str | os.PathLik
     for hit in result.hits:
         qt, lt = _aligned_times(hit)
         curve_t, curve_d = _distance_curve(index, result.query, hit)
-        sections.append(dict(hit=hit, qt=qt, lt=lt, query=_thumbs(result.query, qt), library=_thumbs(hit.video, lt),
-                             curve_t=curve_t, curve_d=curve_d))
+        decoder = index.config.decoder
+        sections.append(dict(hit=hit, qt=qt, lt=lt, query=_thumbs(result.query, qt, decoder),
+                             library=_thumbs(hit.video, lt, decoder), curve_t=curve_t, curve_d=curve_d))
     if out.suffix.lower() == ".png":
         out.write_bytes(encode_png(_png(sections)))
     else:

@@ -1,0 +1,26 @@
+"""Decoding: a video file -> frames on the player's timeline, read once, in order.
+
+- :mod:`.base`: the backend interface, the player's timeline and the frame sampler;
+- :mod:`.pyav` (default) and :mod:`.decord`: the backends;
+- :mod:`.worker`: the decoder process a backend runs in;
+- :mod:`.source`: :class:`VideoSource`, reading through that process with a watchdog;
+- :mod:`.files`: which files to read.
+"""
+
+from .base import StreamInfo, VideoInfo
+from .files import VIDEO_EXTENSIONS, check_readable, iter_video_files
+from .source import DECODERS, DEFAULT_DECODER, DEFAULT_TIMEOUT, VideoSource, check_decoder, prestart
+
+__all__ = [
+    "DECODERS",
+    "DEFAULT_DECODER",
+    "DEFAULT_TIMEOUT",
+    "StreamInfo",
+    "VIDEO_EXTENSIONS",
+    "VideoInfo",
+    "VideoSource",
+    "check_decoder",
+    "check_readable",
+    "iter_video_files",
+    "prestart",
+]

@@ -1,0 +1,356 @@
+"""The decoder interface, and the player's timeline every backend reports frames on.
+
+A backend reads a file once, in order, and yields its frames in presentation order,
+each with its time on the **player's timeline**: seconds from the container's start,
+the time a user types into ``ffmpeg -i FILE -ss T``, mpv, VLC or a browser's
+``currentTime``. So a video track that starts after the audio (0.84 s, say) has its
+first frame at 0.84 s, and an MPEG-TS file whose clock starts at 11.4 s has its
+first frame at 0 s. Rotation metadata is applied: frames come out as displayed.
+
+:class:`FrameSampler` turns that stream into the frames an analysis needs: at each
+instant ``s`` of a grid (``k / rate``, or explicit times) the frame *on screen*,
+i.e. the last frame whose time is at or before ``s``; instants before the first
+frame take the first frame, as a player shows it. It also keeps track of what is
+missing: spans where frames were lost to damage, and a missing tail when the file
+ends before its header says it should.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Iterator
+
+import numpy as np
+
+#: Pixel formats a backend can deliver: one grey plane, or packed RGB.
+PIXEL_FORMATS = ("gray", "rgb24")
+
+# A frame stamped within this of an instant counts as on screen at that instant
+# (timestamps are rationals turned into floats).
+_EPSILON = 1e-6
+
+# Lost frames shorter than this are a held frame to a viewer (as in variable frame
+# rate files), not a damaged span worth skipping.
+_MIN_DAMAGED_SECONDS = 0.2
+
+# A tail this much shorter than the header's duration is reported as missing.
+_MIN_MISSING_TAIL = 0.5
+
+# Decode errors surface a few frames late with frame threading; an error this many
+# frames before a gap still explains the gap.
+_ERROR_LAG_FRAMES = 24
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the container says of the video stream, before it is decoded.
+
+    ``width``/``height`` are the displayed size (rotation applied); ``fps`` the
+    nominal frame rate; ``duration`` the end of the video on the player's timeline
+    according to the headers, or None when they do not say.
+    """
+
+    width: int
+    height: int
+    fps: float
+    duration: float | None
+    rotation: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(width=self.width, height=self.height, fps=self.fps, duration=self.duration, rotation=self.rotation)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A video as decoded: its end on the player's timeline, and what was missing.
+
+    ``duration`` is the end of the last decoded frame (player's timeline);
+    ``expected_duration`` what the headers announced (None if they did not);
+    ``damaged`` lists ``(start, end)`` spans, in seconds, inside the video where
+    frames could not be decoded; ``truncated`` says the file stops before
+    ``expected_duration``. A video with either is *partial*.
+    """
+
+    path: str
+    duration: float
+    fps: float
+    width: int
+    height: int
+    frame_count: int
+    decoder: str = "pyav"
+    expected_duration: float | None = None
+    damaged: tuple[tuple[float, float], ...] = ()
+    truncated: bool = False
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.damaged) or self.truncated
+
+    @property
+    def lost(self) -> tuple[tuple[float, float], ...]:
+        """Every span without pictures: the damaged ones, then a missing tail."""
+        tail = ((self.duration, self.expected_duration),) if self.truncated and self.expected_duration else ()
+        return self.damaged + tail
+
+    def partial_reason(self) -> str:
+        """What was lost, in a user's words ('' for a whole video)."""
+        parts = []
+        if self.truncated and self.expected_duration is not None:
+            parts.append(f"truncated: the file ends at {self.duration:.1f} s of {self.expected_duration:.1f} s")
+        if self.damaged:
+            lost = sum(b - a for a, b in self.damaged)
+            count = len(self.damaged)
+            parts.append(f"damaged: {count} span{'s' if count > 1 else ''} skipped ({lost:.1f} s in all)")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """One decoded frame: its time on the player's timeline and its picture, made on demand.
+
+    ``time`` is None when the file gives none; ``duration`` likewise. ``image()``
+    scales and converts the picture (only frames the analysis keeps pay for it).
+    """
+
+    time: float | None
+    duration: float | None
+    image: Callable[[], np.ndarray]
+
+
+class Backend(ABC):
+    """A decoder reading one file, once, in order.
+
+    Subclasses open the file in ``__init__`` (raising :class:`~vsearch.errors.VideoError`
+    with a one-line reason when they cannot), set :attr:`stream`, and yield frames
+    from :meth:`frames`. Damage they recover from is counted in :attr:`errors`.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, path: str, *, width: int, height: int, pixel_format: str, threads: int) -> None:
+        if pixel_format not in PIXEL_FORMATS:
+            raise ValueError(f"pixel format must be one of {PIXEL_FORMATS}, got {pixel_format!r}")
+        self.path, self.width, self.height = path, width, height
+        self.pixel_format, self.threads = pixel_format, threads
+        #: Decode and demux errors met so far (the file goes on after each).
+        self.errors = 0
+        self.stream: StreamInfo
+
+    @abstractmethod
+    def frames(self) -> Iterator[DecodedFrame]:
+        """Frames in presentation order, on the player's timeline, until the file ends."""
+
+    def expected_end(self) -> float | None:
+        """Where the headers say the video ends (player's timeline), once frames are read."""
+        return self.stream.duration
+
+    def seek(self, time: float) -> None:
+        """Start reading at a keyframe at or before ``time`` (backends that cannot: from the start)."""
+
+    def output_size(self, rotation: int) -> tuple[int, int]:
+        """(width, height) to scale a stored picture to, so that once turned by ``rotation``
+        it is the requested size (a requested width of 0 keeps the display aspect)."""
+        width = self.width
+        if not width:
+            info = self.stream
+            width = max(2, int(round(self.height * info.width / max(info.height, 1) / 2)) * 2)
+        return stored_size(width, self.height, rotation)
+
+    def close(self) -> None:
+        """Release the file and the decoder."""
+
+
+def rotate_image(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn a stored picture as the display matrix says (``rotation`` counter-clockwise)."""
+    turns = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+def stored_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    """The size to scale a stored picture to, so that it is ``width x height`` once rotated."""
+    return (height, width) if (rotation // 90) % 2 else (width, height)
+
+
+@dataclass
+class Emission:
+    """``count`` consecutive instants of grid ``grid`` showing ``image``."""
+
+    grid: int
+    image: np.ndarray
+    count: int
+
+
+class _Grid:
+    """Instants ``k / rate`` (open-ended) or explicit sorted ``times``, served in order.
+
+    An instant takes the frame on screen, or, with ``integrate`` (rate grids only),
+    the average of the pictures shown during its own ``1 / rate`` seconds, each
+    weighted by how long it is shown: a temporal box filter.
+    """
+
+    def __init__(self, index: int, *, rate: float | None = None, times: np.ndarray | None = None,
+                 integrate: bool = False) -> None:
+        self.index, self.rate, self.times, self.integrate = index, rate, times, integrate and rate is not None
+        self.half = 0.5 / rate if rate else 0.0
+        self.next_index = 0
+        # The instant whose interval is only partly shown yet: (time, weighted sum, weight).
+        self._pending: tuple[float, np.ndarray, float] | None = None
+
+    def _instant(self, k: int) -> float | None:
+        if self.rate is not None:
+            return k / self.rate
+        return float(self.times[k]) if k < len(self.times) else None
+
+    @property
+    def done(self) -> bool:
+        return self.times is not None and self.next_index >= len(self.times)
+
+    def cover(self, start: float, end: float, picture: Callable[[], np.ndarray]) -> list[Emission]:
+        """A frame is shown over ``[start, end)``; returns the instants it completes, in order."""
+        if not self.integrate:
+            first = self.next_index
+            while (s := self._instant(self.next_index)) is not None and s < end - _EPSILON:
+                self.next_index += 1
+            count = self.next_index - first
+            return [Emission(self.index, picture(), count)] if count else []
+        out: list[Emission] = []
+        if self._pending is not None:
+            s, total, weight = self._pending
+            shown = min(end, s + self.half) - max(start, s - self.half)
+            total, weight = total + np.float32(shown) * picture(), weight + shown
+            if s + self.half > end + _EPSILON:
+                self._pending = (s, total, weight)
+                return out
+            out.append(Emission(self.index, _average(total, weight), 1))
+            self._pending = None
+        run = 0
+        while (s := self._instant(self.next_index)) - self.half < end - _EPSILON:
+            self.next_index += 1
+            if s + self.half <= end + _EPSILON:
+                run += 1  # its whole interval shows this frame
+                continue
+            shown = end - max(start, s - self.half)
+            self._pending = (s, np.float32(shown) * picture().astype(np.float32), shown)
+            break
+        if run:
+            out.append(Emission(self.index, picture(), run))
+        return out
+
+    def close(self, end: float, picture: Callable[[], np.ndarray]) -> list[Emission]:
+        """The video ends at ``end``: finish what is left (explicit times take the last frame)."""
+        out: list[Emission] = []
+        if self._pending is not None:
+            s, total, weight = self._pending
+            self._pending = None
+            if s < end - _EPSILON:
+                out.append(Emission(self.index, _average(total, weight), 1))
+            else:  # its interval begins before the end, the instant itself after it
+                self.next_index -= 1
+        if self.times is not None and not self.done:
+            out.append(Emission(self.index, picture(), len(self.times) - self.next_index))
+            self.next_index = len(self.times)
+        return out
+
+
+def _average(total: np.ndarray, weight: float) -> np.ndarray:
+    return np.rint(total / np.float32(max(weight, 1e-9))).astype(np.uint8)
+
+
+@dataclass
+class FrameSampler:
+    """Samples frames, streamed in presentation order, at the instants of one or more grids.
+
+    ``rates`` give open-ended grids ``k / rate``; ``times`` one explicit grid of
+    sorted instants (then nothing else is needed once they are all served).
+    ``nominal_step`` (seconds per frame) stands in for missing or broken timestamps.
+
+    By default an instant shows the frame on screen. With ``integrate``, a rate
+    grid's instant averages what is shown during its own ``1 / rate`` seconds (a
+    temporal box filter, the way a camera's exposure integrates light). Taking the
+    frame on screen makes a 10 fps reading of 25 fps footage step 2, 3, 2, 3
+    frames, and of 30 fps footage 3, 3, 3: two readings of the same footage then
+    differ with the phase of that pattern, and a clip matches best at a wrong
+    offset whose pattern happens to agree. Integrated, every instant covers the
+    same span of time whatever the source's frame rate or phase.
+    """
+
+    rates: list[float] = field(default_factory=list)
+    times: list[float] | None = None
+    nominal_step: float = 1 / 25
+    integrate: bool = False
+    frames: int = 0
+    damaged: list[tuple[float, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._grids = [_Grid(i, rate=r, integrate=self.integrate) for i, r in enumerate(self.rates)]
+        if self.times is not None:
+            self._grids.append(_Grid(len(self._grids), times=np.sort(np.asarray(self.times, dtype=np.float64))))
+        self._previous: DecodedFrame | None = None
+        self._previous_time = 0.0
+        self._shown_from = -math.inf  # the first frame stands in for everything before it
+        self._image: np.ndarray | None = None
+        self._errors_at: deque[int] = deque(maxlen=_ERROR_LAG_FRAMES)
+        self._steps: deque[float] = deque(maxlen=16)
+
+    @property
+    def done(self) -> bool:
+        """True when every instant asked for is served (explicit times only)."""
+        return bool(self._grids) and all(g.done for g in self._grids)
+
+    @property
+    def position(self) -> float:
+        """Time of the latest frame (seconds on the player's timeline)."""
+        return self._previous_time
+
+    def add(self, frame: DecodedFrame, errors: int) -> list[Emission]:
+        """Take the next frame; returns the instants completed by the previous one."""
+        time = frame.time
+        if self._previous is None:
+            time = 0.0 if time is None else time
+            if errors and time > 2.5 * self.nominal_step:
+                self._damage(0.0, time)
+            self._start(frame, time, errors)
+            return []
+        if time is None or not math.isfinite(time) or time <= self._previous_time:
+            time = self._previous_time + self.nominal_step  # broken timestamps: as a player would
+        gap = time - self._previous_time
+        if errors > (self._errors_at[0] if self._errors_at else 0) and gap > 2.5 * self.nominal_step:
+            self._damage(self._previous_time + self.nominal_step, time)
+        self._steps.append(gap)
+        out = [e for grid in self._grids for e in grid.cover(self._shown_from, time, self._picture)]
+        self._start(frame, time, errors)
+        return out
+
+    def finish(self, expected_end: float | None) -> tuple[list[Emission], float, bool]:
+        """Close the stream: instants up to the last frame's end; returns (emissions, end, truncated)."""
+        if self._previous is None:
+            return [], 0.0, False
+        step = self._previous.duration
+        if step is None or not 0 < step < 10 * self.nominal_step:
+            step = float(np.median(self._steps)) if self._steps else self.nominal_step
+        end = self._previous_time + step
+        out = []
+        for grid in self._grids:
+            out += grid.cover(self._shown_from, end, self._picture)
+            out += grid.close(end, self._picture)
+        truncated = expected_end is not None and expected_end - end > max(_MIN_MISSING_TAIL, 2.5 * self.nominal_step)
+        return out, end, truncated
+
+    def _start(self, frame: DecodedFrame, time: float, errors: int) -> None:
+        if self._previous is not None:
+            self._shown_from = time
+        self._previous, self._previous_time, self._image = frame, time, None
+        self._errors_at.append(errors)
+        self.frames += 1
+
+    def _picture(self) -> np.ndarray:
+        if self._image is None:
+            self._image = self._previous.image()
+        return self._image
+
+    def _damage(self, start: float, end: float) -> None:
+        if end - start >= _MIN_DAMAGED_SECONDS:
+            self.damaged.append((round(start, 6), round(end, 6)))

@@ -1,0 +1,405 @@
+"""Reading a video through a decoder process, with a watchdog.
+
+:class:`VideoSource` is what the rest of vsearch uses: frames at analysis instants,
+streamed in chunks (ingest) or all at once (query clips), or RGB pictures at given
+times (reports). Each call is one pass over the file in a decoder process from a
+small pool (:mod:`vsearch.decode.worker`). While it waits, the parent watches:
+
+- no new frame for ``timeout`` seconds: the decode is stalled;
+- after ``timeout`` seconds of waiting, less than ``MIN_SPEED`` seconds of video per
+  second waited: it is too slow to ever finish a library;
+- the process died (a decoder crash).
+
+Each ends that file's decode with a one-line :class:`~vsearch.errors.VideoError`; the
+process is killed and a fresh one serves the next file.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import importlib.util
+import json
+import logging
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from typing import Iterator
+
+import numpy as np
+
+from ..config import DECODERS
+from ..errors import VideoError, VsearchError
+from .base import StreamInfo, VideoInfo
+from .files import check_readable
+from .worker import HEADER_SIZE, Cancelled, serve_safely, split_header
+
+log = logging.getLogger(__name__)
+
+#: The decoder that reads every file of the frame-accuracy suite as ffmpeg does.
+DEFAULT_DECODER = "pyav"
+
+#: Seconds without progress after which a file's decode is abandoned.
+DEFAULT_TIMEOUT = 30.0
+
+#: Decoding slower than this (video seconds per second) is abandoned once ``timeout`` has passed.
+MIN_SPEED = 0.1
+
+# Idle decoder processes kept for the next file.
+_MAX_IDLE = 4
+
+
+def check_decoder(name: str) -> str:
+    """``name`` if it is a decoder that is installed, else :class:`VsearchError`."""
+    if name not in DECODERS:
+        raise VsearchError(f"unknown decoder {name!r}; choose one of {', '.join(DECODERS)}")
+    if name == "decord" and importlib.util.find_spec("decord") is None:
+        raise VsearchError("the decord decoder is not installed: pip install 'vsearch[decord]'")
+    return name
+
+
+def default_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 16))
+
+
+class _Process:
+    """One decoder process and its pipes."""
+
+    def __init__(self) -> None:
+        verbose = logging.getLogger("vsearch").isEnabledFor(logging.DEBUG)
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+                   VSEARCH_DECODE_VERBOSE="1" if verbose else "0")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vsearch.decode.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.DEVNULL,
+            env=env, bufsize=0, start_new_session=False,
+        )
+        self._buffer = bytearray()
+
+    def send(self, request: dict) -> None:
+        self.proc.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
+
+    def read_exactly(self, size: int, wait: "_Watchdog") -> bytes:
+        fd = self.proc.stdout.fileno()
+        while len(self._buffer) < size:
+            ready, _, _ = select.select([fd], [], [], wait.seconds_left())
+            if not ready:
+                wait.expired()
+                continue
+            chunk = os.read(fd, max(1 << 16, size - len(self._buffer)))
+            if not chunk:
+                raise EOFError
+            self._buffer += chunk
+            wait.waited()
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def receive(self, wait: "_Watchdog") -> tuple[dict, bytes]:
+        head, size = split_header(self.read_exactly(HEADER_SIZE, wait))
+        header = json.loads(self.read_exactly(head, wait))
+        return header, self.read_exactly(size, wait) if size else b""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            pipe.close()
+
+    def exit_description(self) -> str:
+        code = self.proc.wait()
+        if code < 0:
+            try:
+                return f"the decoder crashed ({signal.Signals(-code).name})"
+            except ValueError:
+                return f"the decoder crashed (signal {-code})"
+        return f"the decoder exited unexpectedly (status {code})"
+
+
+class _InProcess:
+    """The fallback where no process can be started (a sandbox, a frozen program):
+    decoding in a thread of this process. Memory and crashes are then not isolated,
+    and a stalled decode can only be abandoned, not killed."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue | None = None
+        self._cancelled = threading.Event()
+
+    def send(self, request: dict) -> None:
+        self._queue, self._cancelled = queue.Queue(maxsize=8), threading.Event()
+        messages, cancelled = self._queue, self._cancelled
+
+        def send(header: dict, payload: bytes) -> None:
+            while not cancelled.is_set():
+                try:
+                    messages.put((header, payload), timeout=0.5)
+                    return
+                except queue.Full:
+                    continue
+            raise Cancelled
+
+        def run() -> None:
+            try:
+                serve_safely(request, send)
+            except Cancelled:
+                pass
+
+        threading.Thread(target=run, name="vsearch-decode", daemon=True).start()
+
+    def receive(self, wait: "_Watchdog") -> tuple[dict, bytes]:
+        while True:
+            try:
+                message = self._queue.get(timeout=wait.seconds_left())
+            except queue.Empty:
+                wait.expired()
+                continue
+            wait.waited()
+            return message
+
+    def alive(self) -> bool:
+        return True
+
+    def kill(self) -> None:
+        self._cancelled.set()
+
+    def exit_description(self) -> str:
+        return "the decoder thread stopped"
+
+
+def _start() -> "_Process | _InProcess":
+    try:
+        return _Process()
+    except OSError as exc:
+        log.debug("cannot start a decoder process (%s): decoding in this process", exc)
+        return _InProcess()
+
+
+class _Pool:
+    """Decoder processes kept between files; one per concurrent decode."""
+
+    def __init__(self) -> None:
+        self._idle: list[_Process] = []
+        self._lock = threading.Lock()
+        atexit.register(self.close)
+        # A forked child must not share its parent's processes (their pipes are the parent's).
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._idle = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> _Process:
+        with self._lock:
+            while self._idle:
+                process = self._idle.pop()
+                if process.alive():
+                    return process
+                process.kill()
+        return _start()
+
+    def release(self, process: _Process) -> None:
+        with self._lock:
+            if process.alive() and len(self._idle) < _MAX_IDLE:
+                self._idle.append(process)
+                return
+        process.kill()
+
+    def prestart(self) -> None:
+        """Start a process now, so that its start-up overlaps other work."""
+        with self._lock:
+            if self._idle:
+                return
+        self.release(_start())
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for process in idle:
+            process.kill()
+
+
+_POOL = _Pool()
+
+
+def prestart() -> None:
+    """Start a decoder process in the background (a query's clip is decoded sooner)."""
+    _POOL.prestart()
+
+
+class _Stalled(Exception):
+    pass
+
+
+class _Watchdog:
+    """Decides, while the parent waits for frames, whether a decode is stuck or too slow.
+
+    Only time spent waiting on the decoder counts (not the caller's own work between
+    chunks), and speed is judged over the last ``timeout`` seconds of waiting: a file
+    that decodes fast and then crawls is caught too.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.waiting = 0.0  # seconds spent blocked on the decoder
+        self.position = 0.0  # latest frame time reported
+        self._last_progress = time.monotonic()
+        self._blocked_since = time.monotonic()
+        self._history: deque[tuple[float, float]] = deque([(0.0, 0.0)])  # (waiting, position)
+        self.reason = ""
+
+    def seconds_left(self) -> float:
+        self._blocked_since = time.monotonic()
+        return max(0.05, self.timeout - (self._blocked_since - self._last_progress))
+
+    def waited(self) -> None:
+        now = time.monotonic()
+        self.waiting += now - self._blocked_since
+        self._blocked_since = now
+
+    def expired(self) -> None:
+        now = time.monotonic()
+        self.waiting += now - self._blocked_since
+        if now - self._last_progress >= self.timeout:
+            self.reason = f"decoding stalled at {self.position:.1f} s (no progress for {self.timeout:g} s)"
+            raise _Stalled
+
+    def progress(self, position: float) -> None:
+        self._last_progress = time.monotonic()
+        self.position = max(self.position, position)
+        history = self._history
+        history.append((self.waiting, self.position))
+        while len(history) > 2 and history[1][0] <= self.waiting - self.timeout:
+            history.popleft()
+        since, then = history[0]
+        span = self.waiting - since
+        if span >= self.timeout and self.position - then < MIN_SPEED * span:
+            self.reason = (f"decoding too slow ({(self.position - then) / span:.2f}x real time over the last "
+                           f"{span:.0f} s, at {self.position:.1f} s of video)")
+            raise _Stalled
+
+
+class VideoSource:
+    """A video file, read on the player's timeline by a decoder process.
+
+    Opening checks only that the file is readable; errors of decoding (not a video,
+    stalled, crashed) are raised by the reading methods, as one-line
+    :class:`~vsearch.errors.VideoError`. After a complete pass, :attr:`info` holds
+    the video's duration, frame count and any damaged spans; :attr:`stream` holds
+    what the container said (display size, nominal rate) once a frame was decoded.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        width: int,
+        height: int,
+        decoder: str = DEFAULT_DECODER,
+        timeout: float = DEFAULT_TIMEOUT,
+        threads: int | None = None,
+    ) -> None:
+        self.path = os.fsdecode(os.fspath(path))
+        check_readable(self.path)
+        self.width, self.height = width, height
+        self.decoder = check_decoder(decoder)
+        self.timeout = float(timeout)
+        if not self.timeout > 0:
+            raise VsearchError(f"decode timeout must be positive, got {timeout!r}")
+        self.threads = threads or default_threads()
+        self.stream: StreamInfo | None = None
+        self.info: VideoInfo | None = None
+
+    def iter_frames(self, analysis_fps: float, chunk_frames: int = 80, *, integrate: bool = False
+                    ) -> Iterator[np.ndarray]:
+        """Yield uint8 grey frames ``(n, height, width)`` at instants ``k / analysis_fps``.
+
+        Every chunk holds ``chunk_frames`` frames but the last: memory does not grow
+        with the video's length. By default each is the frame on screen; with
+        ``integrate``, the average of what is shown during the instant's own
+        ``1 / analysis_fps`` seconds (see :class:`~vsearch.decode.base.FrameSampler`).
+        """
+        for header, pictures in self._decode(rates=[analysis_fps], chunk=chunk_frames, integrate=integrate):
+            yield pictures
+
+    def frames_at_rates(self, rates: list[float], *, integrate: bool = False) -> list[np.ndarray]:
+        """All grey frames at each rate's instants, the file decoded once (short clips only)."""
+        parts: list[list[np.ndarray]] = [[] for _ in rates]
+        for header, pictures in self._decode(rates=list(rates), chunk=1024, integrate=integrate):
+            parts[header["grid"]].append(pictures)
+        empty = np.zeros((0, self.height, self.width), np.uint8)
+        return [np.concatenate(p) if p else empty for p in parts]
+
+    def frames_at(self, times: np.ndarray, *, rgb: bool = True) -> np.ndarray:
+        """Pictures on screen at the given times (seconds), RGB by default.
+
+        A width of 0 keeps the display aspect at the source's height. The decoder
+        starts at a keyframe shortly before the earliest time.
+        """
+        times = np.asarray(times, dtype=np.float64)
+        if not len(times):
+            return np.zeros((0, self.height, self.width, 3) if rgb else (0, self.height, self.width), np.uint8)
+        unique, inverse = np.unique(times, return_inverse=True)
+        seek = max(0.0, float(unique[0]) - 5.0) if unique[0] > 30 else None
+        parts = [p for _, p in self._decode(times=unique.tolist(), chunk=len(unique),
+                                             pixel_format="rgb24" if rgb else "gray", seek=seek)]
+        return np.concatenate(parts)[inverse]
+
+    def _decode(self, *, chunk: int, rates: list[float] | None = None, times: list[float] | None = None,
+                pixel_format: str = "gray", seek: float | None = None,
+                integrate: bool = False) -> Iterator[tuple[dict, np.ndarray]]:
+        request = {
+            "path": base64.b64encode(os.fsencode(self.path)).decode("ascii"), "decoder": self.decoder,
+            "width": self.width, "height": self.height, "format": pixel_format, "rates": rates, "times": times,
+            "integrate": integrate, "chunk": chunk, "threads": self.threads, "seek": seek,
+        }
+        process = _POOL.acquire()
+        healthy = False
+        try:
+            try:
+                process.send(request)
+            except BrokenPipeError:  # it died while idle: one retry with a fresh one
+                process.kill()
+                process = _start()
+                process.send(request)
+            watchdog = _Watchdog(self.timeout)
+            while True:
+                try:
+                    header, payload = process.receive(watchdog)
+                    watchdog.progress(float(header.get("time", watchdog.position)))
+                except _Stalled:
+                    raise VideoError(self.path, watchdog.reason) from None
+                except (EOFError, BrokenPipeError):
+                    raise VideoError(self.path, process.exit_description()) from None
+                kind = header["kind"]
+                if kind == "frames":
+                    shape = (header["count"], *header["shape"])
+                    yield header, np.frombuffer(payload, dtype=np.uint8).reshape(shape)
+                elif kind == "probe":
+                    self.stream = StreamInfo(**{k: v for k, v in header.items() if k != "kind"})
+                elif kind == "done":
+                    healthy = True
+                    info = header["info"]
+                    info["damaged"] = tuple(tuple(span) for span in info["damaged"])
+                    self.info = VideoInfo(path=self.path, **info)
+                    return
+                elif kind == "error":
+                    healthy = True
+                    raise VideoError(self.path, header["reason"])
+        finally:
+            # A decode left half-way (stalled, or the caller stopped early) leaves the
+            # process mid-file: it is killed rather than drained.
+            if healthy:
+                _POOL.release(process)
+            else:
+                process.kill()
