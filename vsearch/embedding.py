@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -22,8 +23,12 @@ from .features import (
 )
 from .windows import damaged_blocks, flagged_per_window, window_vectors
 
-# Frames per decode chunk, in blocks: memory stays flat whatever the video length.
-_BLOCKS_PER_CHUNK = 16
+# Bars, still overlays and insets are looked for in this many first blocks (8 s).
+_DETECTION_BLOCKS = 16
+
+# Frames per decode chunk, in blocks: memory stays flat whatever the video length,
+# and two chunks fit in the decoder's pipe (it decodes ahead while blocks are described).
+_STREAM_BLOCKS = 8
 
 
 @dataclass(frozen=True)
@@ -42,21 +47,37 @@ class VideoDescriptors:
 
 
 def describe_video(
-    path: str | os.PathLike, config: IndexConfig, device: Device, *, timeout: float = DEFAULT_TIMEOUT
+    path: str | os.PathLike, config: IndexConfig, device: Device, *, timeout: float = DEFAULT_TIMEOUT,
+    stop: threading.Event | None = None,
 ) -> VideoDescriptors:
     """Decode ``path`` once, chunk by chunk, and describe every complete block.
 
     ``timeout``: seconds without progress (or of decoding below a tenth of real
-    time) after which the file is abandoned with a :class:`VideoError`.
+    time) after which the file is abandoned with a :class:`VideoError`. ``stop``,
+    once set, abandons the file at the next chunk (the ingest was interrupted).
     """
     source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout)
-    chunk = config.frames_per_block * _BLOCKS_PER_CHUNK
-    parts, borders = [], None
-    for frames in source.iter_frames(config.analysis_fps, chunk_frames=chunk, integrate=True):
-        if borders is None:  # bars are found on the first chunk and kept for the video
-            borders = detect_borders(frames) if config.crop_borders else (0, 0, 0, 0)
-        frames = remove_borders(frames, borders, device.xp)
-        parts.append(device.to_numpy(block_descriptors(frames, config, device.xp)))
+    fpb = config.frames_per_block
+    parts, head, borders = [], [], None
+
+    def describe(frames: np.ndarray) -> None:
+        parts.append(device.to_numpy(block_descriptors(remove_borders(frames, borders, device.xp), config, device.xp)))
+
+    for frames in source.iter_frames(config.analysis_fps, chunk_frames=fpb * _STREAM_BLOCKS, integrate=True):
+        if stop is not None and stop.is_set():
+            raise VideoError(path, "interrupted")
+        if borders is not None:
+            describe(frames)
+            continue
+        head.append(frames)  # bars are found on the first seconds and kept for the video
+        if sum(len(f) for f in head) >= fpb * _DETECTION_BLOCKS:
+            frames, head = np.concatenate(head), []
+            borders = detect_borders(frames[: fpb * _DETECTION_BLOCKS]) if config.crop_borders else (0, 0, 0, 0)
+            describe(frames)
+    if head:  # shorter than the detection span
+        frames = np.concatenate(head)
+        borders = detect_borders(frames) if config.crop_borders else (0, 0, 0, 0)
+        describe(frames)
     blocks = np.concatenate(parts) if parts else np.zeros((0, config.block_dim), np.float32)
     blocks = blocks.astype(np.float32, copy=False)
     if source.info.damaged:
@@ -161,14 +182,14 @@ class QueryClip:
         self.duration = source.info.duration
         fpb = config.frames_per_block
         # Bars are looked for in the same span of frames as on the library side.
-        head = per_speed[0][: fpb * _BLOCKS_PER_CHUNK]
+        head = per_speed[0][: fpb * _DETECTION_BLOCKS]
         borders = detect_borders(head) if config.crop_borders else (0, 0, 0, 0)
         self._frames = {Reading(speed=s): remove_borders(f, borders, np) for s, f in zip(speeds, per_speed)}
         plain = self._frames.get(Reading())
         v1 = config.features == "v1" and plain is not None
         #: Grid cells hidden by a still overlay (a logo box) in the clip, or None.
-        self.overlay = detect_static_overlay(plain[: fpb * _BLOCKS_PER_CHUNK], config.grid) if v1 else None
-        margins = detect_inset(plain[: fpb * _BLOCKS_PER_CHUNK]) if inset and v1 else None
+        self.overlay = detect_static_overlay(plain[: fpb * _DETECTION_BLOCKS], config.grid) if v1 else None
+        margins = detect_inset(plain[: fpb * _DETECTION_BLOCKS]) if inset and v1 else None
         if margins is not None:
             self._frames[Reading(inset=True)] = remove_borders(plain, margins, np)
         self.readings: list[Reading] = []

@@ -19,7 +19,11 @@ import dataclasses
 import hashlib
 import logging
 import os
+import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -29,7 +33,7 @@ from . import metastore, upgrade, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
 from .decode import DEFAULT_TIMEOUT, check_readable
-from .embedding import DEFAULT_SPEEDS, ClipWindows, QueryClip, Reading, check_speeds, describe_video
+from .embedding import DEFAULT_SPEEDS, ClipWindows, QueryClip, Reading, VideoDescriptors, check_speeds, describe_video
 from .errors import (
     ConfigMismatchError,
     IndexCorruptError,
@@ -56,6 +60,9 @@ _NEAR_EXACT_SCORE = 0.95
 _OVERLAY_CANDIDATES = 10
 _OVERLAY_FLOOR = 0.5
 
+#: Files read (hashed, decoded, described) at once while one is committed.
+_PARALLEL_FILES = 2
+
 #: While ingesting, the vector file is saved at most this often (and at the end);
 #: anything committed since is re-added from LMDB on the next open.
 _SAVE_INTERVAL_S = 60.0
@@ -66,6 +73,16 @@ _WRITER_WAIT_S = 2.0
 ProgressCallback = Callable[[IngestResult], None]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Prepared:
+    """A file read for ingest: its hash, and unless its content is indexed, its blocks."""
+
+    path: str
+    digest: str
+    described: VideoDescriptors | None = None
+    damaged: list[tuple[float, float]] = field(default_factory=list)
 
 
 def file_digest(path: str) -> str:
@@ -327,14 +344,35 @@ class VideoIndex:
         tenth of real time, fails and the others go on.
         """
         self._begin_write()
-        results = []
+        results: list[IngestResult] = []
         last_save = time.monotonic()
+        # Reader/mapper -> writer: files are hashed, decoded and described a few at a
+        # time in threads (each with its decoder process), while this thread, the only
+        # writer, commits them one by one in the order given.
+        known = {record.hash for record in self._videos.values()}
+        stop = threading.Event()
+        queue: deque[tuple[str, Future]] = deque()
+        todo = iter(paths)
+        pool = ThreadPoolExecutor(max_workers=_PARALLEL_FILES, thread_name_prefix="vsearch-ingest")
+
+        def submit_next() -> None:
+            raw = next(todo, None)
+            if raw is not None:
+                path = _absolute(raw)
+                queue.append((path, pool.submit(self._prepare, path, known, timeout, stop)))
+
         try:
-            for raw in paths:
+            for _ in range(_PARALLEL_FILES):
+                submit_next()
+            while queue:
+                path, future = queue.popleft()
+                submit_next()
                 try:
-                    result = self._add_one(_absolute(raw), timeout)
+                    prepared = future.result()
+                    result = self._commit(prepared)
+                    known.add(prepared.digest)  # a later copy of the same content is not read again
                 except VideoError as exc:
-                    result = IngestResult(path=_absolute(raw), status="failed", reason=exc.reason)
+                    result = IngestResult(path=path, status="failed", reason=exc.reason)
                 results.append(result)
                 if progress is not None:
                     progress(result)
@@ -342,14 +380,34 @@ class VideoIndex:
                     self._save_vectors()
                     last_save = time.monotonic()
         finally:
+            stop.set()  # files still being read give up at their next chunk
+            pool.shutdown(wait=True, cancel_futures=True)
             self._end_write()
         return results
 
-    def _add_one(self, path: str, timeout: float) -> IngestResult:
+    def _prepare(self, path: str, known: set[str], timeout: float, stop: threading.Event) -> "_Prepared":
+        """Hash, decode and describe one file (in a reading thread: no store access)."""
         check_readable(path)
         if not os.path.isfile(path):
             raise VideoError(path, "not a regular file (a library video must be a file that can be read again)")
         digest = file_digest(path)
+        if digest in known:  # indexed already: the writer decides between skipped and moved
+            return _Prepared(path=path, digest=digest)
+        described = describe_video(path, self.config, self.device, timeout=timeout, stop=stop)
+        info = described.info
+        if window_count(len(described.blocks), self.config) == 0:
+            lost = f"; {info.partial_reason()}" if info.partial else ""
+            raise VideoError(path, f"video {'plays only' if lost else 'is'} {info.duration:.2f} s, shorter than one "
+                                   f"window ({self.config.window_seconds:g} s){lost}")
+        damaged = [(round(a, 6), round(b, 6)) for a, b in info.lost]
+        if len(indexed_windows(len(described.blocks), damaged, self.config)) == 0:
+            raise VideoError(path, f"damaged throughout: no {self.config.window_seconds:g} s stretch plays "
+                                   f"without a damaged span ({info.partial_reason()})")
+        return _Prepared(path=path, digest=digest, described=described, damaged=damaged)
+
+    def _commit(self, prepared: "_Prepared") -> IngestResult:
+        """Commit one prepared file (the writer's side of :meth:`add`)."""
+        path, digest = prepared.path, prepared.digest
         with self._store.snapshot() as snap:
             same_content = snap.video_by_hash(digest)
             same_path = snap.video_by_path(path)
@@ -362,17 +420,10 @@ class VideoIndex:
                 return IngestResult(path=path, status="moved", video_id=record.id, duration_s=record.duration_s)
             return IngestResult(path=path, status="skipped", video_id=same_content.id, duration_s=same_content.duration_s,
                                 reason=f"same content as {same_content.path}")
-        described = describe_video(path, self.config, self.device, timeout=timeout)
-        info = described.info
-        if window_count(len(described.blocks), self.config) == 0:
-            lost = f"; {info.partial_reason()}" if info.partial else ""
-            raise VideoError(path, f"video {'plays only' if lost else 'is'} {info.duration:.2f} s, shorter than one "
-                                   f"window ({self.config.window_seconds:g} s){lost}")
-        damaged = [(round(a, 6), round(b, 6)) for a, b in info.lost]
+        if prepared.described is None:  # its twin was removed meanwhile: read it after all
+            prepared = self._prepare(path, set(), DEFAULT_TIMEOUT, threading.Event())
+        described, info, damaged = prepared.described, prepared.described.info, prepared.damaged
         windows = len(indexed_windows(len(described.blocks), damaged, self.config))
-        if windows == 0:
-            raise VideoError(path, f"damaged throughout: no {self.config.window_seconds:g} s stretch plays "
-                                   f"without a damaged span ({info.partial_reason()})")
         record = self._store.commit_video(
             dict(path=path, hash=digest, duration_s=round(info.duration, 6), fps=round(info.fps, 6),
                  width=info.width, height=info.height, frames=info.frame_count,

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,17 +91,7 @@ def test_a_decode_slower_than_a_tenth_of_real_time_is_abandoned(streams, tmp_pat
 
 
 def _decoder_children() -> list[int]:
-    me, found = os.getpid(), []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = open(f"/proc/{entry}/stat").read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == me and "vsearch.decode.worker" in open(
-                    f"/proc/{entry}/cmdline").read().replace("\0", " "):
-                found.append(int(entry))
-    return found
+    return [pid for pid in _all_decoders() if _parent_of(pid) == os.getpid()]
 
 
 def test_a_crashed_decoder_fails_that_file_only(streams, tmp_path):
@@ -114,3 +108,47 @@ def test_a_crashed_decoder_fails_that_file_only(streams, tmp_path):
     assert "SIGSEGV" in err.value.reason
     frames = VideoSource(streams / "small.ts", width=64, height=48).frames_at_rates([10.0])[0]
     assert len(frames) == 60 and frames.dtype == np.uint8
+
+
+def test_a_stuck_decoder_dies_with_its_parent(streams, tmp_path):
+    fifo = tmp_path / "held.ts"
+    os.mkfifo(fifo)
+    data = (streams / "small.ts").read_bytes()
+    stop = _feed(fifo, data, head=len(data) // 2)  # the decode will wait for more, forever
+    script = ("from vsearch.decode import VideoSource\n"
+              f"VideoSource({str(fifo)!r}, width=64, height=48, timeout=600).frames_at_rates([10.0])\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2])
+    deadline = time.monotonic() + 20
+    children = []
+    while time.monotonic() < deadline and not children:
+        time.sleep(0.2)
+        children = [pid for pid in _all_decoders() if _parent_of(pid) == parent.pid]
+    assert children, "the decoder process did not start"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in children):
+        time.sleep(0.1)
+    stop.set()
+    assert not any(os.path.exists(f"/proc/{pid}") and _parent_of(pid) is not None for pid in children)
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[1])
+
+
+def _all_decoders() -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if "vsearch.decode.worker" in open(f"/proc/{entry}/cmdline").read().replace("\0", " "):
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found

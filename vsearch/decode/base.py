@@ -39,6 +39,9 @@ _MIN_DAMAGED_SECONDS = 0.2
 # A tail this much shorter than the header's duration is reported as missing.
 _MIN_MISSING_TAIL = 0.5
 
+# Integrated instants are computed this many at a time.
+_BATCH = 16
+
 # Decode errors surface a few frames late with frame threading; an error this many
 # frames before a gap still explains the gap.
 _ERROR_LAG_FRAMES = 24
@@ -135,7 +138,11 @@ class Backend(ABC):
             raise ValueError(f"pixel format must be one of {PIXEL_FORMATS}, got {pixel_format!r}")
         self.path, self.width, self.height = path, width, height
         self.pixel_format, self.threads = pixel_format, threads
-        #: Decode and demux errors met so far (the file goes on after each).
+        #: Set when every frame's picture will be asked for (a temporal average):
+        #: a backend may then convert pictures ahead, in parallel with decoding.
+        self.convert_every_frame = False
+        #: Evidence of damage so far, growing with each decode or demux error the file
+        #: goes on after (a count, or the volume of the decoder's error messages).
         self.errors = 0
         self.stream: StreamInfo
 
@@ -196,8 +203,8 @@ class _Grid:
         self.index, self.rate, self.times, self.integrate = index, rate, times, integrate and rate is not None
         self.half = 0.5 / rate if rate else 0.0
         self.next_index = 0
-        # The instant whose interval is only partly shown yet: (time, weighted sum, weight).
-        self._pending: tuple[float, np.ndarray, float] | None = None
+        # Integrating: the frames some pending instant still needs, as (shown from, to, picture).
+        self._shown: list[tuple[float, float, np.ndarray]] = []
 
     def _instant(self, k: int) -> float | None:
         if self.rate is not None:
@@ -216,47 +223,43 @@ class _Grid:
                 self.next_index += 1
             count = self.next_index - first
             return [Emission(self.index, picture(), count)] if count else []
-        out: list[Emission] = []
-        if self._pending is not None:
-            s, total, weight = self._pending
-            shown = min(end, s + self.half) - max(start, s - self.half)
-            total, weight = total + np.float32(shown) * picture(), weight + shown
-            if s + self.half > end + _EPSILON:
-                self._pending = (s, total, weight)
-                return out
-            out.append(Emission(self.index, _average(total, weight), 1))
-            self._pending = None
-        run = 0
-        while (s := self._instant(self.next_index)) - self.half < end - _EPSILON:
-            self.next_index += 1
-            if s + self.half <= end + _EPSILON:
-                run += 1  # its whole interval shows this frame
-                continue
-            shown = end - max(start, s - self.half)
-            self._pending = (s, np.float32(shown) * picture().astype(np.float32), shown)
-            break
-        if run:
-            out.append(Emission(self.index, picture(), run))
-        return out
+        if end - _EPSILON <= self.next_index / self.rate - self.half:
+            return []  # shown before the next instant's interval begins
+        self._shown.append((start, end, picture()))
+        # Instants whose whole interval has been shown are complete; average them in batches.
+        complete = math.floor((end + _EPSILON) * self.rate - 0.5) + 1
+        return self._average(complete) if complete - self.next_index >= _BATCH else []
 
     def close(self, end: float, picture: Callable[[], np.ndarray]) -> list[Emission]:
         """The video ends at ``end``: finish what is left (explicit times take the last frame)."""
-        out: list[Emission] = []
-        if self._pending is not None:
-            s, total, weight = self._pending
-            self._pending = None
-            if s < end - _EPSILON:
-                out.append(Emission(self.index, _average(total, weight), 1))
-            else:  # its interval begins before the end, the instant itself after it
-                self.next_index -= 1
+        if self.integrate:
+            return self._average(max(math.ceil((end - _EPSILON) * self.rate), self.next_index))
         if self.times is not None and not self.done:
-            out.append(Emission(self.index, picture(), len(self.times) - self.next_index))
-            self.next_index = len(self.times)
-        return out
+            count, self.next_index = len(self.times) - self.next_index, len(self.times)
+            return [Emission(self.index, picture(), count)]
+        return []
 
-
-def _average(total: np.ndarray, weight: float) -> np.ndarray:
-    return np.rint(total / np.float32(max(weight, 1e-9))).astype(np.uint8)
+    def _average(self, stop: int) -> list[Emission]:
+        """Instants ``next_index .. stop-1``: each the average of the pictures shown during
+        its interval, weighted by how long each is shown (the video's end may cut the last)."""
+        if stop <= self.next_index or not self._shown:
+            return []
+        instants = np.arange(self.next_index, stop) / self.rate
+        starts = np.array([f[0] for f in self._shown])
+        ends = np.array([f[1] for f in self._shown])
+        shown = np.clip(np.minimum(instants[:, None] + self.half, ends[None, :])
+                        - np.maximum(instants[:, None] - self.half, starts[None, :]), 0.0, None)
+        weights = (shown / np.maximum(shown.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        total = np.zeros((len(instants), *self._shown[0][2].shape), np.float32)
+        for j, (_, _, image) in enumerate(self._shown):
+            rows = np.flatnonzero(weights[:, j])
+            if len(rows):
+                total[rows] += weights[rows, j, None, None] * image.astype(np.float32)
+        pictures = np.rint(total).astype(np.uint8)
+        self.next_index = stop
+        keep_after = stop / self.rate - self.half - _EPSILON
+        self._shown = [f for f in self._shown if f[1] > keep_after]
+        return [Emission(self.index, picture, 1) for picture in pictures]
 
 
 @dataclass

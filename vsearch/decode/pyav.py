@@ -10,8 +10,8 @@ it, as the ffmpeg command line does.
 
 from __future__ import annotations
 
-import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 from ..errors import VideoError
@@ -33,37 +33,50 @@ _MIN_SHORTFALL = 0.5
 _MAX_CONSECUTIVE_ERRORS = 64
 
 
-class _ErrorCounter(logging.Handler):
-    """Counts FFmpeg's error messages: the evidence that frames were lost to damage."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
+#: Where FFmpeg's error messages go, set once per process by :func:`log_errors_to`.
+_ERROR_LOG_FD: int | None = None
+_LOGGING_SET = False
 
 
-_COUNTER: _ErrorCounter | None = None
+def log_errors_to(fd: int | None) -> None:
+    """Let FFmpeg write its error messages to ``fd`` (a file; the decoder process's
+    stderr), or nowhere (None).
+
+    The growth of that file is the evidence that frames were lost to damage. FFmpeg's
+    own log callback does the writing: a Python callback would need the GIL from
+    FFmpeg's decoding threads while the main thread, holding it, waits for them in
+    libavcodec, a deadlock.
+    """
+    global _ERROR_LOG_FD, _LOGGING_SET
+    import av.logging  # noqa: PLC0415
+
+    if fd is None:
+        av.logging.set_level(None)  # PyAV's default: nothing is logged, no Python callback
+    else:
+        av.logging.restore_default_callback()
+        av.logging.set_libav_level(av.logging.ERROR)
+    _ERROR_LOG_FD, _LOGGING_SET = fd, True
 
 
-def _error_counter() -> _ErrorCounter:
-    """Route FFmpeg's errors to a counter (and to the terminal only when logging is verbose)."""
-    global _COUNTER
-    if _COUNTER is None:
-        import av.logging  # noqa: PLC0415
-
-        _COUNTER = _ErrorCounter()
-        libav = logging.getLogger("libav")
-        libav.addHandler(_COUNTER)
-        libav.propagate = logging.getLogger("vsearch").isEnabledFor(logging.DEBUG)
-        av.logging.set_level(av.logging.ERROR)
-    return _COUNTER
+def _errors_logged() -> int:
+    """Bytes of error messages FFmpeg has written so far (0 when they go nowhere)."""
+    if not _LOGGING_SET:
+        log_errors_to(None)
+    return os.fstat(_ERROR_LOG_FD).st_size if _ERROR_LOG_FD is not None else 0
 
 
-def open_reason(exc: BaseException) -> str:
-    """A user's words for FFmpeg's refusal to open a file."""
-    text = str(exc)
+def _messages_since(offset: int) -> str:
+    """FFmpeg's error messages written since ``offset`` bytes (at most the last 4 KiB)."""
+    if _ERROR_LOG_FD is None:
+        return ""
+    end = os.fstat(_ERROR_LOG_FD).st_size
+    start = max(offset, end - 4096)
+    return os.pread(_ERROR_LOG_FD, end - start, start).decode("utf-8", "replace") if end > start else ""
+
+
+def open_reason(exc: BaseException, messages: str = "") -> str:
+    """A user's words for FFmpeg's refusal to open a file (``messages``: what it logged)."""
+    text = f"{exc} {messages}"
     if "moov atom not found" in text:
         return "not a video, or an MP4 cut short before its index was written (no moov atom): nothing plays"
     if "Invalid data found" in text:
@@ -84,8 +97,7 @@ class PyAVBackend(Backend):
         self._av = av
         # One scaler for the whole file: building one per frame costs more than scaling.
         self._scaler = av.video.reformatter.VideoReformatter()
-        self._counter = _error_counter()
-        self._errors_before = self._counter.count
+        self._errors_before = _errors_logged()
         self._handle = None
         try:
             try:
@@ -96,7 +108,7 @@ class PyAVBackend(Backend):
             self._container = av.open(source, metadata_errors="replace")
         except av.FFmpegError as exc:
             self.close()
-            raise VideoError(path, open_reason(exc)) from None
+            raise VideoError(path, open_reason(exc, _messages_since(self._errors_before))) from None
         if self._container.format.name in _NOT_VIDEO_FORMATS:
             self.close()
             raise VideoError(path, "not a video file")
@@ -124,10 +136,12 @@ class PyAVBackend(Backend):
                                  duration=self._stream_end)
         #: End (player's timeline) of the latest packet read, of any stream.
         self._read_until: float | None = None
+        self._time_bases: dict[int, float] = {}
+        self._converter: ThreadPoolExecutor | None = None
 
     @property
     def errors(self) -> int:  # type: ignore[override]
-        return self._exceptions + self._counter.count - self._errors_before
+        return self._exceptions + _errors_logged() - self._errors_before
 
     @errors.setter
     def errors(self, value: int) -> None:
@@ -153,10 +167,12 @@ class PyAVBackend(Backend):
                 self._container.seek(0)
 
     def frames(self) -> Iterator[DecodedFrame]:
-        # Every stream is demuxed (only the video decoded): where the others end
-        # tells a truncated file from one whose video is just shorter.
+        # Without a duration of the video stream, every stream is demuxed (only the
+        # video decoded): where the others end tells a truncated file from one whose
+        # video is just shorter.
         av, stream = self._av, self._stream
-        packets = self._container.demux()
+        streams = () if self._stream_end is None else (stream,)
+        packets = self._container.demux(*streams)
         failures = 0
         rotation_seen = False
         while True:
@@ -169,7 +185,7 @@ class PyAVBackend(Backend):
                 failures += 1
                 if failures > _MAX_CONSECUTIVE_ERRORS:
                     break
-                packets = self._container.demux()  # resume after the damage
+                packets = self._container.demux(*streams)  # resume after the damage
                 continue
             failures = 0
             self._note_end(packet)
@@ -187,9 +203,12 @@ class PyAVBackend(Backend):
                 yield self._wrap(frame)
 
     def _note_end(self, packet) -> None:
-        if packet.pts is None or packet.time_base is None or self._origin is None:
+        if packet.pts is None or self._origin is None:
             return
-        end = float((packet.pts + (packet.duration or 0)) * packet.time_base) - self._origin
+        base = self._time_bases.get(packet.stream_index)
+        if base is None:
+            base = self._time_bases[packet.stream_index] = float(packet.time_base or 0)
+        end = (packet.pts + (packet.duration or 0)) * base - self._origin
         if self._read_until is None or end > self._read_until:
             self._read_until = end
 
@@ -206,16 +225,25 @@ class PyAVBackend(Backend):
             time -= self._origin
         duration = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
 
-        def image():
+        def convert():
             rotation = int(round(frame.rotation or 0)) % 360
             width, height = self.output_size(rotation)
             picture = self._scaler.reformat(frame, width=width, height=height, format=self.pixel_format,
                                             interpolation="AREA")
             return rotate_image(picture.to_ndarray(), rotation)
 
-        return DecodedFrame(time=time, duration=duration, image=image)
+        if not self.convert_every_frame:
+            return DecodedFrame(time=time, duration=duration, image=convert)
+        # Every picture will be needed: scale it in a thread of its own while the next
+        # frames decode (FFmpeg releases the GIL in both), as ffmpeg's filter thread does.
+        if self._converter is None:
+            self._converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsearch-scale")
+        return DecodedFrame(time=time, duration=duration, image=self._converter.submit(convert).result)
 
     def close(self) -> None:
+        if getattr(self, "_converter", None) is not None:
+            self._converter.shutdown(wait=True, cancel_futures=True)
+            self._converter = None
         container = getattr(self, "_container", None)
         if container is not None:
             container.close()

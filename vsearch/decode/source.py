@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import fcntl
 import importlib.util
 import json
 import logging
@@ -54,6 +55,10 @@ MIN_SPEED = 0.1
 # Idle decoder processes kept for the next file.
 _MAX_IDLE = 4
 
+# Linux's fcntl to size a pipe, and the size asked for (the default system limit).
+_F_SETPIPE_SZ = 1031
+_PIPE_BYTES = 1 << 20
+
 
 def check_decoder(name: str) -> str:
     """``name`` if it is a decoder that is installed, else :class:`VsearchError`."""
@@ -75,13 +80,21 @@ class _Process:
         verbose = logging.getLogger("vsearch").isEnabledFor(logging.DEBUG)
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-                   VSEARCH_DECODE_VERBOSE="1" if verbose else "0")
+                   VSEARCH_DECODE_VERBOSE="1" if verbose else "0",
+                   # FFmpeg's threads do the work; NumPy's pools would only compete with them.
+                   OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vsearch.decode.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.DEVNULL,
             env=env, bufsize=0, start_new_session=False,
         )
         self._buffer = bytearray()
+        # A pipe of 64 KiB holds five pictures: the decoder would wait for the caller's
+        # work on every chunk. A larger one lets it decode a chunk or two ahead.
+        try:
+            fcntl.fcntl(self.proc.stdout.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
+        except OSError:  # not Linux, or above the system's limit: keep the default
+            pass
 
     def send(self, request: dict) -> None:
         self.proc.stdin.write(json.dumps(request).encode("utf-8") + b"\n")

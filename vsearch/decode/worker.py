@@ -27,6 +27,7 @@ import os
 import signal
 import struct
 import sys
+import tempfile
 import time
 from typing import BinaryIO, Callable
 
@@ -114,6 +115,7 @@ def serve(request: dict, send: Callable[[dict, bytes], None]) -> None:
     try:
         sampler = FrameSampler(rates=list(request.get("rates") or []), times=request.get("times"),
                                nominal_step=1.0 / backend.stream.fps, integrate=bool(request.get("integrate")))
+        backend.convert_every_frame = sampler.integrate and not request.get("times")
         batches = _Batches(send, max(1, int(request["chunk"])))
         if request.get("seek"):
             backend.seek(float(request["seek"]))
@@ -166,23 +168,47 @@ class Cancelled(Exception):
 
 def main() -> None:
     """Serve requests from stdin until it closes (the parent exited or let go)."""
+    _die_with_parent()
     # The parent decides when to stop a decode; Ctrl-C in a terminal reaches it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt the protocol
-    if os.environ.get("VSEARCH_DECODE_VERBOSE") == "1":
-        import logging  # noqa: PLC0415
+    verbose = os.environ.get("VSEARCH_DECODE_VERBOSE") == "1"
+    terminal = os.dup(2)
+    # FFmpeg's messages go to a private, unlinked file: how much it grows tells damage.
+    log_path = os.path.join(tempfile.gettempdir(), f"vsearch-decoder-{os.getpid()}.log")
+    log_fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
+    os.unlink(log_path)
+    os.dup2(log_fd, 2)
+    from .pyav import log_errors_to  # noqa: PLC0415
 
-        logging.basicConfig(level=logging.DEBUG, format="decoder: %(levelname)s %(name)s: %(message)s")
+    log_errors_to(2)
 
     def send(header: dict, payload: bytes) -> None:
         write_message(out, header, payload)
 
     for line in sys.stdin.buffer:
+        os.ftruncate(2, 0)
         try:
             serve_safely(json.loads(line), send)
         except BrokenPipeError:
             return
+        finally:
+            if verbose:  # the parent asked to see FFmpeg's messages
+                os.write(terminal, os.pread(2, os.fstat(2).st_size, 0))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when the thread that started it ends, so a
+    decoder stuck inside FFmpeg never outlives an ingest killed with -9."""
+    try:
+        import ctypes  # noqa: PLC0415
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent is gone already
+        os._exit(0)
 
 
 if __name__ == "__main__":
