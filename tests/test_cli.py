@@ -98,3 +98,27 @@ def test_verify_is_a_pure_check_and_other_commands_repair(media, tmp_path):
     assert not (index / "vectors.faiss").exists()
     run_cli("stats", "--index", str(index), check=True)  # any other command repairs
     assert run_cli("verify", "--index", str(index)).returncode == 0
+
+
+def test_an_index_keeps_its_decoder(media, clips, tmp_path):
+    index = str(tmp_path / "ix")
+    lib = str(media["lib12"])
+    run_cli("ingest", lib, "--index", index, check=True)
+    clip = str(clips["exact"][0])
+    for args in (("query", clip, "--decoder", "decord"), ("ingest", str(media["lib13"]), "--decoder", "decord")):
+        proc = run_cli(*args, "--index", index)
+        assert proc.returncode == 5, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "decoder" in proc.stderr and "pyav" in proc.stderr
+    assert run_cli("query", clip, "--decoder", "pyav", "--index", index, check=True).stdout.count(lib) == 1
+    stats = run_cli("stats", "--index", index, check=True).stdout
+    assert "decoder    pyav (index format 2)" in stats
+
+
+def test_an_index_built_with_decord_answers_through_decord(media, clips, tmp_path):
+    index = str(tmp_path / "ix")
+    clip, source, start = clips["exact"]
+    run_cli("ingest", str(source), "--index", index, "--decoder", "decord", check=True)
+    hit = json.loads(run_cli("query", str(clip), "--index", index, "--json", check=True).stdout)["hits"][0]
+    assert hit["video"] == str(source) and abs(hit["start"] - start) <= 0.1
+    stats = json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)
+    assert stats["config"]["decoder"] == "decord"

@@ -134,6 +134,8 @@ def test_partial_videos_are_shown_and_the_index_verifies_clean(damaged):
     assert stats["partial_videos"] == len(expected)
     proc = run_cli("verify", "--index", str(index_path), "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["ok"]
+    assert json.loads(proc.stdout)["partial_videos"] == len(expected)
+    assert f"({len(expected)} partial)" in run_cli("verify", "--index", str(index_path), check=True).stdout
 
 
 def test_ingest_reports_partial_files_and_exits_zero(damaged, tmp_path):

@@ -378,7 +378,9 @@ def verify(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:
-        typer.echo(f"{'consistent' if report.ok else 'INCONSISTENT'}: {report.videos} videos, {report.vectors} vectors")
+        partial = f" ({report.partial_videos} partial)" if report.partial_videos else ""
+        typer.echo(f"{'consistent' if report.ok else 'INCONSISTENT'}: {report.videos} videos{partial}, "
+                   f"{report.vectors} vectors")
         for problem in report.problems:
             typer.echo(f"  {_show(problem)}")
     if not report.ok:

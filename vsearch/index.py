@@ -625,7 +625,8 @@ class VideoIndex:
                 problems.append(f"video {vid} ({rec.path}): {held.get(vid, 0)} vectors on disk, expected {rec.windows}")
         for vid in set(held) - set(videos):
             problems.append(f"video {vid}: {held[vid]} vectors on disk for a video that is not committed")
-        return VerifyReport(ok=not problems, videos=len(videos), vectors=on_disk.ntotal, problems=problems)
+        return VerifyReport(ok=not problems, videos=len(videos), vectors=on_disk.ntotal,
+                            partial_videos=sum(rec.partial for rec in videos.values()), problems=problems)
 
 
 def _worth_retraining(current: str, wanted: str) -> bool:

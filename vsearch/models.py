@@ -138,6 +138,7 @@ class VerifyReport:
     ok: bool
     videos: int
     vectors: int
+    partial_videos: int = 0
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -39,8 +39,10 @@ _MIN_DAMAGED_SECONDS = 0.2
 # A tail this much shorter than the header's duration is reported as missing.
 _MIN_MISSING_TAIL = 0.5
 
-# Integrated instants are computed this many at a time.
+# Integrated instants are computed this many at a time, with at most this many
+# frames' pictures still being converted.
 _BATCH = 16
+_IN_FLIGHT = 8
 
 # Decode errors surface a few frames late with frame threading; an error this many
 # frames before a gap still explains the gap.
@@ -204,7 +206,7 @@ class _Grid:
         self.half = 0.5 / rate if rate else 0.0
         self.next_index = 0
         # Integrating: the frames some pending instant still needs, as (shown from, to, picture).
-        self._shown: list[tuple[float, float, np.ndarray]] = []
+        self._shown: list[tuple[float, float, Callable[[], np.ndarray]]] = []
 
     def _instant(self, k: int) -> float | None:
         if self.rate is not None:
@@ -225,7 +227,11 @@ class _Grid:
             return [Emission(self.index, picture(), count)] if count else []
         if end - _EPSILON <= self.next_index / self.rate - self.half:
             return []  # shown before the next instant's interval begins
-        self._shown.append((start, end, picture()))
+        # Pictures are collected when a batch is averaged, so a backend converting them
+        # ahead is not waited for frame by frame; only so many are left in flight.
+        self._shown.append((start, end, picture))
+        if len(self._shown) > _IN_FLIGHT:
+            self._shown[-_IN_FLIGHT - 1][2]()
         # Instants whose whole interval has been shown are complete; average them in batches.
         complete = math.floor((end + _EPSILON) * self.rate - 0.5) + 1
         return self._average(complete) if complete - self.next_index >= _BATCH else []
@@ -250,10 +256,13 @@ class _Grid:
         shown = np.clip(np.minimum(instants[:, None] + self.half, ends[None, :])
                         - np.maximum(instants[:, None] - self.half, starts[None, :]), 0.0, None)
         weights = (shown / np.maximum(shown.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
-        total = np.zeros((len(instants), *self._shown[0][2].shape), np.float32)
-        for j, (_, _, image) in enumerate(self._shown):
+        total = None
+        for j, (_, _, picture) in enumerate(self._shown):
             rows = np.flatnonzero(weights[:, j])
             if len(rows):
+                image = picture()
+                if total is None:
+                    total = np.zeros((len(instants), *image.shape), np.float32)
                 total[rows] += weights[rows, j, None, None] * image.astype(np.float32)
         pictures = np.rint(total).astype(np.uint8)
         self.next_index = stop
@@ -294,7 +303,7 @@ class FrameSampler:
         self._previous: DecodedFrame | None = None
         self._previous_time = 0.0
         self._shown_from = -math.inf  # the first frame stands in for everything before it
-        self._image: np.ndarray | None = None
+        self._picture: Callable[[], np.ndarray] | None = None
         self._errors_at: deque[int] = deque(maxlen=_ERROR_LAG_FRAMES)
         self._steps: deque[float] = deque(maxlen=16)
 
@@ -345,15 +354,25 @@ class FrameSampler:
     def _start(self, frame: DecodedFrame, time: float, errors: int) -> None:
         if self._previous is not None:
             self._shown_from = time
-        self._previous, self._previous_time, self._image = frame, time, None
+        self._previous, self._previous_time, self._picture = frame, time, _Once(frame.image)
         self._errors_at.append(errors)
         self.frames += 1
-
-    def _picture(self) -> np.ndarray:
-        if self._image is None:
-            self._image = self._previous.image()
-        return self._image
 
     def _damage(self, start: float, end: float) -> None:
         if end - start >= _MIN_DAMAGED_SECONDS:
             self.damaged.append((round(start, 6), round(end, 6)))
+
+
+class _Once:
+    """A frame's picture, made on the first call and kept (several grids may want it)."""
+
+    __slots__ = ("_make", "_image")
+
+    def __init__(self, make: Callable[[], np.ndarray]) -> None:
+        self._make, self._image = make, None
+
+    def __call__(self) -> np.ndarray:
+        if self._image is None:
+            self._image, self._make = self._make(), None
+        return self._image
+

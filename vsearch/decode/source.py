@@ -190,9 +190,49 @@ class _InProcess:
         return "the decoder thread stopped"
 
 
+class _Spawner:
+    """Starts decoder processes from one thread that lives as long as this process.
+
+    A decoder asks Linux to kill it when the thread that started it ends (so none
+    outlives a killed parent); started from short-lived threads, pooled decoders
+    would die with them.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> "_Process":
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="vsearch-spawner", daemon=True)
+                self._thread.start()
+        reply: queue.Queue = queue.Queue(maxsize=1)
+        self._requests.put(reply)
+        outcome = reply.get()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _serve(self) -> None:
+        while True:
+            reply = self._requests.get()
+            try:
+                reply.put(_Process())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                reply.put(exc)
+
+    def forget(self) -> None:
+        self._requests, self._thread, self._lock = queue.Queue(), None, threading.Lock()
+
+
+_SPAWNER = _Spawner()
+
+
 def _start() -> "_Process | _InProcess":
     try:
-        return _Process()
+        return _SPAWNER.start()
     except OSError as exc:
         log.debug("cannot start a decoder process (%s): decoding in this process", exc)
         return _InProcess()
@@ -211,6 +251,7 @@ class _Pool:
     def _forget(self) -> None:
         self._idle = []
         self._lock = threading.Lock()
+        _SPAWNER.forget()
 
     def acquire(self) -> _Process:
         with self._lock:
