@@ -7,7 +7,7 @@ import numpy as np
 from vsearch.config import IndexConfig
 from vsearch.embedding import ClipWindows
 from vsearch.models import Hit, VideoRecord
-from vsearch.query import Aligner, refine
+from vsearch.query import Aligner, cover_frozen_ends, refine
 from vsearch.windows import window_vectors
 
 CONFIG = IndexConfig()
@@ -55,3 +55,22 @@ def test_refine_keeps_the_voted_offset_when_nothing_pins_it():
     hit = Hit(video="/lib.mp4", video_id=1, start=3.5, end=7.5, query_start=0.0, query_end=4.0,
               score=0.9, distance=0.1)
     assert refine(hit, 3.5, _aligner(library, clip), CONFIG, _record(library_blocks)).start == 3.5
+
+
+def test_a_frozen_start_or_end_of_the_clip_joins_the_hit_next_to_it():
+    record = VideoRecord(id=1, path="/v.mp4", hash="h", duration_s=30.0, fps=25, width=4, height=4, frames=750,
+                         blocks=60, windows=58, added="now")
+    hit = Hit(video="/v.mp4", video_id=1, start=12.0, end=20.0, query_start=2.0, query_end=10.0, score=0.99,
+              distance=0.1)
+    # A title card (frozen) before the match and after it: the hit covers the whole clip.
+    frozen = lambda a, b: 1.0 if b <= 2.0 or a >= 10.0 else 0.0  # noqa: E731
+    whole = cover_frozen_ends(hit, frozen, 11.0, record)
+    assert (whole.start, whole.end, whole.query_start, whole.query_end) == (10.0, 21.0, 0.0, 11.0)
+    # Moving footage the match does not explain stays out.
+    assert cover_frozen_ends(hit, lambda a, b: 0.0, 11.0, record) == hit
+    # The video's own ends bound it; at speed 1.1 clip seconds are 1.1 video seconds.
+    early = Hit(video="/v.mp4", video_id=1, start=1.0, end=29.5, query_start=2.0, query_end=10.0, score=0.99,
+                distance=0.1, speed=1.1)
+    bounded = cover_frozen_ends(early, frozen, 11.0, record)
+    assert bounded.start == 0.0 and abs(bounded.query_start - (2.0 - 1.0 / 1.1)) < 1e-9
+    assert bounded.end == 30.0 and abs(bounded.query_end - (10.0 + 0.5 / 1.1)) < 1e-9

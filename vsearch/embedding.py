@@ -186,6 +186,10 @@ class QueryClip:
         borders = detect_borders(head) if config.crop_borders else (0, 0, 0, 0)
         self._frames = {Reading(speed=s): remove_borders(f, borders, np) for s, f in zip(speeds, per_speed)}
         plain = self._frames.get(Reading())
+        first = next(iter(self._frames.values()))
+        #: Per analysis frame of the clip: the picture is exactly the one before (held).
+        self.still = np.concatenate([[False], np.all(first[1:] == first[:-1], axis=(1, 2))]) if len(first) else first
+        self._still_rate = config.analysis_fps * speeds[0]
         v1 = config.features == "v1" and plain is not None
         #: Grid cells hidden by a still overlay (a logo box) in the clip, or None.
         self.overlay = detect_static_overlay(plain[: fpb * _DETECTION_BLOCKS], config.grid) if v1 else None
@@ -196,6 +200,12 @@ class QueryClip:
         for reading in self._frames:
             self.readings += [reading, Reading(reading.speed, True, reading.inset)] if mirrored else [reading]
         self._cache: dict[tuple[Reading, float | None], ClipWindows] = {}
+
+    def frozen_share(self, start: float, end: float) -> float:
+        """Share of the clip's seconds ``[start, end)`` whose picture does not change."""
+        first, last = int(np.floor(start * self._still_rate)), int(np.ceil(end * self._still_rate))
+        span = self.still[max(first, 0) : max(last, 0)]
+        return float(span.mean()) if len(span) else 0.0
 
     def windows(
         self, readings: list[Reading] | None = None, *, seconds: float | None = None, allow_empty: bool = False
@@ -211,7 +221,7 @@ class QueryClip:
                                  starts=np.zeros(0), views=np.zeros(0, np.int64), speeds=np.zeros(0),
                                  mirrored=np.zeros(0, bool), inset=np.zeros(0, bool))]
         if not allow_empty and sum(len(p.vectors) for p in parts) == 0:
-            if self.duration >= self.config.window_seconds + self.config.block_seconds:
+            if self.duration >= self.config.window_seconds:  # long enough: its windows were all frozen
                 raise VideoError(self.path, "the clip shows a frozen picture throughout: nothing moves to match")
             raise ClipTooShortError(
                 self.path,

@@ -46,7 +46,7 @@ from .errors import (
 from .lock import WriterLock
 from .metastore import MetaStore, Snapshot
 from .models import IndexStats, IngestResult, QueryResult, VerifyReport, VideoRecord
-from .query import DEFAULT_MIN_SCORE, Aligner, aggregate, rescore_overlaid
+from .query import DEFAULT_MIN_SCORE, Aligner, aggregate, cover_frozen_ends, rescore_overlaid
 from .windows import WINDOW_BITS, indexed_windows, window_count, window_ids, window_vectors
 
 #: Neighbours fetched per query window before voting.
@@ -551,6 +551,7 @@ class VideoIndex:
                                    min_score=_OVERLAY_FLOOR)
             hits = rescore_overlaid(candidates, windows, library, reader.overlay, self._videos, self.config,
                                     k=k, min_score=min_score)
+        hits = [cover_frozen_ends(h, reader.frozen_share, reader.duration, self._videos[h.video_id]) for h in hits]
         return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=reader.duration, hits=hits)
 
     def check_decoder(self, decoder: str | None) -> None:

@@ -399,3 +399,21 @@ def _iou(a: Hit, b: Hit) -> float:
     inter = min(a.end, b.end) - max(a.start, b.start)
     union = max(a.end, b.end) - min(a.start, b.start)
     return inter / union if inter > 0 and union > 0 else 0.0
+
+
+def cover_frozen_ends(hit: Hit, frozen_share: Callable[[float, float], float], duration: float,
+                      record: VideoRecord) -> Hit:
+    """``hit`` extended over a frozen start or end of the clip next to it.
+
+    Frozen windows are no evidence, so a clip that opens on a still title card is
+    matched from its first moving window on; the card is still part of the cut, and
+    the hit's start is where the clip starts, as far as the video allows.
+    """
+    start, end, query_start, query_end = hit.start, hit.end, hit.query_start, hit.query_end
+    if query_start > 0 and frozen_share(0.0, query_start) >= 0.5:
+        start = max(hit.start - query_start * hit.speed, 0.0)
+        query_start = max(query_start - (hit.start - start) / hit.speed, 0.0)
+    if duration - query_end > 0 and frozen_share(query_end, duration) >= 0.5:
+        end = min(hit.end + (duration - query_end) * hit.speed, record.duration_s)
+        query_end += (end - hit.end) / hit.speed
+    return replace(hit, start=start, end=end, query_start=query_start, query_end=query_end)
