@@ -86,7 +86,7 @@ class _Process:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vsearch.decode.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.DEVNULL,
-            env=env, bufsize=0, start_new_session=False,
+            env=env, bufsize=0,
         )
         self._buffer = bytearray()
         # A pipe of 64 KiB holds five pictures: the decoder would wait for the caller's
