@@ -15,6 +15,7 @@ from typing import List, Optional
 import typer
 
 from . import __version__
+from .decode.source import DEFAULT_TIMEOUT
 from .errors import VsearchError
 
 app = typer.Typer(
@@ -38,7 +39,7 @@ IndexOpt = typer.Option(
 )
 DeviceOpt = typer.Option("auto", "--device", help="Compute device for descriptors: auto, cpu or gpu.")
 TimeoutOpt = typer.Option(
-    30.0, "--decode-timeout", min=0.1,
+    DEFAULT_TIMEOUT, "--decode-timeout", min=0.1,
     help="Abandon a file whose decoding makes no progress for this many seconds, or runs below 0.1x real time.",
 )
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON output.")
@@ -53,6 +54,13 @@ def _index_path(index: Optional[Path]) -> Path:
 def _show(path: str) -> str:
     """A path printable on any terminal (non-UTF-8 bytes shown escaped)."""
     return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _problem_line(result) -> str:
+    """``FAILED path: reason`` or ``PARTIAL path: reason`` for an ingest result ('' if fine)."""
+    if result.status not in ("failed", "partial"):
+        return ""
+    return f"{result.status.upper()} {_show(result.path)}: {result.reason}"
 
 
 def _fail(exc: VsearchError) -> "typer.Exit":
@@ -160,8 +168,8 @@ def ingest(
             video_s = [0.0]
 
             def report(result):
-                if result.status in ("failed", "partial") and not as_json:
-                    message = f"{result.status.upper()} {_show(result.path)}: {result.reason}"
+                message = _problem_line(result)
+                if message and not as_json:
                     bar[0].console.print(message, markup=False, highlight=False) if bar else typer.echo(message, err=True)
                 if bar:
                     video_s[0] += result.duration_s if result.status in ("added", "replaced", "partial") else 0.0
@@ -416,8 +424,8 @@ def rebuild(
             typer.echo(f"{_show(str(path))}: written by an older vsearch; decoding its videos again", err=True)
 
             def report(result):
-                if result.status in ("failed", "partial"):
-                    typer.echo(f"{result.status.upper()} {_show(result.path)}: {result.reason}", err=True)
+                if message := _problem_line(result):
+                    typer.echo(message, err=True)
 
             results = upgrade_index(path, device=device, drop_missing=drop_missing, timeout=decode_timeout,
                                     progress=report)

@@ -83,6 +83,7 @@ class _Prepared:
     digest: str
     described: VideoDescriptors | None = None
     damaged: list[tuple[float, float]] = field(default_factory=list)
+    windows: int = 0  # indexed ones: none across a damaged span
 
 
 def file_digest(path: str) -> str:
@@ -369,7 +370,7 @@ class VideoIndex:
                 submit_next()
                 try:
                     prepared = future.result()
-                    result = self._commit(prepared)
+                    result = self._commit(prepared, timeout)
                     known.add(prepared.digest)  # a later copy of the same content is not read again
                 except VideoError as exc:
                     result = IngestResult(path=path, status="failed", reason=exc.reason)
@@ -400,12 +401,13 @@ class VideoIndex:
             raise VideoError(path, f"video {'plays only' if lost else 'is'} {info.duration:.2f} s, shorter than one "
                                    f"window ({self.config.window_seconds:g} s){lost}")
         damaged = [(round(a, 6), round(b, 6)) for a, b in info.lost]
-        if len(indexed_windows(len(described.blocks), damaged, self.config)) == 0:
+        windows = len(indexed_windows(len(described.blocks), damaged, self.config))
+        if windows == 0:
             raise VideoError(path, f"damaged throughout: no {self.config.window_seconds:g} s stretch plays "
                                    f"without a damaged span ({info.partial_reason()})")
-        return _Prepared(path=path, digest=digest, described=described, damaged=damaged)
+        return _Prepared(path=path, digest=digest, described=described, damaged=damaged, windows=windows)
 
-    def _commit(self, prepared: "_Prepared") -> IngestResult:
+    def _commit(self, prepared: "_Prepared", timeout: float) -> IngestResult:
         """Commit one prepared file (the writer's side of :meth:`add`)."""
         path, digest = prepared.path, prepared.digest
         with self._store.snapshot() as snap:
@@ -421,13 +423,12 @@ class VideoIndex:
             return IngestResult(path=path, status="skipped", video_id=same_content.id, duration_s=same_content.duration_s,
                                 reason=f"same content as {same_content.path}")
         if prepared.described is None:  # its twin was removed meanwhile: read it after all
-            prepared = self._prepare(path, set(), DEFAULT_TIMEOUT, threading.Event())
+            prepared = self._prepare(path, set(), timeout, threading.Event())
         described, info, damaged = prepared.described, prepared.described.info, prepared.damaged
-        windows = len(indexed_windows(len(described.blocks), damaged, self.config))
         record = self._store.commit_video(
             dict(path=path, hash=digest, duration_s=round(info.duration, 6), fps=round(info.fps, 6),
                  width=info.width, height=info.height, frames=info.frame_count,
-                 blocks=len(described.blocks), windows=windows, added=metastore.now_iso(),
+                 blocks=len(described.blocks), windows=prepared.windows, added=metastore.now_iso(),
                  partial=info.partial, damaged=damaged, reason=info.partial_reason()),
             described.blocks,
             replaces=same_path.id if same_path is not None else None,

@@ -9,14 +9,16 @@ first frame at 0 s. Rotation metadata is applied: frames come out as displayed.
 
 :class:`FrameSampler` turns that stream into the frames an analysis needs: at each
 instant ``s`` of a grid (``k / rate``, or explicit times) the frame *on screen*,
-i.e. the last frame whose time is at or before ``s``; instants before the first
-frame take the first frame, as a player shows it. It also keeps track of what is
+i.e. the last frame whose time is at or before ``s`` (instants before the first
+frame take the first frame, as a player shows it), or, for analysis, the average of
+what is shown during the instant's own interval. It also keeps track of what is
 missing: spans where frames were lost to damage, and a missing tail when the file
 ends before its header says it should.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections import deque
@@ -65,7 +67,7 @@ class StreamInfo:
     rotation: int = 0
 
     def to_dict(self) -> dict:
-        return dict(width=self.width, height=self.height, fps=self.fps, duration=self.duration, rotation=self.rotation)
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,6 @@ class VideoInfo:
     width: int
     height: int
     frame_count: int
-    decoder: str = "pyav"
     expected_duration: float | None = None
     damaged: tuple[tuple[float, float], ...] = ()
     truncated: bool = False
@@ -130,7 +131,7 @@ class Backend(ABC):
 
     Subclasses open the file in ``__init__`` (raising :class:`~vsearch.errors.VideoError`
     with a one-line reason when they cannot), set :attr:`stream`, and yield frames
-    from :meth:`frames`. Damage they recover from is counted in :attr:`errors`.
+    from :meth:`frames`. Damage they recover from is counted in :attr:`failures`.
     """
 
     name: ClassVar[str]
@@ -143,14 +144,18 @@ class Backend(ABC):
         #: Set when every frame's picture will be asked for (a temporal average):
         #: a backend may then convert pictures ahead, in parallel with decoding.
         self.convert_every_frame = False
-        #: Evidence of damage so far, growing with each decode or demux error the file
-        #: goes on after (a count, or the volume of the decoder's error messages).
-        self.errors = 0
+        #: Decode or demux errors the file went on after.
+        self.failures = 0
         self.stream: StreamInfo
 
     @abstractmethod
     def frames(self) -> Iterator[DecodedFrame]:
         """Frames in presentation order, on the player's timeline, until the file ends."""
+
+    def damage_evidence(self) -> int:
+        """A number that grows whenever the decoder meets damage (a gap in the frames
+        that comes with it is a damaged span, not a held frame)."""
+        return self.failures
 
     def expected_end(self) -> float | None:
         """Where the headers say the video ends (player's timeline), once frames are read."""

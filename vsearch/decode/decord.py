@@ -93,7 +93,7 @@ class DecordBackend(Backend):
             except StopIteration:
                 return
             except Exception:  # decord cannot go on after an error: the video ends here
-                self.errors += 1
+                self.failures += 1
                 return
             yield DecodedFrame(time=float(time), duration=None, image=lambda rgb=rgb: self._convert(rgb))
 

@@ -139,13 +139,9 @@ class PyAVBackend(Backend):
         self._time_bases: dict[int, float] = {}
         self._converter: ThreadPoolExecutor | None = None
 
-    @property
-    def errors(self) -> int:  # type: ignore[override]
-        return self._exceptions + _errors_logged() - self._errors_before
-
-    @errors.setter
-    def errors(self, value: int) -> None:
-        self._exceptions = value
+    def damage_evidence(self) -> int:
+        # Failures, and the bytes of error messages FFmpeg wrote while reading this file.
+        return self.failures + _errors_logged() - self._errors_before
 
     def expected_end(self) -> float | None:
         """Where the headers say the video ends. Without a duration for the video
@@ -181,7 +177,7 @@ class PyAVBackend(Backend):
             except StopIteration:
                 break
             except av.FFmpegError:
-                self._exceptions += 1
+                self.failures += 1
                 failures += 1
                 if failures > _MAX_CONSECUTIVE_ERRORS:
                     break
@@ -194,7 +190,7 @@ class PyAVBackend(Backend):
             try:
                 decoded = stream.decode(packet)
             except av.FFmpegError:
-                self._exceptions += 1
+                self.failures += 1
                 continue
             for frame in decoded:
                 if not rotation_seen:

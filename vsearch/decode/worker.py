@@ -124,7 +124,7 @@ def serve(request: dict, send: Callable[[dict, bytes], None]) -> None:
             if not probed:
                 probed = True
                 send({"kind": "probe", **backend.stream.to_dict()}, b"")
-            for emission in sampler.add(frame, backend.errors):
+            for emission in sampler.add(frame, backend.damage_evidence()):
                 batches.add(emission.grid, emission.image, emission.count, sampler.position)
             if sampler.done:
                 break
@@ -132,7 +132,7 @@ def serve(request: dict, send: Callable[[dict, bytes], None]) -> None:
                 beat = time.monotonic()
                 send({"kind": "progress", "time": sampler.position}, b"")
         if not sampler.frames:
-            raise VideoError(path, "no decodable video frames" + (" (the file is damaged)" if backend.errors else ""))
+            raise VideoError(path, "no decodable video frames" + (" (the file is damaged)" if backend.failures else ""))
         expected = backend.expected_end()
         emissions, end, truncated = sampler.finish(None if sampler.done else expected)
         for emission in emissions:
@@ -141,7 +141,7 @@ def serve(request: dict, send: Callable[[dict, bytes], None]) -> None:
         stream = backend.stream
         send({"kind": "done", "info": {
             "duration": end, "fps": stream.fps, "width": stream.width, "height": stream.height,
-            "frame_count": sampler.frames, "decoder": backend.name, "expected_duration": expected,
+            "frame_count": sampler.frames, "expected_duration": expected,
             "damaged": [list(span) for span in sampler.damaged], "truncated": bool(truncated),
         }}, b"")
     finally:
