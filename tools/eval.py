@@ -1,40 +1,49 @@
-"""Evaluate vsearch on real footage through its command line.
+"""Evaluate vsearch on real and generated footage through its command line, cross-validated.
 
-    python -m tools.eval [--videos DIR] [--queries 300] [--seed 1] [--clip-seconds 2-20]
-                         [--transform NAME|mild|hard|all ...] [--features v1|seed]
-                         [--holdout 4] [--index DIR] [--json OUT] [--workdir DIR] [--keep] [--dry-run]
+    python -m tools.eval [--videos DIR] [--queries 400] [--seed N] [--clip-seconds 4-12]
+                         [--transform NAME|mild|hard|all ...] [--folds 2] [--only-fold F]
+                         [--stress-dir DIR | --no-stress] [--holdout 4] [--index DIR]
+                         [--json OUT] [--workdir DIR] [--keep] [--dry-run]
 
-It indexes the videos (all but ``--holdout`` of them, which give never-indexed
-negative clips), cuts seeded random clips (lengths uniform in ``--clip-seconds``,
-start times never aligned to block boundaries), edits each with one transformation
-of the ladder in ``tools/ffmpeg_tools.TRANSFORMS`` (re-encodes, scaling, frame rate,
-colour, grey, crop, bars, blur, noise, logo, flip, speed, picture-in-picture and
-combinations), runs one ``vsearch query`` process over all clips and reports per
-transformation, per group (mild / hard / 2-second clips) and overall:
+The library is the videos of ``--videos`` (all but ``--holdout`` of them, drawn per
+run, which give never-indexed negatives, and ``--stress-sources`` more) plus **stress
+footage** generated from those ``--stress-sources`` videos (``tools/stress_footage``:
+near-static shaky stills, slow zooms, dark fades, scrolling textures, slideshows,
+screen recordings, flat-colour cartoons); one more of each kind, made from the held-out
+videos, is never indexed. So no negative shows an indexed frame. Seeded random clips (lengths uniform in ``--clip-seconds``, a
+``--short-share`` of 2-4 s, starts never on the block grid) are each edited by one
+transformation of ``tools/ffmpeg_tools.TRANSFORMS`` with strengths and placements
+drawn from the seed. A fresh seed is drawn per run and printed; ``--seed`` repeats one.
 
-- recall@1 / recall@5: the right video with its start within ``--tolerance`` (0.5 s);
-- median and p95 start error (correct top-1 hits);
-- segment IoU of the top-1 hit with the true library segment;
-- VCSL-style segment precision / recall / F1 per (clip, video) pair on the query axis
-  and on the reference axis (0 when the top hit is another video);
-- false alarms: share of never-indexed clips returning any hit;
-- queries per second of the query process (decoding included).
+**Folds.** Every file (indexed, held out or generated) belongs to one of ``--folds``
+folds by a hash of its name, so the split is the same in every run. Fold 0 is the
+*tuning* fold: the one developers look at while choosing settings and the one the
+score threshold is chosen on (the lowest keeping false alarms <= 1 %, best recall).
+The others are *held out*: their columns are the figures to report. Both columns are
+printed side by side; a tuning-minus-held-out recall gap above 0.03 is flagged as
+overfitting. ``--only-fold 0`` cuts and queries only tuning-fold clips (quick
+development runs that never look at held-out footage).
 
-Hard cases are reported separately by file-name pattern (``--case NAME=GLOB,GLOB``;
-defaults fit ../shared/videos: look-alike talking heads and near-static cameras), and
-misses per source video (the worst few are printed).
+**Negatives** (must give no hit): clips of never-indexed real videos and of
+never-indexed stress footage, flat / gradient / noise clips, and clips of a
+never-indexed video that shares a 4 s intro with an indexed one (cut to start 2 s
+before the intro ends: a hit on the intro part, and only there, is right).
 
-The engine is used only through its command line (``python -m vsearch ingest`` and
-``query --json``), so the harness measures what a user gets. ``--dry-run`` cuts the
-clips and prints the plan without touching the engine. A temporary work folder
-(clips, and the index unless ``--index`` is given) is deleted at the end unless
-``--keep``, ``--dry-run`` or ``--workdir`` is given.
+Scores per transformation, per group (mild / hard / short / stress / cases) and
+overall: recall@1 / recall@5 (the right video, start within ``--tolerance``), median
+and p95 start error, segment IoU, VCSL-style precision / recall / F1 on both axes,
+false alarms, queries per second. The engine is used only through its command line
+(``vsearch ingest``, ``vsearch query --json --min-score FLOOR``); hits are thresholded
+here, which equals querying with that ``--min-score`` (the engine's threshold is a
+final filter). A temporary work folder is deleted unless ``--keep``, ``--dry-run``
+or ``--workdir`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
 import json
 import os
 import random
@@ -48,7 +57,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.ffmpeg_tools import HARD, MILD, TRANSFORMS, apply_transform, probe_duration
+from tools.ffmpeg_tools import (
+    HARD, MILD, TRANSFORMS, apply_transform, generated_clip, joined_video, probe_duration,
+)
 from tools.synth import make_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,24 +180,88 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
+def fold_of(path: str, folds: int) -> int:
+    """The fold a file belongs to: a hash of its name, the same in every run and machine."""
+    return int(hashlib.blake2b(Path(path).name.encode(), digest_size=8).hexdigest(), 16) % folds
+
+
+def thresholded(hits: list[dict], threshold: float) -> list[dict]:
+    """Hits at or above ``threshold`` (hits come best first)."""
+    return [h for h in hits if h["score"] >= threshold]
+
+
+def false_alarm(job: dict, hits: list[dict], tolerance: float) -> bool:
+    """Whether a negative clip's hits claim anything they should not.
+
+    A clip of a video sharing an intro with an indexed one may be found on the intro
+    part, and only there: the intro's source video, at the right place, ending within
+    the clip's intro seconds (plus the tolerance).
+    """
+    intro = job.get("intro")
+    for hit in hits:
+        if intro and hit["video"] == intro["video"] and abs(hit["start"] - intro["start"]) <= tolerance \
+                and hit["query_end"] <= intro["seconds"] + tolerance:
+            continue
+        return True
+    return False
+
+
+def score_all(jobs: list[dict], threshold: float, tolerance: float) -> None:
+    """Score every job's hits kept at ``threshold`` (positives: recall etc., negatives: false alarm)."""
+    for job in jobs:
+        hits = thresholded(job["all_hits"], threshold)[:5]
+        job["hits"] = hits
+        if job["kind"] == "negative":
+            job["false_alarm"] = false_alarm(job, hits, tolerance)
+        else:
+            score_positive(job, tolerance)
+
+
+def choose_threshold(jobs: list[dict], tolerance: float, *, max_false_alarms: float = 0.01) -> float | None:
+    """The threshold, on a 0.01 grid, giving the best recall@1 of ``jobs`` with false
+    alarms <= ``max_false_alarms`` (the lowest such on ties); None if none qualifies."""
+    best = None
+    for threshold in np.round(np.arange(FLOOR, 1.0, 0.01), 2):
+        score_all(jobs, float(threshold), tolerance)
+        negatives = [j["false_alarm"] for j in jobs if j["kind"] == "negative"]
+        positives = [j["top1"] for j in jobs if j["kind"] == "positive"]
+        if negatives and np.mean(negatives) > max_false_alarms:
+            continue
+        recall = float(np.mean(positives)) if positives else 0.0
+        if best is None or recall > best[1] + 1e-12:
+            best = (float(threshold), recall)
+    return None if best is None else best[0]
+
+
+#: Hits are asked down to this score; thresholds are applied here.
+FLOOR = 0.5
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, default=SHARED if SHARED.is_dir() else None)
-    parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--clip-seconds", default="5", help="fixed length (5) or a range (2-20)")
-    parser.add_argument("--short-share", type=float, default=0.0,
-                        help="share of clips made exactly 2 s long (the 2-second group)")
+    parser.add_argument("--queries", type=int, default=400, help="positive clips")
+    parser.add_argument("--seed", type=int, default=None, help="clip seed (default: a fresh one, printed)")
+    parser.add_argument("--clip-seconds", default="4-12", help="fixed length (5) or a range (4-12)")
+    parser.add_argument("--short-share", type=float, default=0.15, help="share of clips 2-4 s long")
     parser.add_argument("--transform", action="append",
-                        help="a transform, or mild / hard / all (repeat; clips cycle through them) [crf28_half]")
+                        help="a transform, or mild / hard / all (repeat; clips cycle through them) [all]")
+    parser.add_argument("--folds", type=int, default=2, help="folds of the library (fold 0 tunes, the rest report)")
+    parser.add_argument("--only-fold", type=int, default=None, help="cut and query only this fold's clips")
+    parser.add_argument("--stress-dir", type=Path, default=None,
+                        help="generated stress footage goes (and is reused from) here [in the work folder]")
+    parser.add_argument("--stress-seed", type=int, default=1)
+    parser.add_argument("--stress-per-kind", type=int, default=1, help="indexed stress videos per kind (+1 never indexed)")
+    parser.add_argument("--stress-sources", type=int, default=7,
+                        help="real videos the indexed stress footage is made from, one per file (then kept out) [7]")
+    parser.add_argument("--no-stress", action="store_true", help="no generated stress footage")
     parser.add_argument("--features", default=None, help="feature kind of a new index (v1 or seed)")
     parser.add_argument("--ingest-args", default="", help="extra arguments for a new index, e.g. '--window 3'")
     parser.add_argument("--query-args", default="", help="extra arguments for vsearch query, e.g. '--speeds 1'")
-    parser.add_argument("--holdout", type=int, default=4, help="videos kept out of the index as negatives")
-    parser.add_argument("--negatives", type=int, default=None, help="negative clips [max(20, queries/5)]")
+    parser.add_argument("--holdout", type=int, default=4, help="real videos kept out of the index as negatives")
+    parser.add_argument("--negatives", type=int, default=None, help="negative clips [max(40, queries/4)]")
     parser.add_argument("--tolerance", type=float, default=0.5)
-    parser.add_argument("--min-score", type=float, default=None)
-    parser.add_argument("--no-mirrored", action="store_true", help="pass --no-mirrored to vsearch query")
+    parser.add_argument("--min-score", type=float, default=None, help="threshold to report [the engine's default]")
     parser.add_argument("--case", action="append", help="NAME=GLOB[,GLOB] hard-case group by file name")
     parser.add_argument("--index", type=Path, default=None, help="index folder (reused if it exists)")
     parser.add_argument("--workdir", type=Path, default=None, help="clips (and a new index) go here; kept")
@@ -197,7 +272,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.videos is None:
         parser.error("no --videos given and ../shared/videos does not exist")
-    transforms = _expand_transforms(args.transform or ["crf28_half"])
+    if args.folds < 2:
+        parser.error("--folds must be at least 2 (one to tune on, one to report)")
+    if args.only_fold is not None and not 0 <= args.only_fold < args.folds:
+        parser.error(f"--only-fold must be in 0..{args.folds - 1}")
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1, 1_000_000)
+    print(f"seed {args.seed} (repeat with --seed {args.seed})", flush=True)
+    transforms = _expand_transforms(args.transform or ["all"])
     lo, _, hi = args.clip_seconds.partition("-")
     length_range = (float(lo), float(hi or lo))
     rng = random.Random(args.seed)
@@ -213,16 +295,47 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"work folder kept: {work}")
 
 
+def _stress_footage(args: argparse.Namespace, sources: list[str], unseen_sources: list[str],
+                    work: Path) -> tuple[list[str], list[str]]:
+    """(indexed, never-indexed) generated stress videos, made once per folder, sources and seed.
+
+    The indexed ones are made from ``sources``, one each (real videos then kept out
+    of the library and out of the negatives: the stress footage shows their frames), the
+    never-indexed ones from ``unseen_sources`` (the held-out videos), so a hit on a
+    negative is never a true match of some indexed frame.
+    """
+    if args.no_stress:
+        return [], []
+    from tools.stress_footage import make_stress_library
+
+    folder = args.stress_dir or work / "stress"
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = lambda paths: hashlib.blake2b("|".join(sorted(Path(p).name for p in paths)).encode(),  # noqa: E731
+                                       digest_size=3).hexdigest()
+    t0 = time.perf_counter()
+    indexed = make_stress_library(sources, folder, seed=args.stress_seed, per_kind=args.stress_per_kind,
+                                  prefix=f"stress{args.stress_seed}-{tag(sources)}", one_source_each=True)
+    unseen = make_stress_library(unseen_sources, folder, seed=args.stress_seed + 10_000, per_kind=1,
+                                 prefix=f"unseen{args.stress_seed}-{tag(unseen_sources)}") if unseen_sources else []
+    print(f"stress footage: {len(indexed)} indexed (from {len(sources)} real videos kept out) + {len(unseen)} never "
+          f"indexed (from the held-out videos) in {folder} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return sorted(str(p.resolve()) for p in indexed), sorted(str(p.resolve()) for p in unseen)
+
+
 def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tuple[float, float],
               rng: random.Random, work: Path) -> dict:
     """Index, cut, query and score (see the module docstring); returns the summary."""
     t_start = time.perf_counter()
 
-    videos = sorted(str(p.resolve()) for p in args.videos.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-    if not videos:
+    real = sorted(str(p.resolve()) for p in args.videos.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not real:
         sys.exit(f"{args.videos}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
-    durations = {v: probe_duration(v) for v in videos}
-    held_out = set(rng.sample(videos, min(args.holdout, len(videos) - 1))) if args.holdout else set()
+    held_out = set(rng.sample(real, min(args.holdout, len(real) - 1))) if args.holdout else set()
+    rest = [v for v in real if v not in held_out]
+    stress_sources = [] if args.no_stress else rng.sample(rest, min(args.stress_sources, len(rest) - 1))
+    stress, unseen_stress = _stress_footage(args, stress_sources, sorted(held_out), work)
+    videos = [v for v in real if v not in stress_sources] + stress
+    durations = {v: probe_duration(v) for v in real + stress + unseen_stress}
     library = [v for v in videos if v not in held_out]
     index = args.index or work / "index"
     reuse_index = (index / "meta.lmdb").exists()
@@ -234,34 +347,61 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
             print(f"{index}: could not list the indexed videos; assuming the seeded holdout")
         else:
             library = [v for v in videos if v in indexed]
-            held_out = set(videos) - indexed
+            held_out = set(real) - indexed - set(stress_sources)  # those show in the stress footage
             if not library:
                 sys.exit(f"{index}: holds none of the videos in {args.videos}")
     background = work / "pip_background.mp4"  # never indexed
-    if "pip" in transforms and not background.exists():
+    if any(TRANSFORMS[t].get("pip_over") == "video" for t in transforms) and not background.exists():
         make_video(background, seconds=30, seed=987654, size=(640, 360))
 
+    def wanted(path: str) -> bool:
+        return args.only_fold is None or fold_of(path, args.folds) == args.only_fold
+
     def new_job(kind: str, pool: list[str], i: int) -> dict | None:
-        length = 2.0 if rng.random() < args.short_share else round(rng.uniform(*length_range), 2)
-        transform = transforms[i % len(transforms)]
+        short = rng.random() < args.short_share
+        length = round(rng.uniform(2.0, 4.0) if short else rng.uniform(*length_range), 2)
+        transform = transforms[i % len(transforms)] if kind == "positive" else rng.choice(["crf23", "crf28_half"])
         span = length * TRANSFORMS[transform].get("speed", 1.0)
         eligible = [v for v in pool if durations[v] >= span + 0.3]
+        edit_seed = rng.randrange(1 << 30)
         if not eligible:
             return None
         src = rng.choice(eligible)
         start = _random_start(rng, durations[src], span)
-        return dict(kind=kind, source=src, start=start, length=length, span=span, transform=transform)
+        return dict(kind=kind, source=src, start=start, length=length, span=span, transform=transform,
+                    edit_seed=edit_seed, negative_kind=None)
 
     jobs = [j for i in range(args.queries) if (j := new_job("positive", library, i))]
-    n_neg = args.negatives if args.negatives is not None else max(20, args.queries // 5)
-    jobs += [j for i in range(n_neg if held_out else 0) if (j := new_job("negative", sorted(held_out), i))]
+    n_neg = args.negatives if args.negatives is not None else max(40, args.queries // 4)
+    shares = {"unseen_real": 0.45 if held_out else 0.0, "unseen_stress": 0.2 if unseen_stress else 0.0,
+              "synthetic": 0.15, "shared_intro": 0.2 if held_out or unseen_stress else 0.0}
+    total_share = sum(shares.values())
+    for neg_kind, share in shares.items():
+        for i in range(round(n_neg * share / total_share)):
+            jobs.append(_negative_job(neg_kind, i, rng, sorted(held_out), unseen_stress, library, durations, new_job))
+    jobs = [j for j in jobs if j is not None]
     for i, job in enumerate(jobs):
-        job["clip"] = str(work / f"{job['kind'][0]}{i:04d}_{job['transform']}_{job['length']:g}s.mp4")
+        job["fold"] = fold_of(job["source"], args.folds)
+        name = job["negative_kind"] or job["transform"]
+        job["clip"] = str(work / f"{job['kind'][0]}{i:04d}_{name}_{job['length']:g}s.mp4")
+    jobs = [j for j in jobs if wanted(j["source"])]
 
     def cut(job: dict) -> None:
-        if not os.path.exists(job["clip"]):
-            apply_transform(job["transform"], job["source"], job["clip"], start=job["start"],
-                            duration=job["length"], background=background)
+        if os.path.exists(job["clip"]):
+            return
+        # Written under another name first: an interrupted run leaves no half clip to reuse.
+        part = str(Path(job["clip"]).with_suffix(".part.mp4"))
+        if job["negative_kind"] == "synthetic":
+            generated_clip(job["synthetic"], part, seconds=job["length"], seed=job["edit_seed"])
+        else:
+            source = job["source"]
+            if job["negative_kind"] == "shared_intro":
+                intro = job["intro"]
+                source = joined_video(intro["video"], intro["start"] + intro["seconds"], job["other"],
+                                      job["other_start"], job["length"], work / f"joined_{Path(job['clip']).stem}.mp4")
+            apply_transform(job["transform"], source, part, start=job["start"], duration=job["length"],
+                            background=background, seed=job["edit_seed"])
+        os.replace(part, job["clip"])
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -279,12 +419,8 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
         if proc.returncode not in (0, 2):
             sys.exit(f"ingest failed: {proc.stderr.strip()}")
 
-    query_args = ["query", *[j["clip"] for j in jobs], "--index", str(index), "--json", "-k", "5"]
-    if args.min_score is not None:
-        query_args += ["--min-score", str(args.min_score)]
-    if args.no_mirrored:
-        query_args.append("--no-mirrored")
-    query_args += args.query_args.split()
+    query_args = ["query", *[j["clip"] for j in jobs], "--index", str(index), "--json", "-k", "5",
+                  "--min-score", str(FLOOR), *args.query_args.split()]
     t0 = time.perf_counter()
     proc = _vsearch(*query_args)
     query_s = time.perf_counter() - t0
@@ -294,89 +430,195 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
     answers = parse_query_output(proc.stdout)
     for job in jobs:
         answer = answers.get(job["clip"], {"hits": [], "duration": job["length"]})
-        job["hits"], job["clip_duration"] = answer["hits"][:5], answer["duration"]
-        if job["kind"] == "negative":
-            job["false_alarm"] = bool(job["hits"])
-            continue
+        job["all_hits"], job["clip_duration"] = answer["hits"], answer["duration"]
         # Clips are cut with ffmpeg's -ss, on the player's timeline, as vsearch reports.
         job["true_start"] = job["start"]
         job["true_end"] = job["true_start"] + job["span"]
-        score_positive(job, args.tolerance)
 
-    positives = [j for j in jobs if j["kind"] == "positive"]
-    negatives = [j for j in jobs if j["kind"] == "negative"]
-    cases = {}
-    for spec in args.case or DEFAULT_CASES:
-        name, _, globs = spec.partition("=")
-        cases[name] = [j for j in positives if any(fnmatch.fnmatch(Path(j["source"]).name, g) for g in globs.split(","))]
+    from vsearch.query import DEFAULT_MIN_SCORE
+
+    threshold = args.min_score if args.min_score is not None else DEFAULT_MIN_SCORE
+    tuning = [j for j in jobs if j["fold"] == 0]
+    tuned = choose_threshold(tuning, args.tolerance) if tuning else None
+    columns = {"tune": lambda j: j["fold"] == 0, "held-out": lambda j: j["fold"] != 0}
     summary = {
+        "seed": args.seed,
+        "folds": args.folds,
+        "only_fold": args.only_fold,
         "videos_indexed": len(library),
+        "stress_videos_indexed": sum(v in library for v in stress),
         "videos_held_out": sorted(Path(v).name for v in held_out),
         "clip_seconds": args.clip_seconds,
         "features": args.features or "index default",
-        "overall": summarise(positives),
-        "groups": {
-            "mild": summarise([j for j in positives if TRANSFORMS[j["transform"]]["group"] == "mild"]),
-            "hard": summarise([j for j in positives if TRANSFORMS[j["transform"]]["group"] == "hard"]),
-            "2s_mild": summarise([j for j in positives if j["length"] <= 2.0 and TRANSFORMS[j["transform"]]["group"] == "mild"]),
-            **{f"case:{name}": summarise(rows) for name, rows in cases.items()},
-        },
-        "per_transform": {t: summarise([j for j in positives if j["transform"] == t]) for t in dict.fromkeys(transforms)},
-        "per_video": per_video_misses(positives),
-        "negatives": len(negatives),
-        "false_alarm_rate": float(np.mean([j["false_alarm"] for j in negatives])) if negatives else None,
+        "threshold": threshold,
+        "tuned_threshold": tuned,
         "ingest_s": round(ingest_s, 2),
         "cut_s": round(cut_s, 2),
         "query_s": round(query_s, 2),
         "queries_per_s": round(len(jobs) / query_s, 2) if query_s else None,
-        "total_s": round(time.perf_counter() - t_start, 1),
     }
+    score_all(jobs, threshold, args.tolerance)
+    summary["columns"] = {name: _tables(args, [j for j in jobs if keep(j)], transforms, set(stress))
+                          for name, keep in columns.items()}
+    if tuned is not None:
+        score_all(jobs, tuned, args.tolerance)
+        summary["at_tuned_threshold"] = {name: _headline([j for j in jobs if keep(j)])
+                                         for name, keep in columns.items()}
+        score_all(jobs, threshold, args.tolerance)
+    summary["total_s"] = round(time.perf_counter() - t_start, 1)
     print_report(summary, jobs)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "queries": jobs}, indent=1))
     return summary
 
 
+def _negative_job(kind: str, i: int, rng: random.Random, held_out: list[str], unseen_stress: list[str],
+                  library: list[str], durations: dict[str, float], new_job) -> dict | None:
+    if kind == "unseen_real":
+        job = new_job("negative", held_out, i)
+    elif kind == "unseen_stress":
+        job = new_job("negative", unseen_stress, i)
+    elif kind == "synthetic":
+        job = dict(kind="negative", synthetic=("flat", "gradient", "noise")[i % 3], transform="crf23",
+                   length=round(rng.uniform(3.0, 8.0), 2), start=0.0, edit_seed=rng.randrange(1 << 30))
+        job.update(source=f"synthetic_{job['synthetic']}_{i}", span=job["length"])
+    else:  # shared_intro: a never-indexed video opening with 4 s of an indexed one
+        intro_pool = [v for v in library if durations[v] >= 6.0]
+        others = [v for v in held_out + unseen_stress if durations[v] >= 9.0]
+        if not intro_pool or not others:
+            return None
+        first, other = rng.choice(intro_pool), rng.choice(others)
+        intro_start = round(rng.uniform(0.0, durations[first] - 4.5), 2)
+        job = dict(kind="negative", source=other, transform=rng.choice(["crf23", "crf28_half"]),
+                   length=round(rng.uniform(5.0, 8.0), 2), edit_seed=rng.randrange(1 << 30), other=other,
+                   other_start=round(rng.uniform(0.0, durations[other] - 8.5), 2))
+        # The joined video plays first[intro_start - ... ]: it is cut from first's start.
+        job["intro"] = dict(video=first, start=intro_start + 2.0, seconds=2.0)
+        # joined = first[0 : intro_start + 4] + other; the clip starts 2 s before the join.
+        job["start"], job["span"] = round(intro_start + 2.0, 3), job["length"]
+        job["intro"]["join"] = intro_start + 4.0
+    if job is not None:
+        job["negative_kind"] = kind
+    return job
+
+
+def _headline(rows: list[dict]) -> dict:
+    positives = [j for j in rows if j["kind"] == "positive"]
+    negatives = [j for j in rows if j["kind"] == "negative"]
+    groups = {g: summarise([j for j in positives if TRANSFORMS[j["transform"]]["group"] == g]) for g in ("mild", "hard")}
+    return {
+        "mild": groups["mild"].get("recall@1"),
+        "hard": groups["hard"].get("recall@1"),
+        "all": summarise(positives).get("recall@1"),
+        "median_start_error_s": summarise(positives).get("median_start_error_s"),
+        "false_alarm_rate": float(np.mean([j["false_alarm"] for j in negatives])) if negatives else None,
+        "negatives": len(negatives),
+    }
+
+
+def _tables(args: argparse.Namespace, rows: list[dict], transforms: list[str], stress: set[str]) -> dict:
+    positives = [j for j in rows if j["kind"] == "positive"]
+    negatives = [j for j in rows if j["kind"] == "negative"]
+    cases = {}
+    for spec in args.case or DEFAULT_CASES:
+        name, _, globs = spec.partition("=")
+        cases[name] = [j for j in positives if any(fnmatch.fnmatch(Path(j["source"]).name, g) for g in globs.split(","))]
+    group = lambda j: TRANSFORMS[j["transform"]]["group"]  # noqa: E731
+    return {
+        "overall": summarise(positives),
+        "groups": {
+            "mild": summarise([j for j in positives if group(j) == "mild"]),
+            "hard": summarise([j for j in positives if group(j) == "hard"]),
+            "short 2-4 s": summarise([j for j in positives if j["length"] <= 4.0]),
+            "real footage": summarise([j for j in positives if j["source"] not in stress]),
+            "stress footage": summarise([j for j in positives if j["source"] in stress]),
+            **{f"case:{name}": summarise(r) for name, r in cases.items()},
+        },
+        "per_transform": {t: summarise([j for j in positives if j["transform"] == t]) for t in dict.fromkeys(transforms)},
+        "per_video": per_video_misses(positives),
+        "negatives": len(negatives),
+        "false_alarm_rate": float(np.mean([j["false_alarm"] for j in negatives])) if negatives else None,
+        "false_alarms_by_kind": {
+            kind: [sum(j["false_alarm"] for j in negatives if j["negative_kind"] == kind),
+                   sum(j["negative_kind"] == kind for j in negatives)]
+            for kind in dict.fromkeys(j["negative_kind"] for j in negatives)
+        },
+        **_headline(rows),
+    }
+
+
 def print_plan(jobs: list[dict], library: list[str], held_out: set[str], work: Path, cut_s: float) -> dict:
     """--dry-run: list the cut clips (checking each one's real length) instead of scoring."""
     print(f"{len(library)} videos to index, {len(held_out)} held out: "
           f"{', '.join(sorted(Path(v).name for v in held_out)) or '-'}")
-    print(f"{'clip':<44}{'source':<42}{'start':>8}{'len':>6}{'got':>7}")
+    print(f"{'clip':<44}{'source':<42}{'fold':>5}{'start':>8}{'len':>6}{'got':>7}")
     for job in jobs:
         job["clip_duration"] = probe_duration(job["clip"])
-        print(f"{Path(job['clip']).name:<44}{Path(job['source']).name[:40]:<42}{job['start']:>8.3f}"
+        print(f"{Path(job['clip']).name:<44}{Path(job['source']).name[:40]:<42}{job['fold']:>5}{job['start']:>8.3f}"
               f"{job['length']:>6g}{job['clip_duration']:>7.2f}")
     print(f"cut {len(jobs)} clips in {cut_s:.1f} s into {work} (kept); ingest and query skipped")
     return {"dry_run": True, "clips": len(jobs), "cut_s": round(cut_s, 2), "workdir": str(work)}
 
 
+#: A tuning-minus-held-out recall@1 gap above this is overfitting.
+OVERFIT_GAP = 0.03
+
+
 def print_report(summary: dict, jobs: list[dict]) -> None:
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    header = f"{'set':<28}{'n':>5}{'R@1':>7}{'R@5':>7}{'no hit':>8}{'med err':>8}{'p95 err':>8}{'IoU':>7}{'F1 q':>7}{'F1 ref':>7}"
-    print("\n" + header + "\n" + "-" * len(header))
-    rows = list(summary["per_transform"].items()) + [("", None)] + list(summary["groups"].items()) + [("ALL", summary["overall"])]
-    for name, s in rows:
-        if s is None:
+    tune, held = summary["columns"]["tune"], summary["columns"]["held-out"]
+    header = (f"{'set':<27}{'n':>4}{'R@1':>7}{'med err':>8} |{'n':>4}{'R@1':>7}{'R@5':>7}{'no hit':>7}"
+              f"{'med err':>8}{'p95 err':>8}{'IoU':>6}{'F1 ref':>7}  gap")
+    print(f"\nthreshold {summary['threshold']:g}; columns: tuning fold (0) | held-out folds (1..{summary['folds'] - 1})")
+    print(header + "\n" + "-" * len(header))
+    names = list(held["per_transform"]) + [""] + list(held["groups"]) + ["ALL"]
+    warnings = []
+    for name in names:
+        if not name:
             print()
             continue
-        if not s.get("queries"):
-            print(f"{name:<28}{0:>5}")
-            continue
-        print(f"{name:<28}{s['queries']:>5}{fmt(s['recall@1']):>7}{fmt(s['recall@5']):>7}{fmt(s['no_hit']):>8}"
-              f"{fmt(s['median_start_error_s']):>8}{fmt(s['p95_start_error_s']):>8}{fmt(s['iou']):>7}"
-              f"{fmt(s['query_axis']['f1']):>7}{fmt(s['reference_axis']['f1']):>7}")
-    print(f"\nfalse alarms on {summary['negatives']} never-indexed clips: {fmt(summary['false_alarm_rate'])}")
+        t = tune["overall"] if name == "ALL" else tune["groups"].get(name) or tune["per_transform"].get(name, {})
+        h = held["overall"] if name == "ALL" else held["groups"].get(name) or held["per_transform"].get(name, {})
+        gap = ""
+        if t.get("queries") and h.get("queries"):
+            diff = t["recall@1"] - h["recall@1"]
+            gap = f"{diff:+.3f}"
+            if diff > OVERFIT_GAP and (name in ("mild", "hard", "ALL") or h["queries"] >= 20):
+                gap += " OVERFIT?"
+                warnings.append(name)
+        left = (f"{t['queries']:>4}{fmt(t['recall@1']):>7}{fmt(t['median_start_error_s']):>8}" if t.get("queries")
+                else f"{0:>4}{'-':>7}{'-':>8}")
+        right = (f"{h['queries']:>4}{fmt(h['recall@1']):>7}{fmt(h['recall@5']):>7}{fmt(h['no_hit']):>7}"
+                 f"{fmt(h['median_start_error_s']):>8}{fmt(h['p95_start_error_s']):>8}{fmt(h['iou']):>6}"
+                 f"{fmt(h['reference_axis']['f1']):>7}" if h.get("queries") else f"{0:>4}")
+        print(f"{name:<27}{left} |{right}  {gap}")
+    for label, col in (("tuning", tune), ("held-out", held)):
+        kinds = ", ".join(f"{k} {a}/{n}" for k, (a, n) in col["false_alarms_by_kind"].items())
+        print(f"false alarms, {label}: {fmt(col['false_alarm_rate'])} of {col['negatives']} never-indexed clips ({kinds})")
+    tuned = summary.get("tuned_threshold")
+    if tuned is not None:
+        at = summary["at_tuned_threshold"]
+        print(f"threshold chosen on the tuning fold (false alarms <= 1 %, best recall@1): {tuned:g}; at it, held-out "
+              f"mild {fmt(at['held-out']['mild'])} hard {fmt(at['held-out']['hard'])} "
+              f"false alarms {fmt(at['held-out']['false_alarm_rate'])}")
+    if warnings:
+        print(f"WARNING: tuning-fold recall@1 exceeds held-out by more than {OVERFIT_GAP} in: {', '.join(warnings)}"
+              " (overfitting, or too few clips)")
     print(f"ingest {summary['ingest_s']} s, cutting {summary['cut_s']} s, query {summary['query_s']} s "
-          f"({summary['queries_per_s']} clips/s), total {summary['total_s']} s")
-    failures = [j for j in jobs if j["kind"] == "positive" and not j["top1"]]
-    for job in failures[:12]:
+          f"({summary['queries_per_s']} clips/s), total {summary['total_s']} s; seed {summary['seed']}")
+    shown = [j for j in jobs if j["kind"] == "positive" and not j["top1"]]
+    if summary["only_fold"] is None:
+        shown = [j for j in shown if j["fold"] == 0]  # held-out misses stay unseen while tuning
+    for job in shown[:15]:
         top = job["hits"][0] if job["hits"] else None
         got = f"{Path(top['video']).name} @ {top['start']:.2f} (score {top['score']:.2f})" if top else "no hit"
-        print(f"  miss: {Path(job['source']).name} @ {job['true_start']:.2f} [{job['transform']}, {job['length']:g}s] -> {got}")
-    worst = [row for row in summary["per_video"] if row["misses"]][:5]
-    if worst:
-        print("videos with most top-1 misses: " + ", ".join(
-            f"{Path(r['video']).name} {r['misses']}/{r['queries']}" for r in worst))
+        print(f"  miss (fold {job['fold']}): {Path(job['source']).name} @ {job['true_start']:.2f} "
+              f"[{job['transform']}, {job['length']:g}s] -> {got}")
+    alarms = [j for j in jobs if j["kind"] == "negative" and j["false_alarm"] and j["fold"] == 0]
+    for job in alarms[:8]:
+        top = job["hits"][0]
+        print(f"  false alarm (fold 0): {job['negative_kind']} {Path(job['source']).name} -> "
+              f"{Path(top['video']).name} @ {top['start']:.2f} (score {top['score']:.2f})")
 
 
 if __name__ == "__main__":

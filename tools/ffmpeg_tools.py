@@ -7,10 +7,11 @@ installed system-wide.
 from __future__ import annotations
 
 import os
+import random
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def ffmpeg_exe() -> str:
@@ -113,10 +114,90 @@ _LETTERBOX = "scale=trunc(iw/2)*2:trunc(ih/2)*2,pad=iw:trunc(ih*1.33/2)*2:0:(oh-
 _PILLARBOX = "scale=trunc(iw/2)*2:trunc(ih/2)*2,pad=trunc(iw*1.33/2)*2:ih:(ow-iw)/2:0"
 _LOGO = "drawbox=x=iw*0.6:y=ih*0.05:w=iw*0.35:h=ih*0.3:color=white@1:t=fill"
 
+_WORDS = ("the", "news", "tonight", "we", "look", "at", "how", "river", "city", "after", "storm", "people",
+          "said", "that", "it", "was", "never", "going", "to", "happen", "here", "again", "and", "now")
+
+
+def find_font() -> str | None:
+    """A TrueType font file for burnt-in text (DejaVu Sans preferred), or None."""
+    roots = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path("/Library/Fonts")]
+    found = sorted(p for root in roots if root.is_dir() for p in root.rglob("*.ttf"))
+    preferred = [p for p in found if p.name == "DejaVuSans.ttf"]
+    return str((preferred or found)[0]) if found else None
+
+
+def _subtitles(rng: random.Random) -> str:
+    """Three subtitle lines, one after the other, at the bottom (text boxes without a font)."""
+    font, parts, t = find_font(), [], 0.0
+    for i in range(3):
+        end = t + rng.uniform(1.2, 2.2) if i < 2 else 1e4
+        when = f"enable='between(t,{t:.2f},{end:.2f})'"
+        if font:
+            text = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 6)))
+            parts.append(f"drawtext=fontfile={font}:text='{text}':fontsize=h/13:fontcolor=white:borderw=2:"
+                         f"bordercolor=black:x=(w-tw)/2:y=h*0.84:{when}")
+        else:
+            width = rng.uniform(0.4, 0.8)
+            parts.append(f"drawbox=x=iw*{(1 - width) / 2:.3f}:y=ih*0.85:w=iw*{width:.3f}:h=ih*0.07:"
+                         f"color=white@0.9:t=fill:{when}")
+        t = end + 0.15
+    return ",".join(parts)
+
+
+def _moving_watermark(rng: random.Random) -> str:
+    """A half-transparent label drifting over the picture on a smooth path."""
+    phase_x, phase_y, speed = rng.uniform(0, 6.3), rng.uniform(0, 6.3), rng.uniform(0.4, 0.9)
+    font = find_font()
+    x = f"(W-w)*(0.5+0.45*sin(t*{speed:.2f}+{phase_x:.2f}))"
+    y = f"(H-h)*(0.5+0.45*cos(t*{speed * 0.7:.2f}+{phase_y:.2f}))"
+    if font:
+        return (f"drawtext=fontfile={font}:text='CHANNEL {rng.randint(1, 99)}':fontsize=h/9:fontcolor=white@0.6:"
+                f"borderw=1:bordercolor=black@0.4:x='{x.replace('W-w', 'w-tw').replace('H-h', 'h-th')}':"
+                f"y='{y.replace('W-w', 'w-tw').replace('H-h', 'h-th')}'")
+    return f"color=white@0.6:s=96x40,format=rgba[wm];[in][wm]overlay=x='{x}':y='{y}':shortest=1"
+
+
+def _logo(rng: random.Random) -> str:
+    w, h = rng.uniform(0.2, 0.35), rng.uniform(0.15, 0.3)
+    x, y = rng.choice([0.03, 1 - w - 0.03]), rng.choice([0.04, 1 - h - 0.04])
+    return f"drawbox=x=iw*{x:.3f}:y=ih*{y:.3f}:w=iw*{w:.3f}:h=ih*{h:.3f}:color=white@1:t=fill"
+
+
+def _crop_off_centre(rng: random.Random) -> str:
+    keep = 1 - rng.uniform(0.10, 0.25)
+    return (f"crop=trunc(iw*{keep:.3f}/2)*2:trunc(ih*{keep:.3f}/2)*2:"
+            f"(iw-ow)*{rng.uniform(0, 1):.3f}:(ih-oh)*{rng.uniform(0, 1):.3f}")
+
+
+# Edits a stack of three is drawn from (each a -vf fragment).
+_STACKABLE: dict[str, Callable[[random.Random], str]] = {
+    "crop": lambda r: f"crop=trunc(iw*{r.uniform(0.85, 0.95):.3f}/2)*2:trunc(ih*{r.uniform(0.85, 0.95):.3f}/2)*2",
+    "bright": lambda r: f"eq=brightness={r.choice([-1, 1]) * r.uniform(0.04, 0.1):.3f}",
+    "contrast": lambda r: f"eq=contrast={r.uniform(0.8, 1.3):.2f}",
+    "gamma": lambda r: f"eq=gamma={r.uniform(0.75, 1.4):.2f}",
+    "gray": lambda r: "format=gray,format=yuv420p",
+    "hflip": lambda r: "hflip",
+    "blur": lambda r: f"gblur=sigma={r.uniform(1.0, 2.0):.2f}",
+    "noise": lambda r: f"noise=alls={r.randint(8, 16)}:allf=t",
+    "half": lambda r: scale_filter(0.5),
+    "logo": _logo,
+    "subtitles": _subtitles,
+    "letterbox": lambda r: _LETTERBOX,
+}
+
+
+def _stack(rng: random.Random) -> str:
+    return ",".join(_STACKABLE[name](rng) for name in rng.sample(sorted(_STACKABLE), 3))
+
+
 #: Edits applied to query clips by the evaluation (name -> cut_clip arguments).
 #: ``group`` says whether a user would call it a mild or a hard edit; ``speed`` is
 #: the playback speed factor (the clip covers ``duration * speed`` source seconds);
-#: ``pip`` puts the clip at half size over another (never indexed) video.
+#: ``pip`` puts the clip, scaled to ``pip`` of the frame's width (a range: drawn per
+#: clip), at a random place over another, never indexed, video (``pip_over="video"``),
+#: a flat colour or a slowly moving gradient. ``vary`` draws the ``-vf`` of one clip
+#: (edit strengths, positions, words) from a seeded ``random.Random``; without a seed
+#: the ``vf`` given is used.
 TRANSFORMS: dict[str, dict[str, Any]] = {
     "exact": dict(group="mild", crf=18),
     "crf28_half": dict(group="mild", crf=28, vf=scale_filter(0.5)),
@@ -125,29 +206,47 @@ TRANSFORMS: dict[str, dict[str, Any]] = {
     "mpeg4_crf28": dict(group="mild", crf=28, codec="mpeg4"),
     "half": dict(group="mild", crf=23, vf=scale_filter(0.5)),
     "fps25": dict(group="mild", crf=23, fps=25),
-    "bright": dict(group="mild", crf=23, vf="eq=brightness=0.08"),
-    "contrast": dict(group="mild", crf=23, vf="eq=contrast=1.2"),
-    "gamma": dict(group="mild", crf=23, vf="eq=gamma=1.3"),
-    "saturation": dict(group="mild", crf=23, vf="eq=saturation=1.5"),
+    "fps24": dict(group="mild", crf=23, fps=24),
+    "fps30": dict(group="mild", crf=23, fps=30),
+    "fps15": dict(group="mild", crf=23, fps=15),
+    "bright": dict(group="mild", crf=23, vf="eq=brightness=0.08",
+                   vary=lambda r: f"eq=brightness={r.choice([-1, 1]) * r.uniform(0.04, 0.12):.3f}"),
+    "contrast": dict(group="mild", crf=23, vf="eq=contrast=1.2", vary=lambda r: f"eq=contrast={r.uniform(0.75, 1.35):.2f}"),
+    "gamma": dict(group="mild", crf=23, vf="eq=gamma=1.3", vary=lambda r: f"eq=gamma={r.uniform(0.7, 1.5):.2f}"),
+    "saturation": dict(group="mild", crf=23, vf="eq=saturation=1.5",
+                       vary=lambda r: f"eq=saturation={r.uniform(0.4, 1.7):.2f}"),
     "gray": dict(group="mild", crf=23, vf="format=gray,format=yuv420p"),
     "crop10": dict(group="mild", crf=23, vf=_CROP10),
-    "fps15": dict(group="mild", crf=23, fps=15),
+    "subtitles": dict(group="mild", crf=23, vf=_subtitles(random.Random(0)), vary=_subtitles),
     "crf40": dict(group="hard", crf=40),
     "crf40_quarter": dict(group="hard", crf=40, vf=scale_filter(0.25)),
     "quarter": dict(group="hard", crf=23, vf=scale_filter(0.25)),
+    "heavy_240p": dict(group="hard", crf=38, vf="scale=-2:240"),
     "crop20": dict(group="hard", crf=23, vf=_CROP20),
+    "crop_off_centre": dict(group="hard", crf=23, vf=_crop_off_centre(random.Random(0)), vary=_crop_off_centre),
     "letterbox": dict(group="hard", crf=23, vf=_LETTERBOX),
+    "letterbox_scale": dict(group="hard", crf=26, vf=f"{_LETTERBOX},{scale_filter(0.5)}"),
     "pillarbox": dict(group="hard", crf=23, vf=_PILLARBOX),
-    "blur": dict(group="hard", crf=23, vf="gblur=sigma=2"),
-    "noise": dict(group="hard", crf=23, vf="noise=alls=20:allf=t"),
-    "logo": dict(group="hard", crf=23, vf=_LOGO),
+    "blur": dict(group="hard", crf=23, vf="gblur=sigma=2", vary=lambda r: f"gblur=sigma={r.uniform(1.5, 3.0):.2f}"),
+    "noise": dict(group="hard", crf=23, vf="noise=alls=20:allf=t", vary=lambda r: f"noise=alls={r.randint(15, 28)}:allf=t"),
+    "logo": dict(group="hard", crf=23, vf=_LOGO, vary=_logo),
+    "moving_watermark": dict(group="hard", crf=23, vf=_moving_watermark(random.Random(0)), vary=_moving_watermark),
     "hflip": dict(group="hard", crf=23, vf="hflip"),
+    "rot90": dict(group="hard", crf=23, vf="transpose=1", vary=lambda r: r.choice(["transpose=1", "transpose=2"])),
+    "rot180": dict(group="hard", crf=23, vf="hflip,vflip"),
     "speed110": dict(group="hard", crf=23, vf="setpts=PTS/1.1", speed=1.1),
     "speed090": dict(group="hard", crf=23, vf="setpts=PTS/0.9", speed=0.9),
-    "pip": dict(group="hard", crf=23, pip=True),
+    "speed125": dict(group="hard", crf=23, vf="setpts=PTS/1.25", speed=1.25),
+    "speed080": dict(group="hard", crf=23, vf="setpts=PTS/0.8", speed=0.8),
+    "pip": dict(group="hard", crf=23, pip=(0.5, 0.5), pip_over="video"),
+    "pip_video": dict(group="hard", crf=23, pip=(0.3, 0.6), pip_over="video"),
+    "pip_flat": dict(group="hard", crf=23, pip=(0.3, 0.6), pip_over="flat"),
+    "pip_gradient": dict(group="hard", crf=23, pip=(0.3, 0.6), pip_over="gradient"),
     "combo_crop_bright_crf32": dict(group="hard", crf=32, vf=f"{_CROP10},eq=brightness=0.08"),
     "combo_half_flip_noise": dict(group="hard", crf=28, vf=f"{scale_filter(0.5)},hflip,noise=alls=12:allf=t"),
     "combo_logo_gray_letterbox": dict(group="hard", crf=28, vf=f"{_LOGO},format=gray,format=yuv420p,{_LETTERBOX}"),
+    "combo_flip_logo": dict(group="hard", crf=25, vf=f"hflip,{_LOGO}", vary=lambda r: f"hflip,{_logo(r)}"),
+    "stack3": dict(group="hard", crf=26, vf=_stack(random.Random(0)), vary=_stack),
 }
 
 #: The mild edits the quality targets are stated for.
@@ -155,15 +254,31 @@ MILD = [name for name, spec in TRANSFORMS.items() if spec["group"] == "mild" and
 HARD = [name for name, spec in TRANSFORMS.items() if spec["group"] == "hard"]
 
 
-def picture_in_picture(src, background, dst, *, start: float, duration: float, crf: int = 23) -> Path:
-    """The source clip at half size over ``background`` (which should not be indexed)."""
+def picture_in_picture(
+    src, background, dst, *, start: float, duration: float, crf: int = 23, size: float = 0.5,
+    x: float = 0.2, y: float = 0.2, over: str = "video", colour: str = "0x305070",
+) -> Path:
+    """The source clip scaled to ``size`` of the frame's width, placed at (``x``, ``y``)
+    (shares of the free room), over ``background`` (a never-indexed video) or, with
+    ``over="flat"`` / ``"gradient"``, over a flat ``colour`` or a slowly turning gradient."""
+    if over == "video":
+        if background is None:
+            raise ValueError("picture-in-picture over a video needs a background video")
+        bg_input = ["-stream_loop", "-1", "-i", str(background)]
+    elif over == "flat":
+        bg_input = ["-f", "lavfi", "-i", f"color=c={colour}:s=640x360:r=25"]
+    elif over == "gradient":
+        bg_input = ["-f", "lavfi", "-i", f"gradients=s=640x360:r=25:c0={colour}:c1=0xd0c0a0:speed=0.005"]
+    else:
+        raise ValueError(f"unknown picture-in-picture background {over!r}")
     # trim (decode from the start) rather than input seeking: exact on every file.
     args = [
-        "-i", str(src), "-stream_loop", "-1", "-i", str(background),
+        "-i", str(src), *bg_input,
         "-filter_complex",
         f"[0:v]trim=start={start:.3f}:duration={duration:.3f},setpts=PTS-STARTPTS[clip];"
-        "[1:v][clip]scale2ref=w=iw:h=ih[bg][fg];[fg]scale=trunc(iw/4)*2:trunc(ih/4)*2[small];"
-        "[bg][small]overlay=x=W*0.1:y=H*0.1:shortest=1,format=yuv420p[out]",
+        "[1:v][clip]scale2ref=w=iw:h=ih[bg][fg];"
+        f"[fg]scale=trunc(iw*{size:.3f}/2)*2:trunc(ih*{size:.3f}/2)*2[small];"
+        f"[bg][small]overlay=x=(W-w)*{x:.3f}:y=(H-h)*{y:.3f}:shortest=1,format=yuv420p[out]",
         "-map", "[out]", "-t", f"{duration:.3f}", "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf),
         str(dst),
     ]
@@ -171,22 +286,34 @@ def picture_in_picture(src, background, dst, *, start: float, duration: float, c
     return Path(dst)
 
 
-def transform_args(name: str) -> dict[str, Any]:
-    """cut_clip keyword arguments of a named transform."""
+def transform_args(name: str, seed: int | None = None) -> dict[str, Any]:
+    """cut_clip keyword arguments of a named transform; ``seed`` draws its strengths."""
     spec = dict(TRANSFORMS[name])
-    for key in ("group", "speed", "pip"):
+    vary = spec.pop("vary", None)
+    if vary is not None and seed is not None:
+        spec["vf"] = vary(random.Random(seed))
+    for key in ("group", "speed", "pip", "pip_over"):
         spec.pop(key, None)
     return spec
 
 
-def apply_transform(name: str, src, dst, *, start: float, duration: float, background=None) -> Path:
-    """Cut ``duration`` seconds of *output* clip from ``src`` at ``start``, edited by ``name``."""
+def apply_transform(name: str, src, dst, *, start: float, duration: float, background=None,
+                    seed: int | None = None) -> Path:
+    """Cut ``duration`` seconds of *output* clip from ``src`` at ``start``, edited by ``name``.
+
+    ``seed`` draws the edit's strength and placement (see ``TRANSFORMS``); None uses
+    the nominal one.
+    """
     spec = TRANSFORMS[name]
     if spec.get("pip"):
-        if background is None:
-            raise ValueError("picture-in-picture needs a background video")
-        return picture_in_picture(src, background, dst, start=start, duration=duration, crf=spec["crf"])
-    args = transform_args(name)
+        rng = random.Random(seed)
+        lo, hi = spec["pip"]
+        place = dict(size=0.5, x=0.2, y=0.2) if seed is None else dict(
+            size=rng.uniform(lo, hi), x=rng.uniform(0, 1), y=rng.uniform(0, 1))
+        colour = "0x305070" if seed is None else f"0x{rng.randrange(1 << 24):06x}"
+        return picture_in_picture(src, background, dst, start=start, duration=duration, crf=spec["crf"],
+                                  over=spec["pip_over"], colour=colour, **place)
+    args = transform_args(name, seed)
     if "speed" in spec:
         # Output seeking (-ss after -i) compares *filtered* timestamps, which setpts has
         # already re-timed: the clip would start at start * speed. Trim before re-timing.
@@ -194,3 +321,32 @@ def apply_transform(name: str, src, dst, *, start: float, duration: float, backg
         args["vf"] = f"trim=start={start:.3f}:duration={source_seconds:.3f},setpts=PTS-STARTPTS,{args['vf']}"
         return cut_clip(src, dst, start=0.0, duration=duration, **args)
     return cut_clip(src, dst, start=start, duration=duration, **args)
+
+
+def generated_clip(kind: str, dst, *, seconds: float, seed: int) -> Path:
+    """A clip of no real footage: ``flat`` colour (with sensor-like noise), a slowly
+    turning colour ``gradient``, or full-frame ``noise``: negatives that must match nothing."""
+    rng = random.Random(seed)
+    colour, other = f"0x{rng.randrange(1 << 24):06x}", f"0x{rng.randrange(1 << 24):06x}"
+    source = {
+        "flat": f"color=c={colour}:s=640x360:r=25,noise=alls=4:allf=t",
+        "gradient": f"gradients=s=640x360:r=25:c0={colour}:c1={other}:speed=0.01:seed={rng.randrange(1 << 30)}",
+        "noise": f"color=c=gray:s=640x360:r=25,noise=alls={rng.randint(30, 80)}:allf=t",
+    }[kind]
+    run_ffmpeg(["-f", "lavfi", "-i", source, "-t", f"{seconds:.3f}", *encoder_args("libx264", 23),
+                "-pix_fmt", "yuv420p", str(dst)])
+    return Path(dst)
+
+
+def joined_video(first, first_seconds: float, second, second_start: float, second_seconds: float, dst) -> Path:
+    """``first_seconds`` of ``first`` from its start, then ``second_seconds`` of ``second``
+    from ``second_start``, both scaled to 640x360: a video that shares an intro with another."""
+    args = [
+        "-i", str(first), "-i", str(second), "-filter_complex",
+        f"[0:v]trim=duration={first_seconds:.3f},setpts=PTS-STARTPTS,scale=640:360,setsar=1,fps=25[a];"
+        f"[1:v]trim=start={second_start:.3f}:duration={second_seconds:.3f},setpts=PTS-STARTPTS,"
+        "scale=640:360,setsar=1,fps=25[b];[a][b]concat=n=2:v=1:a=0,format=yuv420p[out]",
+        "-map", "[out]", "-an", *encoder_args("libx264", 18), str(dst),
+    ]
+    run_ffmpeg(args)
+    return Path(dst)
