@@ -20,16 +20,16 @@ def test_full_cycle_and_json_contracts(media, clips, tmp_path):
     assert [line["query"] for line in lines] == [str(clip), str(clips["negative"][0])]
     hit = lines[0]["hits"][0]
     assert set(hit) >= {"video", "start", "end", "query_start", "query_end", "score", "distance", "speed",
-                        "mirrored", "inset"}
+                        "mirrored", "inset", "rotation", "ambiguous"}
     assert hit["video"] == str(source) and abs(hit["start"] - start) <= 0.15 and 0 <= hit["score"] <= 1
-    assert hit["speed"] == 1.0 and hit["mirrored"] is False and hit["inset"] is False
+    assert hit["speed"] == 1.0 and hit["mirrored"] is False and hit["inset"] is False and hit["rotation"] == 0
     assert lines[1]["hits"] == [] and lines[0]["duration"] > 4.5
     for bad in ("fast", "1,9"):
         proc = run_cli("query", str(clip), "--index", index, "--speeds", bad)
         assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "speeds" in proc.stderr
     csv_rows = run_cli("query", str(clip), "--index", index, "--csv", "--speeds", "1", "--no-mirrored",
-                       "--no-inset", check=True).stdout.splitlines()
-    assert csv_rows[0].endswith("speed,mirrored,inset") and str(source) in csv_rows[1]
+                       "--no-inset", "--no-rotations", check=True).stdout.splitlines()
+    assert csv_rows[0].endswith("speed,mirrored,inset,rotation,ambiguous") and str(source) in csv_rows[1]
 
     stats = json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)
     assert stats["videos"] == 3 and stats["vectors"] == 90 and stats["dim"] == 336

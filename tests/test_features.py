@@ -224,3 +224,26 @@ def test_only_pictures_that_do_not_change_at_all_are_frozen():
     frames = np.concatenate([moving, held, still_camera])  # 6 blocks of 5 frames
     assert frozen_blocks(frames, 5).tolist() == [False, False, True, True, False, False]
     assert frozen_blocks(frames[:4], 5).tolist() == []
+
+
+def test_turning_frames_back_by_quarter_turns():
+    from vsearch.features import rotate_frames
+
+    rng = np.random.default_rng(0)
+    frames = rng.uniform(0, 255, size=(3, 96, 128)).astype(np.float32)
+    # Half a turn keeps the shape: both axes reversed, exactly.
+    assert np.array_equal(rotate_frames(frames, 2, np), frames[:, ::-1, ::-1])
+    # A quarter turn of a landscape frame is portrait: scaled back to the frame's size.
+    turned = rotate_frames(frames, 1, np)
+    assert turned.shape == frames.shape
+    # A picture turned clockwise (as ffmpeg's transpose=1 does) comes back upright.
+    ramp = np.tile(np.arange(128, dtype=np.float32), (1, 96, 1))  # bright to the right
+    clockwise = np.rot90(ramp, -1, axes=(1, 2))  # bright at the bottom
+    back = rotate_frames(resize(clockwise), 1, np)
+    assert back[0, 48, 120] > back[0, 48, 8] + 50 and abs(back[0, 10, 64] - back[0, 90, 64]) < 5
+
+
+def resize(frames):
+    from vsearch.features import resize_frames
+
+    return resize_frames(frames, 96, 128, np)

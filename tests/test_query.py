@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from vsearch.config import IndexConfig
 from vsearch.embedding import ClipWindows
@@ -18,7 +19,8 @@ def _clip_windows(blocks: np.ndarray, speed: float = 1.0) -> ClipWindows:
     n = len(windows)
     return ClipWindows(duration=len(blocks) * CONFIG.block_seconds, vectors=windows,
                        starts=np.arange(n) * CONFIG.block_seconds / speed, views=np.zeros(n, np.int64),
-                       speeds=np.full(n, speed), mirrored=np.zeros(n, bool), inset=np.zeros(n, bool))
+                       speeds=np.full(n, speed), mirrored=np.zeros(n, bool), inset=np.zeros(n, bool),
+                       rotation=np.zeros(n, np.int64))
 
 
 def _library_with_a_still_shot(seed: int = 0) -> np.ndarray:
@@ -34,7 +36,7 @@ def _record(blocks: np.ndarray) -> VideoRecord:
 
 
 def _aligner(library: np.ndarray, clip: ClipWindows) -> Aligner:
-    return Aligner(library=lambda video_id: library, readings=lambda seconds, speed: clip, speeds=(1.0,))
+    return Aligner(library=lambda video_id: library, readings=lambda seconds, reading: clip, speeds=(1.0,))
 
 
 def test_refine_pins_a_clip_that_opens_on_a_still_shot():
@@ -45,7 +47,7 @@ def test_refine_pins_a_clip_that_opens_on_a_still_shot():
     hit = Hit(video="/lib.mp4", video_id=1, start=voted, end=voted + 10, query_start=0.0, query_end=10.0,
               score=0.9, distance=0.1)
     refined = refine(hit, voted, _aligner(library, clip), CONFIG, _record(library_blocks))
-    assert refined.start == 6.0 and refined.end == 16.0 and refined.speed == 1.0
+    assert refined.start == pytest.approx(6.0) and refined.end == pytest.approx(16.0) and refined.speed == 1.0
 
 
 def test_refine_keeps_the_voted_offset_when_nothing_pins_it():
@@ -74,3 +76,29 @@ def test_a_frozen_start_or_end_of_the_clip_joins_the_hit_next_to_it():
     bounded = cover_frozen_ends(early, frozen, 11.0, record)
     assert bounded.start == 0.0 and abs(bounded.query_start - (2.0 - 1.0 / 1.1)) < 1e-9
     assert bounded.end == 30.0 and abs(bounded.query_end - (10.0 + 0.5 / 1.1)) < 1e-9
+
+
+def test_whole_clip_alignment_moves_a_hit_voted_onto_the_wrong_stretch():
+    from vsearch.query import _settle_globally, alignment_curve
+
+    rng = np.random.default_rng(3)
+    library_blocks = rng.normal(size=(60, CONFIG.block_dim)).astype(np.float32)
+    library = window_vectors(library_blocks, CONFIG)
+    clip = _clip_windows(library_blocks[20:36])  # true offset 10.0 s
+    rows = np.arange(len(clip.vectors))
+    offsets, curve = alignment_curve(clip, rows, library, CONFIG)
+    assert offsets[int(np.argmax(curve))] == pytest.approx(10.0) and curve.max() == pytest.approx(1.0)
+    offset, distinct = _settle_globally(clip, rows, 3.0, library, CONFIG)
+    assert offset == pytest.approx(10.0, abs=1e-6) and distinct
+
+
+def test_footage_that_repeats_itself_is_ambiguous_not_confidently_placed():
+    from vsearch.query import _settle_globally
+
+    rng = np.random.default_rng(4)
+    period = rng.normal(size=(8, CONFIG.block_dim)).astype(np.float32)
+    library_blocks = np.tile(period, (6, 1))  # the same 4 s over and over
+    library = window_vectors(library_blocks, CONFIG)
+    clip = _clip_windows(library_blocks[9:19])
+    offset, distinct = _settle_globally(clip, np.arange(len(clip.vectors)), 4.5, library, CONFIG)
+    assert not distinct and (offset - 4.5) % 4.0 == pytest.approx(0.0, abs=1e-6)

@@ -192,7 +192,7 @@ def ingest(
 
 
 _CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_end", "score", "distance", "speed",
-               "mirrored", "inset")
+               "mirrored", "inset", "rotation", "ambiguous")
 
 
 @app.command(
@@ -215,8 +215,12 @@ def query(
     inset: bool = typer.Option(
         True, "--inset/--no-inset", help="Also search a picture-in-picture inset when the clip has one."
     ),
+    rotations: bool = typer.Option(
+        True, "--rotations/--no-rotations", help="Also search the clip turned by 90, 180 and 270 degrees."
+    ),
     speeds: Optional[str] = typer.Option(
-        None, "--speeds", help="Playback speeds to search, comma-separated [1,0.9,1.1]; '1' finds exact-speed copies only."
+        None, "--speeds",
+        help="Playback speeds to search, comma-separated [1,0.9,1.1,0.8,1.25]; '1' finds exact-speed copies only.",
     ),
     report: Optional[Path] = typer.Option(
         None, "--report", help="Write a visual report (.html or .png); with several clips, -N is added to the name."
@@ -255,7 +259,7 @@ def query(
         for number, clip in enumerate(clips, 1):
             try:
                 result = vindex.query(clip, k=k, min_score=threshold, mirrored=mirrored, speeds=speed_list,
-                                      inset=inset, timeout=decode_timeout)
+                                      inset=inset, rotations=rotations, timeout=decode_timeout)
                 if report is not None:
                     from .report import write_report
 
@@ -282,7 +286,8 @@ def _print_result(result, *, as_json: bool, writer) -> None:
         typer.echo(f"{_show(result.query)} ({result.duration:.2f} s): {count or 'no'} hit{'' if count == 1 else 's'}")
         for rank, hit in enumerate(result.hits, 1):
             edits = ([f"speed {hit.speed:g}x"] if hit.speed != 1.0 else []) + (["mirrored"] if hit.mirrored else []) + (
-                ["inset"] if hit.inset else [])
+                ["inset"] if hit.inset else []) + ([f"turned {hit.rotation} deg"] if hit.rotation else []) + (
+                ["ambiguous: other places fit as well"] if hit.ambiguous else [])
             typer.echo(
                 f"  {rank}. {_show(hit.video)}  {_hms(hit.start)} - {_hms(hit.end)}  score {hit.score:.3f}"
                 f"  (clip {_hms(hit.query_start)} - {_hms(hit.query_end)}{''.join(', ' + e for e in edits)})"

@@ -20,11 +20,16 @@ from .features import (
     frozen_blocks,
     mirror_descriptors,
     remove_borders,
+    resize_frames,
+    rotate_frames,
 )
 from .windows import damaged_blocks, flagged_per_window, window_vectors
 
 # Bars, still overlays and insets are looked for in this many first blocks (8 s).
 _DETECTION_BLOCKS = 16
+
+# A picture-in-picture inset is described from the clip decoded this many times larger.
+_INSET_DETAIL = 3
 
 # Frames per decode chunk, in blocks: memory stays flat whatever the video length,
 # and two chunks fit in the decoder's pipe (it decodes ahead while blocks are described).
@@ -87,9 +92,14 @@ def describe_video(
 
 
 #: Playback speeds a query clip is also read at, by default: re-uploads are often
-#: sped up or slowed down a little (to dodge matching, or to fit a slot), and each
-#: speed tolerates about +-5 % around it, so these cover roughly 0.85x-1.15x.
-DEFAULT_SPEEDS = (1.0, 0.9, 1.1)
+#: sped up or slowed down (to dodge matching, or to fit a slot), and each speed
+#: tolerates about +-5 % around it, so these cover roughly 0.75x-1.3x. The reported
+#: speed is fitted along the clip (see ``vsearch.query.fit_rate``), not rounded to these.
+DEFAULT_SPEEDS = (1.0, 0.9, 1.1, 0.8, 1.25)
+
+#: Quarter turns (anticlockwise) a query clip is also read at: copies turned on
+#: their side (90 / 270 degrees) or upside down (180).
+ROTATIONS = (1, 2, 3)
 
 
 def check_speeds(speeds: tuple[float, ...] | list[float]) -> tuple[float, ...]:
@@ -109,7 +119,8 @@ class ClipWindows:
     covers clip seconds ``[starts[i], starts[i] + window_seconds / speeds[i])`` and
     belongs to view ``views[i]``; view ``v`` has phase ``v % frames_per_block``;
     ``mirrored[i]`` says whether the view is the horizontally flipped clip, and
-    ``inset[i]`` whether it is a picture-in-picture inset cut out of the clip.
+    ``inset[i]`` whether it is a picture-in-picture inset cut out of the clip, and
+    ``rotation[i]`` the quarter turns the clip was turned back by (0: none).
     ``speeds[i]`` is the playback speed the view assumes: a clip played at speed
     ``s`` shows, at clip time ``t``, library time ``offset + s * t``.
     """
@@ -121,34 +132,52 @@ class ClipWindows:
     speeds: np.ndarray
     mirrored: np.ndarray
     inset: np.ndarray
+    rotation: np.ndarray
+
+    FIELDS = ("vectors", "starts", "views", "speeds", "mirrored", "inset", "rotation")
 
     def __post_init__(self) -> None:
         n = len(self.vectors)
-        if any(len(a) != n for a in (self.starts, self.views, self.speeds, self.mirrored, self.inset)):
-            raise ValueError("starts, views, speeds, mirrored and inset need one entry per window")
+        if any(len(getattr(self, f)) != n for f in self.FIELDS):
+            raise ValueError("starts, views, speeds, mirrored, inset and rotation need one entry per window")
+
+    @classmethod
+    def empty(cls, duration: float, dim: int) -> "ClipWindows":
+        return cls(duration=duration, vectors=np.zeros((0, dim), np.float32), starts=np.zeros(0),
+                   views=np.zeros(0, np.int64), speeds=np.zeros(0), mirrored=np.zeros(0, bool),
+                   inset=np.zeros(0, bool), rotation=np.zeros(0, np.int64))
 
     @classmethod
     def concatenate(cls, parts: list["ClipWindows"], duration: float) -> "ClipWindows":
-        fields = ("vectors", "starts", "views", "speeds", "mirrored", "inset")
-        return cls(duration=duration, **{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
+        return cls(duration=duration, **{f: np.concatenate([getattr(p, f) for p in parts]) for f in cls.FIELDS})
+
+    def select(self, rows: np.ndarray) -> "ClipWindows":
+        """The windows ``rows`` only."""
+        return ClipWindows(duration=self.duration, **{f: getattr(self, f)[rows] for f in self.FIELDS})
 
     @property
     def edits(self) -> np.ndarray:
-        """Number of edits each window's view assumes (speed change, mirroring, inset)."""
-        return (self.speeds != 1.0).astype(np.int64) + self.mirrored + self.inset
+        """Number of edits each window's view assumes (speed change, mirroring, inset, rotation)."""
+        return (self.speeds != 1.0).astype(np.int64) + self.mirrored + self.inset + (self.rotation != 0)
 
 
 @dataclass(frozen=True)
 class Reading:
-    """One way of reading a clip: at a playback speed, mirrored or not, whole or its inset."""
+    """One way of reading a clip: at a playback speed, mirrored or not, whole or its
+    inset, turned back by ``rotation`` quarter turns or not."""
 
     speed: float = 1.0
     mirrored: bool = False
     inset: bool = False
+    rotation: int = 0
 
     @property
     def edits(self) -> int:
-        return int(self.speed != 1.0) + int(self.mirrored) + int(self.inset)
+        return int(self.speed != 1.0) + int(self.mirrored) + int(self.inset) + int(self.rotation != 0)
+
+    @property
+    def unmirrored(self) -> "Reading":
+        return replace(self, mirrored=False)
 
 
 class QueryClip:
@@ -159,9 +188,10 @@ class QueryClip:
     within half an analysis frame of the library's grid. A speed ``s`` reads the
     clip at ``s`` times the analysis rate, so a sped-up copy is described on the
     library's own time base (motion per frame included); a mirrored reading finds
-    flipped copies; an inset reading (v1 only) describes a picture-in-picture inset
-    found in the clip, scaled up to the working size. Reading ``r`` (in
-    :attr:`readings` order) owns views ``r * frames_per_block + phase``.
+    flipped copies; a rotated one (at speed 1) copies turned by quarter turns; an
+    inset reading (v1 only) describes a picture-in-picture inset found in the clip,
+    scaled up to the working size. Reading ``r`` (in :attr:`readings` order) owns
+    views ``r * frames_per_block + phase``.
     """
 
     def __init__(
@@ -173,6 +203,7 @@ class QueryClip:
         mirrored: bool = False,
         speeds: tuple[float, ...] = (1.0,),
         inset: bool = False,
+        rotations: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.path, self.config, self.device = os.fsdecode(os.fspath(path)), config, device
@@ -194,12 +225,47 @@ class QueryClip:
         #: Grid cells hidden by a still overlay (a logo box) in the clip, or None.
         self.overlay = detect_static_overlay(plain[: fpb * _DETECTION_BLOCKS], config.grid) if v1 else None
         margins = detect_inset(plain[: fpb * _DETECTION_BLOCKS]) if inset and v1 else None
+        #: Margins (top, bottom, left, right) of a picture-in-picture inset, or None.
+        self.inset_margins = margins
         if margins is not None:
-            self._frames[Reading(inset=True)] = remove_borders(plain, margins, np)
+            self._frames[Reading(inset=True)] = (
+                remove_borders(plain, margins, np) if any(borders)
+                else self._inset_in_detail(margins, len(plain), timeout)
+            )
         self.readings: list[Reading] = []
         for reading in self._frames:
-            self.readings += [reading, Reading(reading.speed, True, reading.inset)] if mirrored else [reading]
+            self.readings += [reading, replace(reading, mirrored=True)] if mirrored else [reading]
+        if rotations and plain is not None:
+            self.readings += [Reading(rotation=turns) for turns in ROTATIONS]
         self._cache: dict[tuple[Reading, float | None], ClipWindows] = {}
+
+    def _inset_in_detail(self, margins: tuple[int, int, int, int], count: int, timeout: float) -> np.ndarray:
+        """The inset at the working size, cut from the clip decoded ``_INSET_DETAIL`` times larger.
+
+        An inset is a fraction of the frame: cut out of the working-size picture, a
+        30 % inset would be 38 x 29 pixels scaled up, too blurred to describe like its
+        source. Decoded larger, it is cut out at the library's own sampling.
+        """
+        config, scale = self.config, _INSET_DETAIL
+        top, bottom, left, right = (m * scale for m in margins)
+        height, width = config.height * scale, config.width * scale
+        source = VideoSource(self.path, width=width, height=height, decoder=config.decoder, timeout=timeout)
+        parts = []
+        for chunk in source.iter_frames(config.analysis_fps, chunk_frames=64, integrate=True):
+            inner = chunk[:, top : height - bottom, left : width - right].astype(np.float32)
+            # Box-average down by the whole factor first (resampling alone would alias).
+            n, h, w = inner.shape
+            f = max(1, min(h // config.height, w // config.width))
+            inner = inner[:, : h - h % f, : w - w % f].reshape(n, h // f, f, w // f, f).mean(axis=(2, 4))
+            parts.append(resize_frames(inner, config.height, config.width, np))
+        frames = np.concatenate(parts) if parts else np.zeros((0, config.height, config.width), np.float32)
+        return frames[:count]
+
+    def frames(self, reading: Reading) -> np.ndarray:
+        """The analysis frames of an unmirrored reading (rotated ones turned on demand)."""
+        if reading not in self._frames and reading.rotation:
+            self._frames[reading] = rotate_frames(self._frames[replace(reading, rotation=0)], reading.rotation, np)
+        return self._frames[reading]
 
     def frozen_share(self, start: float, end: float) -> float:
         """Share of the clip's seconds ``[start, end)`` whose picture does not change."""
@@ -217,9 +283,7 @@ class QueryClip:
         chosen = self.readings if readings is None else [r for r in self.readings if r in readings]
         parts = [self._describe(r, seconds) for r in chosen]
         if allow_empty and not parts:
-            parts = [ClipWindows(duration=self.duration, vectors=np.zeros((0, self.config.dim), np.float32),
-                                 starts=np.zeros(0), views=np.zeros(0, np.int64), speeds=np.zeros(0),
-                                 mirrored=np.zeros(0, bool), inset=np.zeros(0, bool))]
+            parts = [ClipWindows.empty(self.duration, self.config.dim)]
         if not allow_empty and sum(len(p.vectors) for p in parts) == 0:
             if self.duration >= self.config.window_seconds:  # long enough: its windows were all frozen
                 raise VideoError(self.path, "the clip shows a frozen picture throughout: nothing moves to match")
@@ -234,7 +298,7 @@ class QueryClip:
         first_view = self.readings.index(reading) * fpb
         if reading.mirrored and config.features == "v1":
             # Mirroring permutes v1 descriptors exactly: no need to describe again.
-            base = self._describe(Reading(reading.speed, False, reading.inset), seconds)
+            base = self._describe(reading.unmirrored, seconds)
             blocks = base.vectors.reshape(-1, config.block_dim)
             return replace(
                 base,
@@ -242,7 +306,7 @@ class QueryClip:
                 views=base.views % fpb + first_view,
                 mirrored=np.ones(len(base.vectors), dtype=bool),
             )
-        frames = self._frames[Reading(reading.speed, False, reading.inset)]
+        frames = self.frames(reading.unmirrored)
         if seconds is not None:  # whole seconds (so calls share work), plus a window and a block of phases
             seconds = float(np.ceil(seconds))
             needed = int(np.ceil((seconds * reading.speed + config.window_seconds) * config.analysis_fps)) + fpb
@@ -277,6 +341,7 @@ class QueryClip:
             speeds=np.full(sum(n), reading.speed),
             mirrored=np.full(sum(n), reading.mirrored),
             inset=np.full(sum(n), reading.inset),
+            rotation=np.full(sum(n), reading.rotation, dtype=np.int64),
         )
         self._cache[(reading, seconds)] = out
         return out

@@ -307,26 +307,45 @@ def frozen_blocks(frames: np.ndarray, frames_per_block: int) -> np.ndarray:
     return same[:, 1:].all(axis=1)
 
 
+def _resize_axis(out_len: int, in_len: int, xp: Any) -> tuple[Any, Any, Any]:
+    """Bilinear sampling positions along one axis: low and high source index, weight of high."""
+    pos = (np.arange(out_len) + 0.5) * in_len / out_len - 0.5
+    lo = np.clip(np.floor(pos).astype(np.int64), 0, in_len - 1)
+    hi = np.clip(lo + 1, 0, in_len - 1)
+    frac = np.clip(pos - lo, 0.0, 1.0).astype(np.float32)
+    return xp.asarray(lo), xp.asarray(hi), xp.asarray(frac)
+
+
+def resize_frames(frames: Any, height: int, width: int, xp: Any) -> Any:
+    """Frames ``(n, h, w)`` scaled to ``(n, height, width)`` (bilinear, float32)."""
+    frames = xp.asarray(frames, dtype=xp.float32)
+    if frames.shape[1:] == (height, width):
+        return frames
+    y0, y1, fy = _resize_axis(height, frames.shape[1], xp)
+    x0, x1, fx = _resize_axis(width, frames.shape[2], xp)
+    rows = frames[:, y0, :] * (1 - fy)[None, :, None] + frames[:, y1, :] * fy[None, :, None]
+    return rows[:, :, x0] * (1 - fx)[None, None, :] + rows[:, :, x1] * fx[None, None, :]
+
+
 def remove_borders(frames: Any, borders: tuple[int, int, int, int], xp: Any) -> Any:
     """Crop ``borders`` off and scale back to the frame size (bilinear)."""
     top, bottom, left, right = borders
     if not any(borders):
         return frames
     n, h, w = frames.shape
-    inner = xp.asarray(frames, dtype=xp.float32)[:, top : h - bottom, left : w - right]
-    ih, iw = inner.shape[1:]
+    return resize_frames(xp.asarray(frames, dtype=xp.float32)[:, top : h - bottom, left : w - right], h, w, xp)
 
-    def axis(out_len: int, in_len: int):
-        pos = (np.arange(out_len) + 0.5) * in_len / out_len - 0.5
-        lo = np.clip(np.floor(pos).astype(np.int64), 0, in_len - 1)
-        hi = np.clip(lo + 1, 0, in_len - 1)
-        frac = np.clip(pos - lo, 0.0, 1.0).astype(np.float32)
-        return xp.asarray(lo), xp.asarray(hi), xp.asarray(frac)
 
-    y0, y1, fy = axis(h, ih)
-    x0, x1, fx = axis(w, iw)
-    rows = inner[:, y0, :] * (1 - fy)[None, :, None] + inner[:, y1, :] * fy[None, :, None]
-    return rows[:, :, x0] * (1 - fx)[None, None, :] + rows[:, :, x1] * fx[None, None, :]
+def rotate_frames(frames: Any, quarter_turns: int, xp: Any) -> Any:
+    """Frames turned ``quarter_turns`` x 90 degrees anticlockwise, scaled back to their size.
+
+    A copy turned on its side was scaled to the working size as a portrait picture;
+    turning it back and scaling to the working size again samples the footage on
+    the same axes as the library's (less sharply across, which pooling hides).
+    """
+    n, h, w = frames.shape
+    turned = xp.rot90(xp.asarray(frames, dtype=xp.float32), quarter_turns % 4, axes=(1, 2))
+    return resize_frames(xp.ascontiguousarray(turned), h, w, xp)
 
 
 def mirror_descriptors(blocks: np.ndarray, config: IndexConfig) -> np.ndarray:

@@ -16,6 +16,7 @@ does not know dropped), so a crash between the two steps loses nothing committed
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -33,7 +34,7 @@ from . import metastore, upgrade, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
 from .decode import DEFAULT_TIMEOUT, check_readable
-from .embedding import DEFAULT_SPEEDS, ClipWindows, QueryClip, Reading, VideoDescriptors, check_speeds, describe_video
+from .embedding import DEFAULT_SPEEDS, QueryClip, VideoDescriptors, check_speeds, describe_video
 from .errors import (
     ConfigMismatchError,
     IndexCorruptError,
@@ -46,19 +47,8 @@ from .errors import (
 from .lock import WriterLock
 from .metastore import MetaStore, Snapshot
 from .models import IndexStats, IngestResult, QueryResult, VerifyReport, VideoRecord
-from .query import DEFAULT_MIN_SCORE, Aligner, aggregate, cover_frozen_ends, rescore_overlaid
+from .query import DEFAULT_MIN_SCORE, Library, search_clip
 from .windows import WINDOW_BITS, indexed_windows, window_count, window_ids, window_vectors
-
-#: Neighbours fetched per query window before voting.
-_NEIGHBOURS_PER_WINDOW = 32
-
-#: A plain-reading hit this good ends the query: the edited readings are not searched.
-_NEAR_EXACT_SCORE = 0.95
-
-#: With a still overlay in the clip, this many candidate segments scoring at least
-#: the floor are scored again without the overlay's cells.
-_OVERLAY_CANDIDATES = 10
-_OVERLAY_FLOOR = 0.5
 
 #: Files read (hashed, decoded, described) at once while one is committed.
 _PARALLEL_FILES = 2
@@ -494,6 +484,7 @@ class VideoIndex:
         mirrored: bool = True,
         speeds: tuple[float, ...] = DEFAULT_SPEEDS,
         inset: bool = True,
+        rotations: bool = True,
         decoder: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> QueryResult:
@@ -502,9 +493,13 @@ class VideoIndex:
         ``mirrored`` also searches the horizontally flipped clip, so flipped copies
         are found too; ``speeds`` are the playback speeds the clip is also read at,
         so sped-up or slowed-down copies are found (each speed tolerates about
-        +-5 %); ``inset`` also searches a picture-in-picture inset when the clip has
-        one (v1 features). Every extra view adds to the search: ``speeds=(1.0,)``,
-        ``mirrored=False`` and ``inset=False`` is the fastest, plain query.
+        +-5 %; the rate reported is fitted along the clip); ``inset`` also searches a
+        picture-in-picture inset when the clip has one (v1 features); ``rotations``
+        also searches the clip turned by quarter turns. Edited readings are searched
+        only when the plain one finds no near-exact hit (see ``vsearch.query``), so
+        they cost nothing for plain copies; ``speeds=(1.0,)``, ``mirrored=False``,
+        ``inset=False`` and ``rotations=False`` is the fastest, plain query.
+        ``min_score`` only filters the hits: it changes nothing else.
 
         The clip is decoded like the library, by the index's decoder; ``decoder``
         naming another is refused (decoders differ in scaling and colour, so their
@@ -514,45 +509,10 @@ class VideoIndex:
             raise VsearchError("k must be at least 1")
         self.check_decoder(decoder)
         reader = QueryClip(clip, self.config, self.device, mirrored=mirrored, speeds=check_speeds(speeds), inset=inset,
-                           timeout=timeout)
-        library_cache: dict[int, np.ndarray] = {}
-
-        def library(video_id: int) -> np.ndarray:
-            if video_id not in library_cache:
-                library_cache[video_id] = self.window_vectors(video_id)
-            return library_cache[video_id]
-
-        def plain_at(seconds: float, speed: float) -> ClipWindows:
-            return reader.windows([Reading(speed=speed)], seconds=seconds, allow_empty=True)
-
-        speeds = tuple(sorted({r.speed for r in reader.readings if not r.inset}))
-
-        # The plain reading first: most clips are found by it, near-exactly, and the
-        # edited readings (flipped, re-timed, inset) would multiply the search cost for
-        # nothing. Anything less than a near-exact hit gets the full search.
-        plain = [r for r in reader.readings if r.edits == 0] or reader.readings
-        windows = reader.windows(plain)
-        sq_dist, ids = self._vectors.search(windows.vectors, _NEIGHBOURS_PER_WINDOW)
-        hits = aggregate(windows, sq_dist, ids, self._videos, self.config, k=k, min_score=min_score,
-                         aligner=Aligner(library, plain_at, speeds))
-        edited = [r for r in reader.readings if r not in plain]
-        more = None
-        if edited and not any(h.score >= _NEAR_EXACT_SCORE for h in hits):
-            more = reader.windows(edited, allow_empty=True)
-        if more is not None and len(more.vectors):
-            more_dist, more_ids = self._vectors.search(more.vectors, _NEIGHBOURS_PER_WINDOW)
-            windows = ClipWindows.concatenate([windows, more], reader.duration)
-            sq_dist, ids = np.concatenate([sq_dist, more_dist]), np.concatenate([ids, more_ids])
-            hits = aggregate(windows, sq_dist, ids, self._videos, self.config, k=k, min_score=min_score,
-                             aligner=Aligner(library, lambda seconds, speed: windows, speeds))
-        if not hits and reader.overlay is not None:
-            # A still overlay (a logo box) hides part of the picture: score the weaker
-            # candidates again on the rest of it.
-            candidates = aggregate(windows, sq_dist, ids, self._videos, self.config, k=_OVERLAY_CANDIDATES,
-                                   min_score=_OVERLAY_FLOOR)
-            hits = rescore_overlaid(candidates, windows, library, reader.overlay, self._videos, self.config,
-                                    k=k, min_score=min_score)
-        hits = [cover_frozen_ends(h, reader.frozen_share, reader.duration, self._videos[h.video_id]) for h in hits]
+                           rotations=rotations, timeout=timeout)
+        windows = functools.lru_cache(maxsize=64)(self.window_vectors)
+        library = Library(config=self.config, videos=self._videos, search=self._vectors.search, windows=windows)
+        hits = search_clip(reader, library, k=k, min_score=min_score)
         return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=reader.duration, hits=hits)
 
     def check_decoder(self, decoder: str | None) -> None:

@@ -56,9 +56,14 @@ class Hit:
     seconds in the clip. ``score`` is in [0, 1], higher is more similar: the share of
     the clip explained by this segment weighted by window similarity. ``distance``
     is the smallest L2 distance between a query window and a window of the segment.
-    ``speed`` is the clip's playback speed relative to the library (1.1: sped up by
-    10 %, to the nearest speed searched), ``mirrored`` says the clip is flipped and
-    ``inset`` that it was found as a picture-in-picture inset of the clip.
+    ``speed`` is the clip's playback rate relative to the library (1.1: sped up by
+    10 %), fitted along the clip to 0.01 where its footage moves enough to measure
+    it, else the nearest speed searched. ``mirrored`` says the clip is flipped,
+    ``inset`` that it was found as a picture-in-picture inset of the clip, and
+    ``rotation`` by how many degrees (0, 90, 180, 270) the clip is turned clockwise.
+    ``ambiguous`` says that the video fits but other places in it, a window or more
+    away, fit about as well (still or repetitive footage): the start is one of
+    several, and the score is capped at 0.9.
     """
 
     video: str
@@ -72,6 +77,8 @@ class Hit:
     speed: float = 1.0
     mirrored: bool = False
     inset: bool = False
+    rotation: int = 0
+    ambiguous: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``vsearch query --json`` (seconds and scores to 0.1 ms / 1e-4)."""

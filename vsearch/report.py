@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .decode import VideoSource
-from .embedding import QueryClip
+from .embedding import QueryClip, Reading
 from .models import Hit, QueryResult
 
 if TYPE_CHECKING:
@@ -48,12 +48,14 @@ def _thumbs(path: str, times: np.ndarray, decoder: str) -> list[np.ndarray]:
 
 def _distance_curve(index: "VideoIndex", clip: str, hit: Hit) -> tuple[np.ndarray, np.ndarray]:
     """Distance of each query window to the library window the hit aligns it with."""
-    windows = QueryClip(clip, index.config, index.device, mirrored=hit.mirrored, speeds=(hit.speed,),
-                        inset=hit.inset).windows()
+    reader = QueryClip(clip, index.config, index.device, mirrored=hit.mirrored, speeds=(hit.speed,),
+                       inset=hit.inset, rotations=bool(hit.rotation))
+    reading = Reading(speed=hit.speed, mirrored=hit.mirrored, inset=hit.inset, rotation=hit.rotation // 90)
+    windows = reader.windows([r for r in reader.readings if r == reading] or reader.readings[:1])
     library = index.window_vectors(hit.video_id)
     offset = hit.start - hit.query_start * hit.speed
     best: tuple[float, np.ndarray, np.ndarray] | None = None
-    for view in np.unique(windows.views[(windows.mirrored == hit.mirrored) & (windows.inset == hit.inset)]):
+    for view in np.unique(windows.views):
         rows = np.flatnonzero(windows.views == view)
         idx = np.rint((windows.starts[rows] * hit.speed + offset) / index.config.block_seconds).astype(int)
         ok = (idx >= 0) & (idx < len(library))
