@@ -36,7 +36,7 @@ def _record(blocks: np.ndarray) -> VideoRecord:
 
 
 def _aligner(library: np.ndarray, clip: ClipWindows) -> Aligner:
-    return Aligner(library=lambda video_id: library, readings=lambda seconds, reading: clip, speeds=(1.0,))
+    return Aligner(library=lambda video_id: library, readings=lambda reading: clip, speeds=(1.0,))
 
 
 def test_refine_pins_a_clip_that_opens_on_a_still_shot():

@@ -26,14 +26,18 @@ def test_perfect_hit_scores_one_everywhere():
 
 
 def test_partial_and_wrong_hits():
+    # The last 3 s of the clip, placed right: found, covering 60 % of it.
     job = _job([_hit(12.0, 15.0, q0=2.0, q1=5.0)])
     score_positive(job, 0.5)
-    assert not job["top1"] and job["iou"] == pytest.approx(0.6)
+    assert job["top1"] and job["start_error"] == 0.0 and job["iou"] == pytest.approx(0.6)
     assert job["r_p"] == 1.0 and job["r_r"] == pytest.approx(0.6) and job["q_r"] == pytest.approx(0.6)
+    misplaced = _job([_hit(12.0, 15.0, q0=0.0, q1=3.0)])  # the clip's start put 2 s late
+    score_positive(misplaced, 0.5)
+    assert not misplaced["top1"] and misplaced["iou"] == pytest.approx(0.6)
     wrong = _job([_hit(10.0, 15.0, video="/other.mp4"), _hit(10.2, 15.2)])
     score_positive(wrong, 0.5)
     assert not wrong["top1"] and wrong["top5"] and wrong["iou"] == 0.0
-    summary = summarise([job, wrong])
+    summary = summarise([misplaced, wrong])
     assert summary["recall@1"] == 0.0 and summary["recall@5"] == 0.5
     assert summary["reference_axis"]["f1"] == pytest.approx(2 * 0.5 * 0.3 / 0.8)
 

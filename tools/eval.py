@@ -58,7 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.ffmpeg_tools import (
-    HARD, MILD, TRANSFORMS, apply_transform, generated_clip, joined_video, probe_duration,
+    HARD, MILD, TRANSFORMS, apply_transform, first_picture_time, generated_clip, joined_video, probe_duration,
 )
 from tools.synth import make_video
 
@@ -121,12 +121,23 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
+def clip_start(hit: dict) -> float:
+    """Where a hit places the clip's first frame in the video: its start, less the
+    clip seconds before its matched part (``query_start``) at its speed."""
+    return hit["start"] - hit.get("query_start", 0.0) * hit.get("speed", 1.0)
+
+
 def score_positive(job: dict, tolerance: float) -> None:
-    """Fill recall, error, IoU and VCSL-style P/R/F1 of one positive query."""
+    """Fill recall, error, IoU and VCSL-style P/R/F1 of one positive query.
+
+    A hit is right when it names the source and places the clip's start
+    (:func:`clip_start`) within ``tolerance`` of the truth; how much of the clip it
+    covers is measured by the IoU and the F1 scores.
+    """
     hits = job["hits"]
-    good = [h["video"] == job["source"] and abs(h["start"] - job["true_start"]) <= tolerance for h in hits]
+    good = [h["video"] == job["source"] and abs(clip_start(h) - job["true_start"]) <= tolerance for h in hits]
     job["top1"], job["top5"] = bool(good and good[0]), any(good[:5])
-    job["start_error"] = abs(hits[0]["start"] - job["true_start"]) if job["top1"] else None
+    job["start_error"] = abs(clip_start(hits[0]) - job["true_start"]) if job["top1"] else None
     top = hits[0] if hits and hits[0]["video"] == job["source"] else None
     ref = (job["true_start"], job["true_end"])
     qry = (0.0, job["clip_duration"])
@@ -269,7 +280,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dry-run", action="store_true",
                         help="cut the clips and print the plan; skip ingest and query")
     parser.add_argument("--json", type=Path, default=None, help="write summary and per-query records here")
+    parser.add_argument("--rescore", type=Path, default=None,
+                        help="score the answers a --json file of an earlier run keeps again; no cutting or querying")
     args = parser.parse_args(argv)
+    if args.rescore is not None:
+        return rescore(args)
     if args.videos is None:
         parser.error("no --videos given and ../shared/videos does not exist")
     if args.folds < 2:
@@ -293,6 +308,19 @@ def main(argv: list[str] | None = None) -> dict:
             shutil.rmtree(work, ignore_errors=True)
         elif args.keep and args.workdir is None:
             print(f"work folder kept: {work}")
+
+
+def rescore(args: argparse.Namespace) -> dict:
+    """--rescore: the report of an earlier run's answers, scored by this harness."""
+    saved = json.loads(args.rescore.read_text())
+    jobs, summary = saved["queries"], saved["summary"]
+    summary.setdefault("stress_videos", sorted({j["source"] for j in jobs if Path(j["source"]).name.startswith("stress")}))
+    transforms = list(dict.fromkeys(j["transform"] for j in jobs if j["kind"] == "positive"))
+    print(f"re-scoring {len(jobs)} answered clips of {args.rescore} (seed {summary.get('seed')})")
+    result = score_and_report(args, jobs, transforms, summary)
+    if args.json:
+        args.json.write_text(json.dumps({"summary": result, "queries": jobs}, indent=1))
+    return result
 
 
 def _stress_footage(args: argparse.Namespace, sources: list[str], unseen_sources: list[str],
@@ -431,16 +459,6 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
     for job in jobs:
         answer = answers.get(job["clip"], {"hits": [], "duration": job["length"]})
         job["all_hits"], job["clip_duration"] = answer["hits"], answer["duration"]
-        # Clips are cut with ffmpeg's -ss, on the player's timeline, as vsearch reports.
-        job["true_start"] = job["start"]
-        job["true_end"] = job["true_start"] + job["span"]
-
-    from vsearch.query import DEFAULT_MIN_SCORE
-
-    threshold = args.min_score if args.min_score is not None else DEFAULT_MIN_SCORE
-    tuning = [j for j in jobs if j["fold"] == 0]
-    tuned = choose_threshold(tuning, args.tolerance) if tuning else None
-    columns = {"tune": lambda j: j["fold"] == 0, "held-out": lambda j: j["fold"] != 0}
     summary = {
         "seed": args.seed,
         "folds": args.folds,
@@ -450,13 +468,46 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
         "videos_held_out": sorted(Path(v).name for v in held_out),
         "clip_seconds": args.clip_seconds,
         "features": args.features or "index default",
-        "threshold": threshold,
-        "tuned_threshold": tuned,
+        "stress_videos": sorted(stress),
         "ingest_s": round(ingest_s, 2),
         "cut_s": round(cut_s, 2),
         "query_s": round(query_s, 2),
         "queries_per_s": round(len(jobs) / query_s, 2) if query_s else None,
+        "run_s": round(time.perf_counter() - t_start, 1),
     }
+    return score_and_report(args, jobs, transforms, summary)
+
+
+def true_segments(jobs: list[dict]) -> None:
+    """Where each positive clip really starts and ends in its source.
+
+    Clips are cut with ffmpeg's ``-ss`` (or ``trim``) on the player's timeline, as
+    vsearch reports: the clip starts with the first picture at or after the cut. A
+    source whose video starts after its container (audio first) has no picture
+    before that: a cut before it starts at its first picture.
+    """
+    first: dict[str, float] = {}
+    for job in jobs:
+        if job["kind"] != "positive":
+            continue
+        if job["source"] not in first:
+            first[job["source"]] = first_picture_time(job["source"])
+        job["true_start"] = max(job["start"], first[job["source"]])
+        job["true_end"] = job["start"] + job["span"]
+
+
+def score_and_report(args: argparse.Namespace, jobs: list[dict], transforms: list[str], summary: dict) -> dict:
+    """Score the answered ``jobs`` at the default and at the tuned threshold, print
+    the report and return the summary (see the module docstring)."""
+    from vsearch.query import DEFAULT_MIN_SCORE
+
+    true_segments(jobs)
+    threshold = args.min_score if args.min_score is not None else DEFAULT_MIN_SCORE
+    tuning = [j for j in jobs if j["fold"] == 0]
+    tuned = choose_threshold(tuning, args.tolerance) if tuning else None
+    columns = {"tune": lambda j: j["fold"] == 0, "held-out": lambda j: j["fold"] != 0}
+    stress = set(summary["stress_videos"])
+    summary.update(threshold=threshold, tuned_threshold=tuned)
     score_all(jobs, threshold, args.tolerance)
     summary["columns"] = {name: _tables(args, [j for j in jobs if keep(j)], transforms, set(stress))
                           for name, keep in columns.items()}
@@ -465,7 +516,7 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
         summary["at_tuned_threshold"] = {name: _headline([j for j in jobs if keep(j)])
                                          for name, keep in columns.items()}
         score_all(jobs, threshold, args.tolerance)
-    summary["total_s"] = round(time.perf_counter() - t_start, 1)
+    summary["total_s"] = summary.get("run_s")
     print_report(summary, jobs)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "queries": jobs}, indent=1))
@@ -531,6 +582,8 @@ def _tables(args: argparse.Namespace, rows: list[dict], transforms: list[str], s
             "hard": summarise([j for j in positives if group(j) == "hard"]),
             "short 2-4 s": summarise([j for j in positives if j["length"] <= 4.0]),
             "real footage": summarise([j for j in positives if j["source"] not in stress]),
+            "  mild, real": summarise([j for j in positives if j["source"] not in stress and group(j) == "mild"]),
+            "  hard, real": summarise([j for j in positives if j["source"] not in stress and group(j) == "hard"]),
             "stress footage": summarise([j for j in positives if j["source"] in stress]),
             **{f"case:{name}": summarise(r) for name, r in cases.items()},
         },

@@ -51,6 +51,21 @@ def probe_duration(path: str | os.PathLike) -> float:
     return int(h) * 3600 + int(m) * 60 + float(s)
 
 
+def first_picture_time(path: str | os.PathLike) -> float:
+    """Seconds from the container's start to the first video picture (the player's
+    timeline, as vsearch counts); 0 for most files, more where audio starts first."""
+    import av  # a dependency of vsearch itself
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            origin = (container.start_time or 0) / 1_000_000
+            return max(float(frame.pts * stream.time_base) - origin, 0.0)
+    return 0.0
+
+
 def encoder_args(codec: str = "libx264", crf: int = 18) -> list[str]:
     """ffmpeg output arguments selecting ``codec`` at a quality given as an x264-style CRF.
 

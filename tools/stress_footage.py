@@ -150,24 +150,40 @@ def _video_seed(seed: int, kind: str, number: int) -> int:
 # --------------------------------------------------------------------------- kinds
 
 
+def _random_still(rng: random.Random, sources: list[str], tmp: Path, size: tuple[int, int], scale: int) -> Path:
+    """A still of a random source at a random time, ``scale`` times ``size``."""
+    src = rng.choice(sources)
+    return _grab_still(src, _pick_time(rng, src), tmp / "still.png", (scale * size[0], scale * size[1]))
+
+
+def _play_still(still: Path, vf: str, seconds: float, dst: Path) -> None:
+    """``still`` shown for ``seconds`` at 25 fps through the filter ``vf``, encoded to ``dst``."""
+    run_ffmpeg(["-loop", "1", "-framerate", str(FPS), "-i", str(still), "-vf", vf, *_encode_args(seconds, dst)])
+
+
+def _play_moving_crop(still: Path, crop: tuple[str, str], at: tuple[str, str], size: tuple[int, int], noise: str,
+                      seconds: float, dst: Path) -> None:
+    """A ``crop`` (width, height expressions) of ``still`` whose corner follows ``at``
+    (x, y expressions of t), scaled to ``size``, with ``noise``."""
+    vf = (f"crop=w='{crop[0]}':h='{crop[1]}':x='{at[0]}':y='{at[1]}',scale={size[0]}:{size[1]},setsar=1,"
+          f"{noise},{_tail(seconds)}")
+    _play_still(still, vf, seconds, dst)
+
+
 def _still_shake(rng, sources, dst, seconds, size, tmp):
     width, height = size
-    src = rng.choice(sources)
     # Work at twice the size so the shake moves in half pixels, not whole-pixel jumps.
-    still = _grab_still(src, _pick_time(rng, src), tmp / "still.png", (2 * width, 2 * height))
+    still = _random_still(rng, sources, tmp, size, 2)
     amp = 2 * rng.uniform(1.5, 4.0) * width / 640  # a few output pixels
     x = f"(iw-ow)/2+{_sines(rng, amp, (0.1, 1.2))}"
     y = f"(ih-oh)/2+{_sines(rng, amp * 0.8, (0.1, 1.2))}"
-    vf = (f"crop=w='trunc(iw*0.9/2)*2':h='trunc(ih*0.9/2)*2':x='{x}':y='{y}',scale={width}:{height},setsar=1,"
-          f"{_noise(rng, 3)},{_tail(seconds)}")
-    run_ffmpeg(["-loop", "1", "-framerate", str(FPS), "-i", str(still), "-vf", vf, *_encode_args(seconds, dst)])
+    _play_moving_crop(still, ("trunc(iw*0.9/2)*2", "trunc(ih*0.9/2)*2"), (x, y), size, _noise(rng, 3), seconds, dst)
 
 
 def _slow_zoom(rng, sources, dst, seconds, size, tmp):
     width, height = size
-    src = rng.choice(sources)
     # zoompan crops at whole input pixels: a 4x input makes the zoom smooth.
-    still = _grab_still(src, _pick_time(rng, src), tmp / "still.png", (4 * width, 4 * height))
+    still = _random_still(rng, sources, tmp, size, 4)
     frames = _frames(seconds)
     end_zoom = rng.uniform(1.2, 1.35)
     fx, fy = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7)  # the point zoomed towards
@@ -211,9 +227,8 @@ def _textured_patch(rng: random.Random, still: Path, patch: int, candidates: int
 
 def _texture_scroll(rng, sources, dst, seconds, size, tmp):
     width, height = size
-    src = rng.choice(sources)
     # Twice the size again, for sub-pixel scrolling.
-    still = _grab_still(src, _pick_time(rng, src), tmp / "still.png", (2 * width, 2 * height))
+    still = _random_still(rng, sources, tmp, size, 2)
     patch = 2 * max(8, round(rng.uniform(40, 96) * width / 640 / 2) * 2)  # even, in 2x pixels
     px, py = _textured_patch(rng, still, patch)
     nx, ny = math.ceil(2 * width / patch) + 1, math.ceil(2 * height / patch) + 1
@@ -227,9 +242,7 @@ def _texture_scroll(rng, sources, dst, seconds, size, tmp):
     offset = patch * (math.ceil(speed * seconds / patch) + 1)
     x = f"mod({offset + rng.uniform(0, patch):.3f}+{vx:.4f}*t,{patch})"
     y = f"mod({offset + rng.uniform(0, patch):.3f}+{vy:.4f}*t,{patch})"
-    vf = (f"crop={2 * width}:{2 * height}:x='{x}':y='{y}',scale={width}:{height},setsar=1,"
-          f"{_noise(rng, 2)},{_tail(seconds)}")
-    run_ffmpeg(["-loop", "1", "-framerate", str(FPS), "-i", str(tiled), "-vf", vf, *_encode_args(seconds, dst)])
+    _play_moving_crop(tiled, (str(2 * width), str(2 * height)), (x, y), size, _noise(rng, 2), seconds, dst)
 
 
 def _slideshow(rng, sources, dst, seconds, size, tmp):

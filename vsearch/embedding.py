@@ -237,7 +237,7 @@ class QueryClip:
             self.readings += [reading, replace(reading, mirrored=True)] if mirrored else [reading]
         if rotations and plain is not None:
             self.readings += [Reading(rotation=turns) for turns in ROTATIONS]
-        self._cache: dict[tuple[Reading, float | None], ClipWindows] = {}
+        self._cache: dict[Reading, ClipWindows] = {}
 
     def _inset_in_detail(self, margins: tuple[int, int, int, int], count: int, timeout: float) -> np.ndarray:
         """The inset at the working size, cut from the clip decoded ``_INSET_DETAIL`` times larger.
@@ -273,15 +273,13 @@ class QueryClip:
         span = self.still[max(first, 0) : max(last, 0)]
         return float(span.mean()) if len(span) else 0.0
 
-    def windows(
-        self, readings: list[Reading] | None = None, *, seconds: float | None = None, allow_empty: bool = False
-    ) -> ClipWindows:
-        """Windows of the given readings (all by default), or of the clip's first ``seconds`` only.
+    def windows(self, readings: list[Reading] | None = None, *, allow_empty: bool = False) -> ClipWindows:
+        """Windows of the given readings (all by default), each described once and kept.
 
         Raises :class:`ClipTooShortError` when there are none, unless ``allow_empty``.
         """
         chosen = self.readings if readings is None else [r for r in self.readings if r in readings]
-        parts = [self._describe(r, seconds) for r in chosen]
+        parts = [self._describe(r) for r in chosen]
         if allow_empty and not parts:
             parts = [ClipWindows.empty(self.duration, self.config.dim)]
         if not allow_empty and sum(len(p.vectors) for p in parts) == 0:
@@ -293,12 +291,12 @@ class QueryClip:
             )
         return ClipWindows.concatenate(parts, self.duration)
 
-    def _describe(self, reading: Reading, seconds: float | None) -> ClipWindows:
+    def _describe(self, reading: Reading) -> ClipWindows:
         config, fpb = self.config, self.config.frames_per_block
         first_view = self.readings.index(reading) * fpb
         if reading.mirrored and config.features == "v1":
             # Mirroring permutes v1 descriptors exactly: no need to describe again.
-            base = self._describe(reading.unmirrored, seconds)
+            base = self._describe(reading.unmirrored)
             blocks = base.vectors.reshape(-1, config.block_dim)
             return replace(
                 base,
@@ -306,18 +304,9 @@ class QueryClip:
                 views=base.views % fpb + first_view,
                 mirrored=np.ones(len(base.vectors), dtype=bool),
             )
+        if reading in self._cache:
+            return self._cache[reading]
         frames = self.frames(reading.unmirrored)
-        if seconds is not None:  # whole seconds (so calls share work), plus a window and a block of phases
-            seconds = float(np.ceil(seconds))
-            needed = int(np.ceil((seconds * reading.speed + config.window_seconds) * config.analysis_fps)) + fpb
-            if needed >= len(frames):
-                seconds = None
-            else:
-                frames = frames[:needed]
-        # Windows of a longer span (or of the whole clip) serve a shorter request too.
-        for (cached, span), windows in self._cache.items():
-            if cached == reading and (span is None or (seconds is not None and span >= seconds)):
-                return windows
         if reading.mirrored:
             frames = frames[:, :, ::-1]  # seed has no layout to permute: describe the flip
         vectors, starts = [], []
@@ -343,5 +332,5 @@ class QueryClip:
             inset=np.full(sum(n), reading.inset),
             rotation=np.full(sum(n), reading.rotation, dtype=np.int64),
         )
-        self._cache[(reading, seconds)] = out
+        self._cache[reading] = out
         return out

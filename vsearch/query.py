@@ -210,8 +210,7 @@ def find_segments(
     echoes: up to ``k`` hits >= ``floor``."""
     aligner = Aligner(
         library=library.windows,
-        # The whole clip, whatever span is asked: each reading is then described once.
-        readings=lambda seconds, reading: clip.windows([reading], allow_empty=True),
+        readings=lambda reading: clip.windows([reading], allow_empty=True),
         speeds=tuple(sorted({r.speed for r in clip.readings if not r.inset and not r.rotation})),
     )
     return aggregate(searched.windows, searched.sq_dist, searched.ids, library.videos, library.config, k=k,
@@ -323,11 +322,11 @@ def is_duplicate(hit: Hit, better: Hit) -> bool:
 @dataclass(frozen=True)
 class Aligner:
     """What refining hits needs: a video's stored windows (``library(video_id)``), the
-    clip's windows in one reading over its first seconds (``readings(seconds,
-    reading)``), and the speeds there are readings for."""
+    clip's windows in one reading (``readings(reading)``, described once and kept),
+    and the speeds there are readings for."""
 
     library: Callable[[int], np.ndarray]
-    readings: Callable[[float, Reading], ClipWindows]
+    readings: Callable[[Reading], ClipWindows]
     speeds: tuple[float, ...]
 
 
@@ -527,7 +526,7 @@ def _align_locally(
     ``offset``, over ``_REFINE_SECONDS`` of clip, and the offset giving it (ties: nearest)."""
     steps = np.arange(-_REFINE_RADIUS, _REFINE_RADIUS + 1e-9, config.frame_step)
     reading = _reading_of(hit, speed)
-    clip = aligner.readings(hit.query_start + _REFINE_SECONDS, reading)
+    clip = aligner.readings(reading)
     rows = _rows_of(clip, reading, hit.query_start, hit.query_start + _REFINE_SECONDS)
     if len(rows) == 0:
         return None
@@ -544,7 +543,7 @@ def _place(
 ) -> tuple[float, bool, tuple[float, float] | None]:
     """The whole clip's reading at ``speed`` placed on the video: (offset, distinct, fitted rate)."""
     reading = _reading_of(hit, speed)
-    clip = aligner.readings(hit.query_end, reading)
+    clip = aligner.readings(reading)
     rows = _rows_of(clip, reading, hit.query_start, hit.query_end)
     offset, distinct = _settle_globally(clip, rows, offset, library, config)
     return offset, distinct, fit_rate(clip, rows, offset, library, config, max_shift=0.5)
