@@ -75,6 +75,19 @@ def test_html_report_is_self_contained(built_index, clips, tmp_path):
     assert first.shape[0] == 90 and first.std() > 5  # a real picture, not a blank
 
 
+def test_report_of_a_turned_clip_draws_its_alignment(built_index, clips, tmp_path):
+    from tools.ffmpeg_tools import cut_clip
+
+    _, source, start = clips["exact"]
+    turned = cut_clip(source, tmp_path / "turned.mp4", start=start, duration=5.0, crf=20, vf="transpose=1")
+    target = tmp_path / "report.html"
+    run_cli("query", str(turned), "--index", str(built_index), "--report", str(target), "-k", "1", check=True)
+    page = _Collector()
+    page.feed(target.read_text())
+    # The distance curve is drawn from the turned reading: the hit's own alignment.
+    assert page.sections == 1 and page.polylines == 1 and len(page.images) == 10
+
+
 def test_report_for_a_clip_without_hits_says_so(built_index, clips, tmp_path):
     target = tmp_path / "none.html"
     run_cli("query", str(clips["negative"][0]), "--index", str(built_index), "--report", str(target), check=True)
