@@ -247,3 +247,26 @@ def resize(frames):
     from vsearch.features import resize_frames
 
     return resize_frames(frames, 96, 128, np)
+
+
+def test_mirroring_no_descriptors_gives_none():
+    from vsearch.features import mirror_descriptors
+
+    config = IndexConfig()
+    assert mirror_descriptors(np.zeros((0, config.block_dim), np.float32), config).shape == (0, config.block_dim)
+
+
+def test_inset_against_the_frame_edge_or_with_a_plain_side_is_found():
+    from vsearch.features import detect_inset
+
+    background = _smooth_moving_frames(30, seed=1)
+    inset = _smooth_moving_frames(30, seed=2)[:, ::2, ::2]  # 48 x 64, the frame's aspect
+    edge = background.copy()
+    edge[:, 20:68, 0:64] = inset  # against the left edge: three sides show
+    top, bottom, left, right = detect_inset(edge)
+    assert abs(top - 20) <= 1 and abs(bottom - (96 - 68)) <= 1 and left == 0 and abs(right - 64) <= 1
+    plain_side = background.copy()
+    plain_side[:, 10:58, 30:94] = inset
+    plain_side[:, 10:58, 30:36] = background[:, 10:58, 24:30]  # its left side blends into the background
+    found = detect_inset(plain_side)
+    assert found is not None and abs(found[0] - 10) <= 1 and abs(found[1] - 38) <= 1

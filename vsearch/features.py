@@ -187,6 +187,7 @@ def detect_borders(frames: np.ndarray) -> tuple[int, int, int, int]:
 
 _INSET_SIDE = (0.2, 0.8)  # an inset's width and height, as shares of the frame's
 _INSET_ASPECT = 0.3  # an inset keeps the frame's aspect ratio within +-30 %
+_INSET_TIGHT_ASPECT = 0.08  # ...within +-8 % when only three of its sides show
 _INSET_MIN_EDGE = 10.0  # grey levels: each side's persistent edge is at least this...
 _INSET_EDGE_RATIO = 3.0  # ...and this many times the frame's typical persistent edge
 _INSET_MIN_TEXTURE = 2.0  # mean gradient inside, so a flat box (a logo plate) is no inset
@@ -206,54 +207,70 @@ def detect_inset(frames: np.ndarray) -> tuple[int, int, int, int] | None:
     """Margins (top, bottom, left, right) of a picture-in-picture inset, or None.
 
     A clip shown small over other footage keeps a rectangular border that stays put
-    while both pictures change: four straight edges, present in most frames, around a
+    while both pictures change: straight edges, present in most frames, around a
     textured region of about the frame's aspect ratio. The candidates are the strongest
-    persistent edge rows and columns; the rectangle whose four sides are all clearly
-    persistent edges, weighted by their length, wins. Only used on query clips, as an
-    extra view: a false detection costs search time, a missed one loses only the PiP.
+    persistent edge rows and columns, and the frame's own borders. A rectangle counts
+    when each side is clearly a persistent edge or lies on the frame's border (an
+    inset against the frame's edge; three real edges at least), or when three sides are and its
+    aspect is the frame's within ``_INSET_TIGHT_ASPECT`` (the fourth side runs along
+    footage as plain as the background: a talking head on a plain wall). The one
+    whose real edges are strongest on average, weighted by its size, wins (a
+    three-sided one at a discount). Only used on query
+    clips, as an extra view: a false detection costs search time, a missed one loses
+    only the PiP.
     """
     f = np.asarray(frames, dtype=np.float32)
     if len(f) < 3:
         return None
     h, w = f.shape[1:]
-    # Median over time: an edge counts only if it is there in most frames.
-    ex = np.median(np.abs(np.diff(f, axis=2)), axis=0)  # (h, w-1), between columns x and x+1
-    ey = np.median(np.abs(np.diff(f, axis=1)), axis=0)  # (h-1, w), between rows y and y+1
-    floor = max(_INSET_MIN_EDGE, _INSET_EDGE_RATIO * float(np.median(np.concatenate([ex.ravel(), ey.ravel()]))))
-    cols = _profile_peaks(ex.mean(axis=0), _INSET_CANDIDATES)
-    rows = _profile_peaks(ey.mean(axis=1), _INSET_CANDIDATES)
+    # Median over time: an edge counts only if it is there in most frames. Padded with
+    # the frame's borders: column x of ``ex`` is the edge just left of pixel column x.
+    ex = np.pad(np.median(np.abs(np.diff(f, axis=2)), axis=0), ((0, 0), (1, 1)))  # (h, w+1)
+    ey = np.pad(np.median(np.abs(np.diff(f, axis=1)), axis=0), ((1, 1), (0, 0)))  # (h+1, w)
+    floor = max(_INSET_MIN_EDGE, _INSET_EDGE_RATIO * float(np.median(np.concatenate([ex[:, 1:-1].ravel(),
+                                                                                      ey[1:-1].ravel()]))))
+    cols = np.union1d(_profile_peaks(ex.mean(axis=0), _INSET_CANDIDATES), [0, w])
+    rows = np.union1d(_profile_peaks(ey.mean(axis=1), _INSET_CANDIDATES), [0, h])
     x0, x1, y0, y1 = (a.ravel() for a in np.meshgrid(cols, cols, rows, rows, indexing="ij"))
     iw, ih = x1 - x0, y1 - y0
+    aspect = np.abs((iw / w) / np.maximum(ih / h, 1e-9) - 1)
     ok = (
         (iw >= _INSET_SIDE[0] * w) & (iw <= _INSET_SIDE[1] * w)
         & (ih >= _INSET_SIDE[0] * h) & (ih <= _INSET_SIDE[1] * h)
-        & (np.abs((iw / w) / np.maximum(ih / h, 1e-9) - 1) <= _INSET_ASPECT)
+        & (aspect <= _INSET_ASPECT)
     )
     if not ok.any():
         return None
-    x0, x1, y0, y1, iw, ih = (a[ok] for a in (x0, x1, y0, y1, iw, ih))
-    # Mean of a map along each side, from cumulative sums along the side.
+    x0, x1, y0, y1, iw, ih, aspect = (a[ok] for a in (x0, x1, y0, y1, iw, ih, aspect))
+
     def along_sides(vertical: np.ndarray, horizontal: np.ndarray) -> np.ndarray:
-        cx = np.vstack([np.zeros((1, w - 1)), np.cumsum(vertical, axis=0, dtype=np.float64)])
-        cy = np.hstack([np.zeros((h - 1, 1)), np.cumsum(horizontal, axis=1, dtype=np.float64)])
+        """Mean of a map along each side (left, right, top, bottom), from cumulative sums."""
+        cx = np.vstack([np.zeros((1, w + 1)), np.cumsum(vertical, axis=0, dtype=np.float64)])
+        cy = np.hstack([np.zeros((h + 1, 1)), np.cumsum(horizontal, axis=1, dtype=np.float64)])
         return np.stack([
-            (cx[y1 + 1, x0] - cx[y0 + 1, x0]) / ih,
-            (cx[y1 + 1, x1] - cx[y0 + 1, x1]) / ih,
-            (cy[y0, x1 + 1] - cy[y0, x0 + 1]) / iw,
-            (cy[y1, x1 + 1] - cy[y1, x0 + 1]) / iw,
+            (cx[y1, x0] - cx[y0, x0]) / ih,
+            (cx[y1, x1] - cx[y0, x1]) / ih,
+            (cy[y0, x1] - cy[y0, x0]) / iw,
+            (cy[y1, x1] - cy[y1, x0]) / iw,
         ])
 
     sides = along_sides(ex, ey)
-    # A border is an edge all along each side, not a few strong stretches.
+    # A side is an edge all along it, not a few strong stretches.
     covered = along_sides(ex >= floor / 2, ey >= floor / 2)
-    strong = (sides.min(axis=0) >= floor) & (covered.min(axis=0) >= _INSET_COVERAGE)
-    if not strong.any():
+    edge = (sides >= floor) & (covered >= _INSET_COVERAGE)
+    border = np.stack([x0 == 0, x1 == w, y0 == 0, y1 == h])
+    real = edge.sum(axis=0)
+    cornered = np.all(edge | border, axis=0) & (real >= 3)
+    three_sided = (real == 3) & ~border.any(axis=0) & (aspect <= _INSET_TIGHT_ASPECT)
+    found = cornered | three_sided
+    if not found.any():
         return None
-    score = np.where(strong, (sides[0] + sides[1]) * ih + (sides[2] + sides[3]) * iw, -1.0)
+    # The strongest real edges on average (a frame border is no evidence either way), larger first.
+    strength = np.where(edge, sides, 0.0).sum(axis=0) / np.maximum(real, 1)
+    score = np.where(found, strength * (ih + iw) * np.where(three_sided, 0.75, 1.0), -1.0)
     best = int(np.argmax(score))
-    top, bottom, left, right = int(y0[best]) + 1, int(y1[best]) + 1, int(x0[best]) + 1, int(x1[best]) + 1
-    inside = ex[top:bottom, left : right - 1]
-    if inside.size == 0 or float(np.abs(np.diff(f[:, top:bottom, left:right], axis=2)).mean()) < _INSET_MIN_TEXTURE:
+    top, bottom, left, right = int(y0[best]), int(y1[best]), int(x0[best]), int(x1[best])
+    if float(np.abs(np.diff(f[:, top:bottom, left:right], axis=2)).mean()) < _INSET_MIN_TEXTURE:
         return None
     return (top, h - bottom, left, w - right)
 
@@ -361,7 +378,7 @@ def mirror_descriptors(blocks: np.ndarray, config: IndexConfig) -> np.ndarray:
     order = [KERNEL_NAMES.index(n) for n in ("motion_l", "motion_r", "motion_u", "motion_d",
                                              "laplacian", "inversion", "sobel")]
     cube = blocks.reshape(len(blocks), len(KERNEL_NAMES), gh, gw)
-    return np.ascontiguousarray(cube[:, order, :, ::-1].reshape(len(blocks), -1))
+    return np.ascontiguousarray(cube[:, order, :, ::-1].reshape(blocks.shape))
 
 
 def block_descriptors(frames: Any, config: IndexConfig, xp: Any) -> Any:
