@@ -225,8 +225,6 @@ class QueryClip:
         #: Grid cells hidden by a still overlay (a logo box) in the clip, or None.
         self.overlay = detect_static_overlay(plain[: fpb * _DETECTION_BLOCKS], config.grid) if v1 else None
         margins = detect_inset(plain[: fpb * _DETECTION_BLOCKS]) if inset and v1 else None
-        #: Margins (top, bottom, left, right) of a picture-in-picture inset, or None.
-        self.inset_margins = margins
         if margins is not None:
             self._frames[Reading(inset=True)] = (
                 remove_borders(plain, margins, np) if any(borders)

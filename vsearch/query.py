@@ -476,10 +476,13 @@ def refine(hit: Hit, offset: float, aligner: Aligner, config: IndexConfig, recor
     over ``_REFINE_SECONDS`` of clip from the hit's start, are compared with the
     library windows they land on, for each offset within ``_REFINE_RADIUS`` s on the
     analysis-frame grid: a cut or a movement anywhere in that span pins the
-    alignment. Unless that alignment is near-perfect (``_ALIGNED``), the readings at
-    the other speeds are tried too (not for rotated or inset readings), and one must
-    beat the plain speed by ``_EDIT_MARGIN`` to win. Ties keep the voted offset.
-    Last, :func:`fit_rate` measures the playback rate along the whole hit.
+    alignment. Unless that alignment is good (``_ALIGNED``), the readings at the
+    neighbouring speeds are tried too (not for rotated or inset readings, nor weak
+    hits), and one must beat the plain speed by ``_EDIT_MARGIN`` to win. Ties keep
+    the voted offset. Then the whole clip is placed on the whole video
+    (:func:`_settle_globally`: moved, or marked ambiguous with its score capped) and
+    :func:`fit_rate` measures the playback rate along it; a rate beyond the
+    reading's +-5 % sends the hit to the reading nearest to it.
     """
     library = aligner.library(hit.video_id)
     if len(library) == 0:
