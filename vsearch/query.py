@@ -333,7 +333,6 @@ class Aligner:
 @dataclass
 class _Segment:
     hit: Hit
-    view: int
     offset: float
 
 
@@ -451,7 +450,7 @@ def _make_segment(
         inset=bool(clip.inset[row]),
         rotation=int(clip.rotation[row]) * 90,
     )
-    return _Segment(hit=hit, view=view, offset=offset)
+    return _Segment(hit=hit, offset=offset)
 
 
 def _reading_of(hit: Hit, speed: float | None = None) -> Reading:
