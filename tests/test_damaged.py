@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from vsearch import VideoIndex
+from vsearch import IndexConfig, VideoIndex
 from vsearch.errors import ClipTooShortError, VideoError
 import numpy as np
 
@@ -159,3 +159,20 @@ def test_a_repaired_file_replaces_its_partial_record(damaged, tmp_path):
         (record,) = index.videos()
         assert not record.partial and record.damaged == () and record.duration_s == pytest.approx(20.0, abs=0.05)
         assert index.verify().ok
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "decord"])
+def test_decoders_stay_quiet_on_damaged_files(damaged, tmp_path, capfd, decoder):
+    """FFmpeg and decord print to stderr from C; neither the CLI nor the Python API lets it through."""
+    pytest.importorskip(decoder if decoder == "decord" else "av")
+    _, files, _, _ = damaged
+    chosen = [files[case] for case in sorted(files) if case.endswith(("runs", "header", "cut50"))][::2]
+    assert chosen
+    capfd.readouterr()
+    with VideoIndex.create(tmp_path / "api", IndexConfig(decoder=decoder), device="cpu") as index:
+        results = index.add(chosen)
+    assert any(r.status in ("partial", "failed") for r in results)
+    assert capfd.readouterr().err == ""
+    proc = run_cli("ingest", *map(str, chosen), "--index", str(tmp_path / "cli"), "--decoder", decoder)
+    ours = [line for line in proc.stderr.splitlines() if line.startswith(("PARTIAL ", "FAILED "))]
+    assert proc.stderr.splitlines() == ours, proc.stderr

@@ -127,10 +127,10 @@ def test_lost_or_damaged_vector_file_is_repaired_from_lmdb(scratch_index, clips,
 
 def test_rebuild_can_switch_index_type_and_back(scratch_index, clips):
     with VideoIndex.open(scratch_index, device="cpu") as index:
-        assert index.rebuild(index_type="IVF4,Flat") == 30 * 3
-        assert index.stats().index_type == "IVF4,Flat"
+        assert index.rebuild(index_type="IVF2,Flat") == 30 * 3
+        assert index.stats().index_type == "IVF2,Flat"
     with VideoIndex.open(scratch_index, device="cpu") as index:
-        assert index.index_type == "IVF4,Flat" and index.verify().ok
+        assert index.index_type == "IVF2,Flat" and index.verify().ok
         assert index.query(clips["exact"][0]).hits[0].video == str(clips["exact"][1])
         index.rebuild(index_type="Flat")
         assert index.stats().index_type == "IDMap2,Flat"
@@ -381,11 +381,11 @@ def test_vector_file_of_the_old_ivf_layout_is_rebuilt_on_open(scratch_index, cli
     import faiss
 
     with VideoIndex.open(scratch_index, device="cpu") as index:
-        index.rebuild(index_type="IVF8,Flat")
+        index.rebuild(index_type="IVF2,Flat")
         with index._store.snapshot() as snap:
             per_video = [index._windows_of(snap, rec) for rec in snap.videos()]
     # What vsearch 0.1.0 wrote: the IVF inside an IndexIDMap2 (its ids break on removal).
-    old = faiss.IndexIDMap2(faiss.index_factory(per_video[0][1].shape[1], "IVF8,Flat"))
+    old = faiss.IndexIDMap2(faiss.index_factory(per_video[0][1].shape[1], "IVF2,Flat"))
     old.train(np.concatenate([vectors for _, vectors in per_video]))
     for ids, vectors in per_video:
         old.add_with_ids(vectors, ids)
@@ -394,7 +394,7 @@ def test_vector_file_of_the_old_ivf_layout_is_rebuilt_on_open(scratch_index, cli
         report = index.verify()
         assert not report.ok and "inside an id map" in report.problems[0]
     with VideoIndex.open(scratch_index, device="cpu") as index:  # repaired and saved
-        assert index.verify().ok and index.stats().index_type == "IVF8,Flat"
+        assert index.verify().ok and index.stats().index_type == "IVF2,Flat"
         clip, source, start = clips["exact"]
         top = index.query(clip).hits[0]
         assert top.video == str(source) and abs(top.start - start) <= 0.15
@@ -414,7 +414,7 @@ def test_training_reads_a_bounded_sample_spread_over_all_videos(scratch_index, c
     monkeypatch.setattr(vectorstore.VectorStore, "train", spy)
     with VideoIndex.open(scratch_index, device="cpu") as index:
         total = sum(rec.windows for rec in index.videos())
-        index.rebuild(index_type="IVF4,Flat")
+        index.rebuild(index_type="IVF2,Flat")
         assert total >= 90 and len(seen) == 1 and 30 <= len(seen[0]) <= 45 + len(index.videos())
         # Every video contributed some of its own windows.
         with index._store.snapshot() as snap:
@@ -452,3 +452,40 @@ def test_rate_is_fitted_where_the_plain_reading_already_matches(near_static_inde
         top = index.query(clip).hits[0]
     assert plain and plain[0].speed == 1.0 and plain[0].score > 0.85  # the trap
     assert top.video == str(shaky) and abs(top.speed - rate) <= 0.02 and abs(top.start - 8.37) <= 0.15
+
+
+def test_rebuild_validates_the_factory_string_and_size_first(scratch_index):
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        with pytest.raises(ConfigMismatchError) as caught:
+            index.rebuild(index_type="IVF1024,Flat")
+        assert str(caught.value) == "IVF1024 needs at least 39,936 training vectors; this index has 90; use Flat"
+        with pytest.raises(ConfigMismatchError, match=r"PQ8 needs at least 9,984 training vectors"):
+            index.rebuild(index_type="IVF2,PQ8")
+        with pytest.raises(ConfigMismatchError, match=r"^invalid index type 'IVF2,Bogus'") as caught:
+            index.rebuild(index_type="IVF2,Bogus")
+        assert "\n" not in str(caught.value) and "faiss::" not in str(caught.value)
+        assert index.verify().ok and index.index_type == "Flat"
+
+
+def test_check_trainable_suggests_what_fits():
+    from vsearch.vectorstore import check_trainable
+
+    with pytest.raises(ConfigMismatchError) as caught:
+        check_trainable("IVF1024,Flat", 3120)
+    assert str(caught.value) == "IVF1024 needs at least 39,936 training vectors; this index has 3,120; use IVF64,Flat or Flat"
+    check_trainable("IVF64,SQfp16", 2496)
+    check_trainable("Flat", 0)
+
+
+def test_faiss_stays_quiet_on_small_trainings(scratch_index, monkeypatch, capfd):
+    """FAISS prints k-means warnings from C++ straight to stderr; the Python API must not."""
+    from vsearch import vectorstore
+
+    # Fewer training points than k-means wants per list: FAISS would warn.
+    monkeypatch.setattr(vectorstore.VectorStore, "training_size", lambda store: 50)
+    capfd.readouterr()
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        index.rebuild(index_type="IVF2,Flat")
+        assert index.verify().ok
+    captured = capfd.readouterr()
+    assert "WARNING" not in captured.err and "clustering" not in captured.err, captured.err

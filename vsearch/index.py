@@ -461,7 +461,9 @@ class VideoIndex:
         """
         policy = index_type or self.index_policy
         if policy != "auto":
-            vectorstore.VectorStore.create(self.config.dim, policy)  # validate before locking
+            # Validate before locking: a bad string or too few vectors changes nothing.
+            vectorstore.VectorStore.create(self.config.dim, policy)
+            vectorstore.check_trainable(policy, sum(record.windows for record in self._videos.values()))
         self._begin_write()
         try:
             target = vectorstore.auto_index_type(self._vectors.ntotal) if policy == "auto" else policy

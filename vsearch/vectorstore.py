@@ -9,6 +9,7 @@ present, searches run on a GPU copy; the file on disk is always a CPU index.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 
 import faiss
@@ -56,6 +57,38 @@ def default_nprobe(ivf) -> int:
     return int(min(max(wanted, 16), 256, ivf.nlist))
 
 
+#: k-means wants this many training points per centroid (FAISS warns below it).
+MIN_POINTS_PER_CENTROID = 39
+
+
+def training_needs(index_type: str) -> tuple[int, str]:
+    """Training vectors a factory type needs for well-placed centroids, and the part
+    that needs them (``(0, "")`` for Flat).
+
+    An IVF with ``n`` lists needs ``39 n``; a product quantizer with ``b``-bit codes
+    ``39 * 2^b`` (FAISS's own k-means rule of thumb, which it prints as a warning).
+    """
+    needs = [(0, "")]
+    for part in (p.strip() for p in index_type.split(",")):
+        if match := re.fullmatch(r"IVF(\d+)(?:_.*)?", part):
+            needs.append((MIN_POINTS_PER_CENTROID * int(match.group(1)), part))
+        elif match := re.fullmatch(r"O?PQ(\d+)(?:x(\d+))?(?:fs|np)*", part):
+            needs.append((MIN_POINTS_PER_CENTROID * 2 ** int(match.group(2) or 8), part))
+    return max(needs)
+
+
+def check_trainable(index_type: str, n_vectors: int) -> None:
+    """Refuse a factory type that ``n_vectors`` cannot train well, saying what would work."""
+    needed, part = training_needs(index_type)
+    if n_vectors >= needed:
+        return
+    lists = 2 ** int(np.floor(np.log2(n_vectors / MIN_POINTS_PER_CENTROID))) if n_vectors >= 4 * 39 else 0
+    instead = f"IVF{lists},Flat or Flat" if lists >= 4 else "Flat"
+    raise ConfigMismatchError(
+        f"{part} needs at least {needed:,} training vectors; this index has {n_vectors:,}; use {instead}"
+    )
+
+
 # Removing a video must work in place, which rules out graph indexes such as HNSW.
 _REMOVABLE_PREFIXES = ("Flat", "IVF", "PCA", "OPQ", "SQ", "PQ")
 
@@ -66,6 +99,13 @@ def _extract_ivf(index: faiss.Index):
         return faiss.extract_index_ivf(index)
     except RuntimeError:
         return None
+
+
+def faiss_reason(exc: BaseException) -> str:
+    """FAISS's own words from one of its errors, without the C++ signature and source line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    found = re.search(r"\.(?:cpp|h|cu):\d+: (?:Error: '.*?' failed: )?(.*)$", text)
+    return (found.group(1) if found else text)[:200]
 
 
 def _gpu_count() -> int:
@@ -104,7 +144,7 @@ class VectorStore:
         try:
             inner = faiss.index_factory(dim, index_type, faiss.METRIC_L2)
         except RuntimeError as exc:
-            raise ConfigMismatchError(f"invalid index type {index_type!r} ({str(exc).splitlines()[0][:120]})") from None
+            raise ConfigMismatchError(f"invalid index type {index_type!r}: {faiss_reason(exc)}") from None
         return cls(inner if _extract_ivf(inner) is not None else faiss.IndexIDMap2(inner))
 
     @property
@@ -129,11 +169,15 @@ class VectorStore:
             # (The local keeps the GPU index alive: faiss holds only a raw pointer.)
             clustering = faiss.index_cpu_to_all_gpus(faiss.IndexFlatL2(ivf.d))
             ivf.clustering_index = clustering
+        if ivf is not None:
+            # Sizes are checked before (check_trainable; auto sizes fit), so FAISS's
+            # own warning, printed on stderr by C++, would only be noise.
+            ivf.cp.min_points_per_centroid = 1
         try:
             self.index.train(np.ascontiguousarray(vectors, dtype=np.float32))
         except RuntimeError as exc:
             raise ConfigMismatchError(
-                f"cannot train the index on {len(vectors)} vectors ({str(exc).splitlines()[0][:120]}); "
+                f"cannot train the index on {len(vectors)} vectors ({faiss_reason(exc)}); "
                 "use a smaller IVF list count or Flat"
             ) from None
         finally:
@@ -163,7 +207,7 @@ class VectorStore:
         try:
             index = faiss.read_index(path, flags)
         except RuntimeError as exc:
-            raise IndexCorruptError(f"{path}: cannot read vector index ({str(exc).splitlines()[0][:160]})") from None
+            raise IndexCorruptError(f"{path}: cannot read vector index ({faiss_reason(exc)})") from None
         if type(index) is faiss.Index:  # read_index usually hands back the concrete class already
             index = faiss.downcast_index(index)
         if isinstance(index, faiss.IndexIDMap2):
