@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from .conftest import LIBRARY_SEEDS, run_cli
 
 
@@ -122,3 +124,172 @@ def test_an_index_built_with_decord_answers_through_decord(media, clips, tmp_pat
     assert hit["video"] == str(source) and abs(hit["start"] - start) <= 0.1
     stats = json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)
     assert stats["config"]["decoder"] == "decord"
+
+
+# -- a new user's first hour: errors, help, output ------------------------------------
+
+
+def test_ingest_of_a_missing_path_fails_in_one_line_and_creates_nothing(media, tmp_path):
+    index = tmp_path / "ix"
+    proc = run_cli("ingest", str(tmp_path / "no" / "such" / "dir"), "--index", str(index))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "no such file or folder" in proc.stderr and "no/such/dir" in proc.stderr
+    assert not index.exists()
+    # With a real file beside it: still refused before anything is written.
+    proc = run_cli("ingest", str(media["extra"]), str(tmp_path / "typo.mp4"), "--index", str(index))
+    assert proc.returncode == 1 and "typo.mp4" in proc.stderr and not index.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_cli("ingest", str(empty), "--index", str(index))
+    assert proc.returncode == 1 and "no video files" in proc.stderr and not index.exists()
+
+
+def test_bad_option_values_get_one_line_not_a_box(clips, tmp_path):
+    for args in (("query", str(clips["exact"][0]), "-k", "0"), ("query", str(clips["exact"][0]), "--min-score", "2"),
+                 ("ingest", "--bogus", "x"), ("nonsense",), ("query",)):
+        proc = run_cli(*args, "--index", str(tmp_path / "ix"))
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("vsearch: error: "), proc.stderr
+        assert "╭" not in proc.stderr and "│" not in proc.stderr and "--help" in proc.stderr
+
+
+def test_exit_codes_are_the_documented_ones():
+    """The README's table is a contract: each code means what it says there."""
+    import re
+    from pathlib import Path
+
+    from vsearch import cli, errors
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = dict(re.findall(r"^\| (\d+) \| (.+) \|$", readme.split("### Exit codes", 1)[1], re.M))
+    expected = {
+        errors.VsearchError: 1, errors.VideoError: 1, errors.NotIndexedError: 1, cli.EXIT_PARTIAL: 2,
+        errors.IndexNotFoundError: 3, errors.IndexLockedError: 4, errors.ConfigMismatchError: 5,
+        errors.RebuildNeededError: 5, errors.IndexCorruptError: 6, errors.DeviceError: 7, cli.EXIT_INTERNAL: 70,
+    }
+    for what, code in expected.items():
+        assert (what if isinstance(what, int) else what.exit_code) == code, what
+        assert str(code) in table, code
+    assert sorted(map(int, table)) == [0, 1, 2, 3, 4, 5, 6, 7, 70]
+    words = {3: "no index", 4: "writer", 5: "settings", 6: "damaged", 7: "device", 70: "bug"}
+    assert all(word in table[str(code)] for code, word in words.items())
+
+
+def test_query_accepts_folders_of_clips(built_index, clips, tmp_path):
+    folder = tmp_path / "clips"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(clips["exact"][0], folder / "a.mp4")
+    shutil.copy(clips["reencoded_small"][0], folder / "sub" / "b.mp4")
+    (folder / "notes.txt").write_text("not a clip")
+    proc = run_cli("query", str(folder), "--index", str(built_index), "--json", "-k", "1", check=True)
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [line["query"] for line in lines] == [str(folder / "a.mp4"), str(folder / "sub" / "b.mp4")]
+    assert [line["hits"][0]["video"] for line in lines] == [str(clips["exact"][1]), str(clips["reencoded_small"][1])]
+
+
+def _decimals(value: float) -> int:
+    text = repr(value)
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def test_json_times_are_rounded_to_the_millisecond(built_index, clips, media, tmp_path):
+    hit = json.loads(run_cli("query", str(clips["reencoded_small"][0]), "--index", str(built_index), "--json",
+                             check=True).stdout)["hits"][0]
+    assert all(_decimals(hit[f]) <= 3 for f in ("start", "end", "query_start", "query_end"))
+    assert all(_decimals(hit[f]) <= 4 for f in ("score", "distance", "speed"))
+    ingest = json.loads(run_cli("ingest", str(media["negative"]), "--index", str(tmp_path / "ix"), "--json",
+                                check=True).stdout)
+    assert ingest["results"][0]["duration_s"] > 11 and _decimals(ingest["results"][0]["duration_s"]) <= 3
+    listed = json.loads(run_cli("list", "--index", str(tmp_path / "ix"), "--json", check=True).stdout)
+    assert _decimals(listed[0]["duration_s"]) <= 3
+
+
+def test_human_times_read_h_mm_ss_mmm():
+    from vsearch.cli import _hms
+
+    assert _hms(12.3666666) == "0:00:12.367"
+    assert _hms(3725.5) == "1:02:05.500"
+    assert _hms(36000 * 3 + 0.0004) == "30:00:00.000"
+
+
+COMMANDS = ("ingest", "query", "features", "stats", "list", "remove", "verify", "rebuild")
+
+
+def test_every_command_has_examples_and_readable_help():
+    for command in COMMANDS:
+        text = run_cli(command, "--help", env={"COLUMNS": "80"}, check=True).stdout
+        assert "Examples:" in text and f"vsearch {command} " in text, command
+        assert "<bool>" not in text, command
+        assert max(map(len, text.splitlines())) <= 80, command
+        if command not in ("features",):
+            # --index names its default and the environment variable.
+            assert "$VSEARCH_INDEX" in text and "indexes/default" in text, command
+    top = run_cli("--help", env={"COLUMNS": "80"}, check=True).stdout
+    assert "<bool>" not in top and "$VSEARCH_INDEX" in top
+    # Paragraphs are reflowed, not broken where the source broke them.
+    ingest = run_cli("ingest", "--help", env={"COLUMNS": "200"}, check=True).stdout
+    assert "giving different ones for an existing index is refused" in " ".join(ingest.split())
+    assert not any(line.strip() in ("an", "is") for line in ingest.splitlines())
+
+
+def test_progress_bar_fits_one_line_at_80_and_200_columns():
+    import io
+    import re
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from vsearch.cli import progress_columns
+
+    for width in (80, 200):
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=width, force_terminal=True, color_system=None)
+        bar = Progress(*progress_columns(width, "files"), console=console, auto_refresh=False)
+        task = bar.add_task("a long [bold]file name[/bold] from someone's camera.mp4", total=12000, video_s=98765.0,
+                            rate=12.5)
+        bar.update(task, advance=4000)
+        bar.start()
+        bar.stop()
+        frames = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", f) for f in re.split(r"[\r\n]", buffer.getvalue())]
+        frames = [f for f in frames if f.strip()]
+        assert frames and all(len(f) <= width for f in frames), (width, frames)
+        # One line per refresh: the name (markup shown as typed), the bar, the count and the rate together.
+        assert all("[bold]" in f and "4000/12000" in f and "12.5x" in f for f in frames), frames
+        assert ("video-s" in frames[-1]) == (width >= 150)
+
+
+def test_progress_bar_in_a_real_terminal(media, tmp_path):
+    """tmux gives the command a real terminal of a chosen width; the bar must keep to it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed")
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    for name in ("lib11", "lib12", "lib13"):
+        shutil.copy(media[name], folder / f"{name} with a rather long file name for the bar.mp4")
+    for width in (80, 200):
+        session = f"vsearch-test-{os.getpid()}-{width}"
+        done = tmp_path / f"done-{width}"
+        command = (f"{sys.executable} -m vsearch ingest '{folder}' --index '{tmp_path / f'ix{width}'}'; "
+                   f"touch '{done}'; sleep 30")
+        # A private tmux server per width (-L): nothing shared with a user's tmux or the other width.
+        subprocess.run([tmux, "-L", session, "new-session", "-d", "-s", session, "-x", str(width), "-y", "20",
+                        command], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+        try:
+            deadline = time.monotonic() + 60
+            while not done.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            screen = subprocess.run([tmux, "-L", session, "capture-pane", "-p", "-t", session], capture_output=True,
+                                    text=True, check=True).stdout
+        finally:
+            subprocess.run([tmux, "-L", session, "kill-server"], capture_output=True)
+        lines = [line for line in screen.splitlines() if line.strip()]
+        bars = [line for line in lines if "3/3" in line]
+        # The finished bar is one line holding the count, the rate and the times, not wrapped.
+        assert len(bars) == 1 and "x" in bars[0] and "ETA" in bars[0], screen
+        assert "3 added" in screen and all(len(line) <= width for line in lines)

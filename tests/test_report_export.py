@@ -35,7 +35,7 @@ def test_csv_output_has_one_row_per_hit(built_index, clips):
 
 def test_default_output_is_a_readable_table(built_index, clips):
     out = run_cli("query", str(clips["exact"][0]), "--index", str(built_index), check=True).stdout
-    assert "1 hit" in out and "00:00:05." in out and "score 0.9" in out
+    assert "1 hit" in out and " 0:00:05." in out and "score 0.9" in out
 
 
 def test_png_report_shows_matching_frames_side_by_side(built_index, clips, tmp_path):
@@ -53,14 +53,32 @@ def test_png_report_shows_matching_frames_side_by_side(built_index, clips, tmp_p
 class _Collector(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
-        self.images, self.sections, self.polylines = [], 0, 0
+        self.images, self.sections, self.polylines, self.articles = [], 0, 0, 0
+        self.links, self.captions, self.svgs, self.texts = [], [], [], []
+        self._in = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "img":
             self.images.append(attrs["src"])
+        if tag == "a":
+            self.links.append(attrs["href"])
+        if tag == "svg":
+            self.svgs.append({"viewBox": attrs.get("viewbox"), "lines": [], "rects": []})
+        if tag == "line" and self.svgs:
+            self.svgs[-1]["lines"].append(attrs)
+        if tag == "rect" and self.svgs:
+            self.svgs[-1]["rects"].append(attrs)
+        self._in = tag
         self.sections += tag == "section"
+        self.articles += tag == "article"
         self.polylines += tag == "polyline"
+
+    def handle_data(self, data):
+        if self._in == "figcaption":
+            self.captions.append(data)
+        if self._in == "text":
+            self.texts.append(data)
 
 
 def test_html_report_is_self_contained(built_index, clips, tmp_path):
@@ -92,6 +110,89 @@ def test_report_for_a_clip_without_hits_says_so(built_index, clips, tmp_path):
     target = tmp_path / "none.html"
     run_cli("query", str(clips["negative"][0]), "--index", str(built_index), "--report", str(target), check=True)
     assert "No library segment matches" in target.read_text()
+
+
+def test_report_of_several_clips_is_one_page_and_leaves_nothing_stale(built_index, clips, tmp_path):
+    target = tmp_path / "r.html"
+    target.write_text("an old report")
+    old_style = tmp_path / "r-1.html"  # what earlier versions wrote beside it
+    proc = run_cli("query", str(clips["exact"][0]), str(clips["reencoded_small"][0]), str(clips["too_short"][0]),
+                   "--index", str(built_index), "--report", str(target), "-k", "2")
+    assert proc.returncode == 2  # the short clip is not answered
+    assert f"report: {target}" in proc.stderr and not old_style.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
+    page = _Collector()
+    text = target.read_text()
+    page.feed(text)
+    assert page.articles == 3 and str(clips["exact"][0]) in text and str(clips["reencoded_small"][0]) in text
+    assert "not answered" in text and "short.mp4" in text
+    # A failed run removes the old report instead of leaving it to look current.
+    proc = run_cli("query", str(clips["exact"][0]), "--index", str(tmp_path / "missing"), "--report", str(target))
+    assert proc.returncode == 3 and not target.exists()
+    proc = run_cli("query", str(clips["exact"][0]), "--index", str(built_index), "--report", str(tmp_path / "r.pdf"))
+    assert proc.returncode == 1 and ".html or .png" in proc.stderr
+
+
+def test_report_plots_share_one_scale_with_axes_threshold_and_span(built_index, clips, tmp_path):
+    # Two hits in one report, of clips from different videos at different places.
+    target = tmp_path / "r.html"
+    run_cli("query", str(clips["exact"][0]), str(clips["reencoded_small"][0]), "--index", str(built_index),
+            "--report", str(target), "--min-score", "0.6", check=True)
+    page = _Collector()
+    page.feed(target.read_text())
+    assert len(page.svgs) == 2 and page.polylines == 2
+    assert len({svg["viewBox"] for svg in page.svgs}) == 1
+    # Same axes everywhere: y from 0 to 1 (ticks 0.0 ... 1.0), x in clip seconds.
+    assert page.texts.count("window score") == 2 and page.texts.count("clip time (s)") == 2
+    assert page.texts.count("1.0") == 2 and page.texts.count("0.0") == 2
+    assert page.texts.count("threshold 0.60") == 2
+    for svg in page.svgs:
+        threshold = [line for line in svg["lines"] if line.get("class") == "threshold"]
+        span = [rect for rect in svg["rects"] if rect.get("class") == "span"]
+        assert len(threshold) == 1 and len(span) == 1 and float(span[0]["width"]) > 100
+    # Each hit links to its source at the matched seconds.
+    assert len(page.links) == 2 and all("#t=" in link and link.startswith("file://") for link in page.links)
+    start, end = page.links[0].split("#t=")[1].split(",")
+    assert abs(float(start) - clips["exact"][2]) < 0.2 and float(end) > float(start) + 4
+
+
+def test_report_never_labels_a_library_frame_past_the_end(built_index, media, tmp_path):
+    from tools.ffmpeg_tools import cut_clip, probe_duration
+    from vsearch.models import Hit
+    from vsearch.report import _aligned_times
+
+    source = media[f"lib{LIBRARY_SEEDS[2]}"]
+    duration = probe_duration(source)
+    # A hit that reaches past the end (windows are rounded up to whole blocks).
+    hit = Hit(video=str(source), video_id=3, start=duration - 4.0, end=duration + 0.4, query_start=0.0,
+              query_end=4.4, score=0.9, distance=0.1)
+    _, library_times = _aligned_times(hit, duration, 25.0)
+    assert library_times.max() <= duration - 0.02 and library_times.max() >= duration - 0.1
+    # End to end: a clip cut up to the very end of a library video.
+    clip = cut_clip(source, tmp_path / "tail.mp4", start=duration - 5.0, duration=5.0, crf=18)
+    target = tmp_path / "tail.html"
+    run_cli("query", str(clip), "--index", str(built_index), "--report", str(target), "-k", "1", check=True)
+    page = _Collector()
+    page.feed(target.read_text())
+    library = [float(c.split()[1]) for c in page.captions if c.startswith("library")]
+    assert len(library) == 5 and max(library) < duration and max(library) > duration - 1.5
+
+
+def test_report_renders_in_a_real_browser(built_index, clips, tmp_path):
+    from tools.render_report import find_browser, render
+
+    if find_browser() is None:
+        pytest.skip("no Chromium (apt-get install chromium)")
+    target = tmp_path / "r.html"
+    run_cli("query", str(clips["exact"][0]), str(clips["reencoded_small"][0]), "--index", str(built_index),
+            "--report", str(target), check=True)
+    for width in (1280, 640):
+        shot = tmp_path / f"shot-{width}.png"
+        result = render(target, width=width, screenshot=shot)
+        assert result["images"] == 20 and result["broken_images"] == 0, result
+        assert result["overflowing"] == [] and result["page_width"] <= width, result
+        assert result["plots"] == 2 and result["complete_plots"] == 2, result
+        assert shot.stat().st_size > 10_000
 
 
 def test_feature_export_npz_and_npy(media, tmp_path):

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from tools.eval import score_positive, summarise
 from tools.ffmpeg_tools import apply_transform, probe_duration
 from vsearch.decode import VideoSource
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _job(hits, true_start=10.0, span=5.0, clip=5.0):
@@ -126,3 +134,40 @@ def test_turned_and_inset_clips_have_the_shape_they_claim(media, tmp_path):
     flat = apply_transform("pip_flat", media["lib11"], tmp_path / "pip.mp4", start=1.3, duration=2.0, seed=1)
     frames = VideoSource(flat, width=64, height=48).frames_at(np.array([1.0]))
     assert probe_duration(flat) == pytest.approx(2.0, abs=0.1) and frames[0].std() > 5
+
+
+def test_demo_runs_clean_each_time_and_says_where(tmp_path):
+    """Two runs print the same, keep nothing of an earlier run, and leave no temporary folder."""
+    import re
+    import tempfile
+
+    out = tmp_path / "demo"
+    temp_before = set(os.listdir(tempfile.gettempdir()))
+
+    def demo(*args):
+        proc = subprocess.run([sys.executable, "-m", "tools.demo", "--synthetic", "--seconds", "8", "--out", str(out),
+                               *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        # The index's own timestamps are the only lines that may differ.
+        return re.sub(r"(created|updated) +\S+", r"\1 <time>", proc.stdout)
+
+    first = demo("--count", "3")
+    assert first == demo("--count", "3")
+    assert f"everything is in {out}" in first and f"index: {out / 'index'}" in first
+    assert "1 hit" in first and "never_indexed.mp4 (5.00 s): no hits" in first
+    # A smaller second run: nothing of the first run's library survives.
+    second = demo("--count", "2")
+    assert "videos     1\n" in second
+    listed = subprocess.run([sys.executable, "-m", "vsearch", "list", "--index", str(out / "index"), "--json"],
+                            capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert [Path(v["path"]).name for v in json.loads(listed)] == ["sample_00.mp4"]
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["sample_00.mp4", "sample_01.mp4"]
+    new_temp = {name for name in set(os.listdir(tempfile.gettempdir())) - temp_before if "demo" in name}
+    assert new_temp == set()
+    # A folder the demo did not make is never emptied.
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    proc = subprocess.run([sys.executable, "-m", "tools.demo", "--synthetic", "--out", str(foreign)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0 and "not made by the demo" in proc.stderr and (foreign / "keep.txt").exists()

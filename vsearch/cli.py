@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 import sys
@@ -13,12 +12,41 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
 from .decode.source import DEFAULT_TIMEOUT
 from .errors import VsearchError
 
+class _Group(TyperGroup):
+    """Help as a reader expects it: flags without a ``<bool>`` type beside them.
+
+    (Typer shows every option's type; for an on/off flag that is noise. The metavar
+    is the documented way to replace it, set here for every command at once.)
+    """
+
+    @staticmethod
+    def _plain_flags(params):
+        for param in params:
+            if getattr(param, "is_bool_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+    def get_params(self, ctx):
+        return self._plain_flags(super().get_params(ctx))
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            self._plain_flags(command.get_params(ctx))
+        return command
+
+
 app = typer.Typer(
+    cls=_Group,
+    # Plain (click) help: options and their help side by side, wrapped to the
+    # terminal; the framed layout squeezes the help text into a narrow column at 80.
+    rich_markup_mode=None,
     add_completion=True,
     no_args_is_help=True,
     help=(
@@ -26,7 +54,8 @@ app = typer.Typer(
         "Examples:\n\n"
         "  vsearch ingest ~/footage --index indexes/footage\n\n"
         "  vsearch query clip.mp4 --index indexes/footage -k 5\n\n"
-        "  vsearch stats --index indexes/footage"
+        "  vsearch stats --index indexes/footage\n\n"
+        "The index is --index DIR, else $VSEARCH_INDEX, else indexes/default."
     ),
     pretty_exceptions_enable=False,
 )
@@ -35,7 +64,7 @@ app = typer.Typer(
 EXIT_PARTIAL = 2
 
 IndexOpt = typer.Option(
-    None, "--index", "-i", help="Index folder [default: $VSEARCH_INDEX or indexes/default]", show_default=False
+    None, "--index", "-i", help="Index folder. Default: $VSEARCH_INDEX when set, else indexes/default.", show_default=False
 )
 DeviceOpt = typer.Option("auto", "--device", help="Compute device for descriptors: auto, cpu or gpu.")
 TimeoutOpt = typer.Option(
@@ -86,6 +115,33 @@ def main(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
+def progress_columns(width: int, unit: str) -> tuple:
+    """Columns of the ingest progress bar that fit on one line of ``width`` terminal columns.
+
+    The bar takes what the text leaves; the video-seconds count shows only where
+    there is room for it (about 150 columns).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    wide = width >= 150
+    name = 28 if wide else 18
+    # name, count (up to 99999/99999), unit, rate, elapsed, "ETA", remaining, and a space between each
+    fixed = name + 11 + len(unit) + 12 + 7 + 3 + 7 + 8 + (18 if wide else 0)
+    text = [TextColumn("{task.fields[rate]:>5.1f}x real time")] if wide else [TextColumn("{task.fields[rate]:>5.1f}x")]
+    if wide:
+        text.insert(0, TextColumn("{task.fields[video_s]:>8.0f} video-s"))
+    return (
+        TextColumn(f"{{task.description:<{name}.{name}}}", style="bold", markup=False),
+        BarColumn(bar_width=max(8, min(40, width - fixed - 1))),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        *text,
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+
+
 @contextmanager
 def _progress(enabled: bool, total: int, unit: str):
     """A rich progress bar on stderr, or nothing (not a TTY, --quiet, --json)."""
@@ -93,19 +149,10 @@ def _progress(enabled: bool, total: int, unit: str):
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import Progress
 
-    columns = (
-        TextColumn("[bold]{task.description:<28.28}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        TextColumn("{task.fields[video_s]:>8.0f} video-s  {task.fields[rate]:>6.1f}x real time"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+    console = Console(stderr=True)
+    with Progress(*progress_columns(console.width, unit), console=console, transient=False) as bar:
         yield bar, bar.add_task("starting", total=total, video_s=0.0, rate=0.0)
 
 
@@ -129,10 +176,10 @@ def _requested_settings(features, block_seconds, window_blocks, size, analysis_f
 @app.command(
     epilog="Examples:\n\n  vsearch ingest ~/footage --index indexes/footage\n\n"
     "  vsearch ingest new.mp4 --index indexes/footage --quiet\n\n"
-    "  vsearch ingest ~/footage --index indexes/seed --features seed --block 0.5 --window 3"
+    "  vsearch ingest ~/footage -i indexes/seed --features seed --window 3"
 )
 def ingest(
-    paths: List[Path] = typer.Argument(..., help="Video files or folders (searched recursively)."),
+    paths: List[Path] = typer.Argument(..., metavar="PATH", help="Video files or folders (searched recursively)."),
     index: Optional[Path] = IndexOpt,
     features: Optional[str] = typer.Option(None, "--features", help="New index only: v1 (default) or seed."),
     block_seconds: Optional[float] = typer.Option(None, "--block", help="New index only: block seconds [0.5]."),
@@ -161,6 +208,9 @@ def ingest(
     try:
         settings = _requested_settings(features, block_seconds, window_blocks, size, analysis_fps, decoder)
         files = list(iter_video_files(paths))
+        if not files and not VideoIndex.exists(path):
+            # Nothing to add: an empty index would only hide the mistake.
+            raise VsearchError(f"no video files in {', '.join(map(str, paths))}; no index created")
         with VideoIndex.open(path, settings=settings, create=True, device=device) as vindex, _progress(
             not quiet and not as_json and sys.stderr.isatty(), len(files), "files"
         ) as bar:
@@ -183,7 +233,7 @@ def ingest(
     counts = {s: sum(r.status == s for r in results)
               for s in ("added", "replaced", "partial", "moved", "skipped", "failed")}
     if as_json:
-        typer.echo(json.dumps({"results": [dataclasses.asdict(r) for r in results], "summary": counts}))
+        typer.echo(json.dumps({"results": [r.to_dict() for r in results], "summary": counts}))
     elif not quiet or counts["failed"]:
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do"
         typer.echo(f"{summary}; index {_show(str(path))} has {stats.videos} videos, {stats.vectors} vectors")
@@ -198,11 +248,11 @@ _CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_e
 @app.command(
     epilog="Examples:\n\n  vsearch query clip.mp4 --index indexes/footage -k 5\n\n"
     "  vsearch query a.mp4 b.mp4 --json > hits.jsonl\n\n"
-    "  vsearch query clip.mp4 --csv > hits.csv\n\n"
+    "  vsearch query ~/clips/ --csv > hits.csv      (every video in the folder)\n\n"
     "  vsearch query clip.mp4 --report report.html"
 )
 def query(
-    clips: List[Path] = typer.Argument(..., help="Query clips."),
+    clips: List[Path] = typer.Argument(..., metavar="CLIP", help="Query clips, or folders of them (searched recursively)."),
     index: Optional[Path] = IndexOpt,
     k: int = typer.Option(5, "-k", "--top", min=1, help="Number of segments to return per clip."),
     min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0, help="Hide hits scoring below this [0.85]."),
@@ -223,7 +273,7 @@ def query(
         help="Playback speeds to search, comma-separated [1,0.9,1.1,0.8,1.25]; '1' finds exact-speed copies only.",
     ),
     report: Optional[Path] = typer.Option(
-        None, "--report", help="Write a visual report (.html or .png); with several clips, -N is added to the name."
+        None, "--report", help="Write a visual report of every clip on one page: .html (or .png)."
     ),
     decoder: Optional[str] = typer.Option(
         None, "--decoder", help="Decoder for the clips; must be the index's (the default)."
@@ -231,7 +281,7 @@ def query(
     decode_timeout: float = TimeoutOpt,
 ) -> None:
     """Find the library segments each clip comes from."""
-    from .decode import prestart
+    from .decode import iter_video_files, prestart
     from .embedding import DEFAULT_SPEEDS, check_speeds
     from .index import VideoIndex
     from .query import DEFAULT_MIN_SCORE
@@ -246,31 +296,48 @@ def query(
     except VsearchError as exc:
         raise _fail(exc)
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
-    failed = 0
-    writer = csv.writer(sys.stdout, lineterminator="\n") if as_csv else None
-    if writer:
-        writer.writerow(_CSV_FIELDS)
+    if report is not None:
+        from .report import check_report_path
+
+        try:
+            check_report_path(report)
+        except VsearchError as exc:
+            raise _fail(exc)
+        # An old report must not pass for this run's, whatever happens below.
+        report.unlink(missing_ok=True)
     try:
+        files = list(iter_video_files(clips))
+        if not files:
+            raise VsearchError(f"no video files in {', '.join(map(str, clips))}")
         vindex = VideoIndex.open(_index_path(index), device=device)
         vindex.check_decoder(decoder)
     except VsearchError as exc:
         raise _fail(exc)
+    writer = csv.writer(sys.stdout, lineterminator="\n") if as_csv else None
+    if writer:
+        writer.writerow(_CSV_FIELDS)
+    answered, failures = [], []
     with vindex:
-        for number, clip in enumerate(clips, 1):
+        for clip in files:
             try:
                 result = vindex.query(clip, k=k, min_score=threshold, mirrored=mirrored, speeds=speed_list,
                                       inset=inset, rotations=rotations, timeout=decode_timeout)
-                if report is not None:
-                    from .report import write_report
-
-                    target = report if len(clips) == 1 else report.with_name(f"{report.stem}-{number}{report.suffix}")
-                    write_report(vindex, result, target)
             except VsearchError as exc:
                 typer.echo(f"vsearch: error: {_show(str(exc))}", err=True)
-                failed += 1
+                failures.append((clip, str(exc)))
                 continue
+            answered.append(result)
             _print_result(result, as_json=as_json, writer=writer)
-    if failed:
+        if report is not None:
+            from .report import write_report
+
+            try:
+                write_report(vindex, answered, report, threshold=threshold, failures=failures)
+            except VsearchError as exc:
+                raise _fail(exc)
+            typer.echo(f"report: {_show(str(report))} ({len(answered)} clip{'' if len(answered) == 1 else 's'})",
+                       err=True)
+    if failures:
         raise typer.Exit(EXIT_PARTIAL)
 
 
@@ -296,11 +363,11 @@ def _print_result(result, *, as_json: bool, writer) -> None:
 
 @app.command(
     epilog="Examples:\n\n  vsearch features a.mp4 -o a.npz\n\n"
-    "  vsearch features ~/footage -o feats/          (one .npz per video)\n\n"
+    "  vsearch features ~/footage -o feats/      (one .npz per video)\n\n"
     "  vsearch features a.mp4 b.mp4 -o all.h5 --features seed"
 )
 def features(
-    videos: List[Path] = typer.Argument(..., help="Video files or folders."),
+    videos: List[Path] = typer.Argument(..., metavar="VIDEO", help="Video files or folders."),
     out: Path = typer.Option(..., "-o", "--out", help="Output: .npy, .npz, .h5 or a folder."),
     kind: str = typer.Option("v1", "--features", help="v1, or seed for the original 7-D per-block output."),
     block_seconds: float = typer.Option(0.5, "--block", help="Block length in seconds."),
@@ -322,8 +389,9 @@ def features(
 
 
 def _hms(seconds: float) -> str:
+    """``h:mm:ss.mmm``: to the millisecond, hours without padding (``1:02:05.500``)."""
     ms = int(round(seconds * 1000))
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+    return f"{ms // 3_600_000}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
 def _on_index(index: Optional[Path], action, **open_args):
@@ -337,7 +405,10 @@ def _on_index(index: Optional[Path], action, **open_args):
         raise _fail(exc)
 
 
-@app.command()
+@app.command(
+    epilog="Examples:\n\n  vsearch stats --index indexes/footage\n\n"
+    "  VSEARCH_INDEX=indexes/footage vsearch stats --json"
+)
 def stats(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Show what an index holds and how it was built."""
     info = _on_index(index, lambda ix: ix.stats())
@@ -360,7 +431,11 @@ def stats(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     )
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog="Examples:\n\n  vsearch list --index indexes/footage\n\n"
+    "  vsearch list --index indexes/footage --json > videos.json",
+)
 def list_videos(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """List the indexed videos."""
     records = _on_index(index, lambda ix: ix.videos())
@@ -372,15 +447,21 @@ def list_videos(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> No
                    + (f"  PARTIAL ({r.reason})" if r.partial else ""))
 
 
-@app.command()
-def remove(videos: List[Path] = typer.Argument(..., help="Indexed video paths."), index: Optional[Path] = IndexOpt) -> None:
+@app.command(
+    epilog="Examples:\n\n  vsearch remove ~/footage/old.mp4 --index indexes/footage\n\n"
+    "  vsearch remove a.mp4 b.mp4 --index indexes/footage"
+)
+def remove(videos: List[Path] = typer.Argument(..., metavar="VIDEO", help="Indexed video paths."), index: Optional[Path] = IndexOpt) -> None:
     """Remove videos from an index; other videos keep their ids."""
     removed = _on_index(index, lambda ix: ix.remove(videos))
     for r in removed:
         typer.echo(f"removed {_show(r.path)}")
 
 
-@app.command()
+@app.command(
+    epilog="Examples:\n\n  vsearch verify --index indexes/footage\n\n"
+    "  vsearch verify --index indexes/footage --json || echo damaged"
+)
 def verify(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Check that the vector file agrees with the metadata store (exit 1 if not).
 
@@ -403,7 +484,7 @@ def verify(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
 @app.command(
     epilog="Examples:\n\n  vsearch rebuild --index indexes/footage\n\n"
     "  vsearch rebuild --index indexes/footage --index-type IVF1024,Flat\n\n"
-    "  vsearch rebuild --index indexes/old --drop-missing      (an index of an older vsearch)"
+    "  vsearch rebuild --index indexes/old --drop-missing   (older vsearch)"
 )
 def rebuild(
     index: Optional[Path] = IndexOpt,
@@ -449,14 +530,28 @@ EXIT_INTERNAL = 70
 
 
 def run() -> None:
-    """Console-script entry point: unexpected failures get one line too (traceback with -v)."""
+    """Console-script entry point: every failure gets one line (a traceback with -v).
+
+    Usage errors (a bad option value, a missing argument) exit with 1, like every
+    other error, instead of click's framed box and code 2 (which means "some
+    inputs failed" here).
+    """
     try:
-        app(standalone_mode=True)
-    except SystemExit:
-        raise
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # click's usage errors
+        message = exc.format_message()
+        if message:  # (empty when no arguments made click print the help)
+            context = getattr(exc, "ctx", None)
+            hint = f" (see '{context.command_path} --help')" if context is not None else ""
+            typer.echo(f"vsearch: error: {_show(message)}{hint}", err=True)
+        sys.exit(1)
+    except typer.Abort:
+        typer.echo("vsearch: aborted", err=True)
+        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the last line of defence for users
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             raise
         typer.echo(f"vsearch: internal error: {type(exc).__name__}: {_show(str(exc))} (run with --verbose for details)",
                    err=True)
         sys.exit(EXIT_INTERNAL)
+    sys.exit(code or 0)

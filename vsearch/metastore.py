@@ -18,6 +18,7 @@ committed or absent.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import struct
@@ -174,7 +175,7 @@ class MetaStore:
                 self._delete(txn, replaces)
             record = VideoRecord(id=self.allocate_video_id(txn), **record_fields)
             key = _vid_key(record.id)
-            txn.put(key, _dumps(record.to_dict()), db=self.dbs["videos"])
+            txn.put(key, _dumps(dataclasses.asdict(record)), db=self.dbs["videos"])  # full precision
             txn.put(key, payload, db=self.dbs["blocks"])
             txn.put(_path_key(record.path), key, db=self.dbs["paths"])
             txn.put(record.hash.encode(), key, db=self.dbs["hashes"])

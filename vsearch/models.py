@@ -7,8 +7,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+#: Fields that hold seconds: JSON gives them to the millisecond (a frame lasts 17-42 ms).
+_SECONDS = frozenset({"start", "end", "query_start", "query_end", "duration", "duration_s", "damaged"})
+
+
+def _rounded(key: str, value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 3) if key in _SECONDS else round(value, 4)
+    if isinstance(value, (list, tuple)) and key in _SECONDS:
+        return [_rounded(key, v) for v in value]
+    return value
+
+
 def _as_dict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj)
+    """The record as JSON-ready values: seconds to the millisecond, other floats to 1e-4."""
+    return {k: _rounded(k, v) for k, v in dataclasses.asdict(obj).items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,8 +94,8 @@ class Hit:
     ambiguous: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON contract of ``vsearch query --json`` (seconds and scores to 0.1 ms / 1e-4)."""
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in _as_dict(self).items()}
+        """The JSON contract of ``vsearch query --json`` (seconds to the millisecond, scores to 1e-4)."""
+        return _as_dict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,7 +107,7 @@ class QueryResult:
     hits: list[Hit] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"query": self.query, "duration": round(self.duration, 4), "hits": [h.to_dict() for h in self.hits]}
+        return {"query": self.query, "duration": round(self.duration, 3), "hits": [h.to_dict() for h in self.hits]}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +129,9 @@ class IngestResult:
     @property
     def ok(self) -> bool:
         return self.status != "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
 
 
 @dataclass(frozen=True, kw_only=True)

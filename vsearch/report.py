@@ -1,8 +1,10 @@
 """Visual match report: query frames beside the matched library frames, and the
-window distance along the query timeline, as a self-contained HTML page or a PNG.
+window score along the clip, as a self-contained HTML page or a PNG (one page for
+all the clips of a query).
 
 A person confirms a match at a glance: aligned thumbnails should show the same
-picture, and the distance curve should stay low over the matched span.
+picture, and the window score should stay above the threshold over the matched
+span. Every plot shares one scale (clip seconds, score 0 to 1), so hits compare.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import numpy as np
 
 from .decode import VideoSource
 from .embedding import QueryClip, Reading
+from .errors import VsearchError
 from .models import Hit, QueryResult
+from .query import DEFAULT_MIN_SCORE, similarity
 
 if TYPE_CHECKING:
     from .index import VideoIndex
@@ -46,8 +50,21 @@ def _thumbs(path: str, times: np.ndarray, decoder: str) -> list[np.ndarray]:
     return list(VideoSource(path, width=0, height=THUMB_HEIGHT, decoder=decoder).frames_at(times))
 
 
-def _distance_curve(index: "VideoIndex", clip: str, hit: Hit) -> tuple[np.ndarray, np.ndarray]:
-    """Distance of each query window to the library window the hit aligns it with."""
+def check_report_path(out: str | os.PathLike) -> Path:
+    """Refuse a report path vsearch cannot write, before any work is done."""
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm", ".png"):
+        raise VsearchError(f"{out}: a report must be .html or .png")
+    if not out.parent.is_dir():
+        raise VsearchError(f"{out}: no such folder {out.parent}")
+    if out.is_dir():
+        raise VsearchError(f"{out}: is a folder")
+    return out
+
+
+def _score_curve(index: "VideoIndex", clip: str, hit: Hit) -> tuple[np.ndarray, np.ndarray]:
+    """Score (0-1, as hits are scored) of each query window against the library
+    window the hit aligns it with, by the clip time the window starts at."""
     reader = QueryClip(clip, index.config, index.device, mirrored=hit.mirrored, speeds=(hit.speed,),
                        inset=hit.inset, rotations=bool(hit.rotation))
     reading = Reading(speed=hit.speed, mirrored=hit.mirrored, inset=hit.inset, rotation=hit.rotation // 90)
@@ -61,73 +78,157 @@ def _distance_curve(index: "VideoIndex", clip: str, hit: Hit) -> tuple[np.ndarra
         ok = (idx >= 0) & (idx < len(library))
         if not ok.any():
             continue
-        dist = np.linalg.norm(windows.vectors[rows[ok]] - library[idx[ok]], axis=1)
-        if best is None or dist.mean() < best[0]:
-            best = (float(dist.mean()), windows.starts[rows[ok]], dist)
+        query = windows.vectors[rows[ok]]
+        diff = query - library[idx[ok]]
+        scores = similarity(np.einsum("ij,ij->i", diff, diff), np.einsum("ij,ij->i", query, query))
+        if best is None or scores.mean() > best[0]:
+            best = (float(scores.mean()), windows.starts[rows[ok]], scores)
     if best is None:
         return np.zeros(0), np.zeros(0)
     return best[1], best[2]
 
 
-def _aligned_times(hit: Hit) -> tuple[np.ndarray, np.ndarray]:
+def _aligned_times(hit: Hit, library_duration: float, library_fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Clip times across the matched span, and the library times aligned with them.
+
+    A library time is clamped to the video's last frame: a hit may reach a little
+    past the end (the last window is rounded up to whole blocks).
+    """
     span = max(hit.query_end - hit.query_start, 1e-3)
     query_times = hit.query_start + (np.arange(FRAMES_PER_HIT) + 0.5) * span / FRAMES_PER_HIT
-    return query_times, (query_times - hit.query_start) * hit.speed + hit.start
+    last_frame = max(library_duration - 0.5 / max(library_fps, 1.0), 0.0)
+    return query_times, np.clip((query_times - hit.query_start) * hit.speed + hit.start, 0.0, last_frame)
 
 
-def _svg_plot(times: np.ndarray, dist: np.ndarray, duration: float, width: int = 640, height: int = 120) -> str:
-    if len(times) == 0:
-        return "<p>no aligned windows</p>"
-    top = max(float(dist.max()), 1e-6) * 1.1
-    pts = " ".join(f"{10 + t / max(duration, 1e-6) * (width - 20):.1f},{height - 15 - d / top * (height - 30):.1f}"
-                   for t, d in zip(times, dist))
-    return (
-        f'<svg width="{width}" height="{height}" class="plot"><rect width="100%" height="100%" fill="#f6f6f6"/>'
-        f'<polyline points="{pts}" fill="none" stroke="#c0392b" stroke-width="2"/>'
-        f'<text x="10" y="12" font-size="11">window distance (max {top / 1.1:.3f}) along the query, 0-{duration:.1f} s</text></svg>'
-    )
+def _ticks(top: float, count: int = 6) -> list[float]:
+    """Round tick values from 0 to ``top`` (1, 2 or 5 times a power of ten apart)."""
+    raw = max(top, 1e-6) / count
+    step = min((m * 10 ** np.floor(np.log10(raw)) for m in (1, 2, 5, 10) if m * 10 ** np.floor(np.log10(raw)) >= raw))
+    return [float(v) for v in np.arange(0, top + step * 1e-6, step)]
 
 
-def _html(result: QueryResult, sections: list[dict]) -> str:
+#: Plot geometry (SVG user units; the plot scales to the page width).
+_W, _H, _LEFT, _RIGHT, _TOP, _BOTTOM = 720, 170, 48, 12, 22, 36
+
+
+def _svg_plot(times: np.ndarray, scores: np.ndarray, duration: float, hit: Hit, threshold: float,
+              window_seconds: float) -> str:
+    """Window score along the clip, on the scale every hit of the report shares:
+    x = clip seconds (0 to the clip's length), y = score 0 to 1; the threshold is a
+    dashed line and the matched span is shaded."""
+    inner_w, inner_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+    duration = max(duration, 1e-3)
+
+    def x(t):
+        return _LEFT + min(max(t, 0.0), duration) / duration * inner_w
+
+    def y(v):
+        return _TOP + (1.0 - min(max(v, 0.0), 1.0)) * inner_h
+
+    parts = [f'<svg class="plot" viewBox="0 0 {_W} {_H}" role="img" '
+             f'aria-label="window score along the clip">',
+             f'<rect x="{_LEFT}" y="{_TOP}" width="{inner_w}" height="{inner_h}" fill="#f7f7f7" stroke="#999"/>',
+             f'<rect class="span" x="{x(hit.query_start):.1f}" y="{_TOP}" '
+             f'width="{max(x(hit.query_end) - x(hit.query_start), 1):.1f}" height="{inner_h}" fill="#cfe3f7"/>']
+    for value in _ticks(1.0, 5):
+        parts.append(f'<line x1="{_LEFT - 4}" x2="{_LEFT}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#333"/>'
+                     f'<text x="{_LEFT - 6}" y="{y(value) + 4:.1f}" font-size="11" text-anchor="end">{value:.1f}</text>')
+    for value in _ticks(duration):
+        parts.append(f'<line x1="{x(value):.1f}" x2="{x(value):.1f}" y1="{_TOP + inner_h}" y2="{_TOP + inner_h + 4}" '
+                     f'stroke="#333"/><text x="{x(value):.1f}" y="{_TOP + inner_h + 16}" font-size="11" '
+                     f'text-anchor="middle">{value:g}</text>')
+    parts.append(f'<line class="threshold" x1="{_LEFT}" x2="{_LEFT + inner_w}" y1="{y(threshold):.1f}" '
+                 f'y2="{y(threshold):.1f}" stroke="#555" stroke-dasharray="6 4"/>'
+                 f'<text x="{_LEFT + inner_w - 4}" y="{y(threshold) - 4:.1f}" font-size="11" text-anchor="end">'
+                 f'threshold {threshold:.2f}</text>')
+    if len(times):
+        # A point per window, at its centre.
+        pts = " ".join(f"{x(t + window_seconds / 2):.1f},{y(v):.1f}" for t, v in zip(times, scores))
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="#c0392b" stroke-width="2"/>')
+    else:
+        parts.append(f'<text x="{_LEFT + 8}" y="{_TOP + 16}" font-size="12">no aligned windows</text>')
+    parts.append(f'<text x="{_LEFT + inner_w / 2:.0f}" y="{_H - 4}" font-size="12" text-anchor="middle">'
+                 f'clip time (s)</text>'
+                 f'<text x="12" y="{_TOP + inner_h / 2:.0f}" font-size="12" text-anchor="middle" '
+                 f'transform="rotate(-90 12 {_TOP + inner_h / 2:.0f})">window score</text></svg>')
+    return "".join(parts)
+
+
+_STYLE = (
+    "body{font-family:sans-serif;margin:20px;max-width:1100px} h1{font-size:20px;overflow-wrap:anywhere}"
+    " h2{font-size:16px;margin-top:24px;overflow-wrap:anywhere} article{border-top:2px solid #333;margin-top:28px}"
+    " .row{display:flex;flex-wrap:wrap;gap:6px;margin:4px 0} figure{margin:0} img{max-width:100%;height:auto}"
+    " figcaption{font-size:11px;color:#555} .plot{width:100%;max-width:720px;height:auto;display:block}"
+    " .failed{color:#a00}"
+)
+
+
+def _video_link(path: str, start: float, end: float) -> str:
+    """A link that opens the video at the matched seconds (media fragment ``#t=start,end``)."""
+    try:
+        uri = Path(path).resolve().as_uri()
+    except ValueError:
+        uri = path
+    return f"{uri}#t={start:.3f},{end:.3f}"
+
+
+def _html(clips: list[tuple[QueryResult, list[dict]]], failures: list[tuple[str, str]], threshold: float,
+          window_seconds: float) -> str:
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>vsearch report</title><style>"
-        "body{font-family:sans-serif;margin:20px} .row{display:flex;gap:6px;margin:4px 0} figure{margin:0}"
-        " figcaption{font-size:11px;color:#555} h2{font-size:16px;margin-top:24px}</style></head><body>",
-        f"<h1>Query {html.escape(result.query)}</h1><p>{result.duration:.2f} s, {len(result.hits)} hit(s)</p>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>vsearch report</title>"
+        f"<style>{_STYLE}</style></head><body>",
+        f"<p>{len(clips)} clip{'' if len(clips) == 1 else 's'}, threshold {threshold:.2f}"
+        + (f", {len(failures)} not answered" if failures else "") + "</p>",
     ]
-    if not result.hits:
-        parts.append("<p class='nohit'>No library segment matches this clip.</p>")
-    for rank, sec in enumerate(sections, 1):
-        hit = sec["hit"]
-        parts.append(
-            f"<section class='hit'><h2>{rank}. {html.escape(hit.video)} "
-            f"{hit.start:.2f}-{hit.end:.2f} s, score {hit.score:.3f}</h2>"
-        )
-        for label, frames, times in (("query", sec["query"], sec["qt"]), ("library", sec["library"], sec["lt"])):
-            parts.append(f"<div class='row {label}'>")
-            for frame, t in zip(frames, times):
-                data = base64.b64encode(encode_png(frame)).decode()
-                parts.append(f"<figure><img src='data:image/png;base64,{data}'><figcaption>{label} {t:.2f} s</figcaption></figure>")
-            parts.append("</div>")
-        parts.append(_svg_plot(sec["curve_t"], sec["curve_d"], result.duration) + "</section>")
+    for result, sections in clips:
+        parts.append(f"<article class='clip'><h1>Query {html.escape(result.query)}</h1>"
+                     f"<p>{result.duration:.3f} s, {len(result.hits)} hit(s)</p>")
+        if not result.hits:
+            parts.append("<p class='nohit'>No library segment matches this clip.</p>")
+        for rank, sec in enumerate(sections, 1):
+            hit = sec["hit"]
+            link = html.escape(_video_link(hit.video, hit.start, hit.end), quote=True)
+            parts.append(
+                f"<section class='hit'><h2>{rank}. <a href=\"{link}\">{html.escape(hit.video)}</a> "
+                f"{hit.start:.3f}-{hit.end:.3f} s, score {hit.score:.3f}</h2>"
+            )
+            for label, frames, times in (("query", sec["query"], sec["qt"]), ("library", sec["library"], sec["lt"])):
+                parts.append(f"<div class='row {label}'>")
+                for frame, t in zip(frames, times):
+                    data = base64.b64encode(encode_png(frame)).decode()
+                    parts.append(f"<figure><img src='data:image/png;base64,{data}' width='{frame.shape[1]}' "
+                                 f"height='{frame.shape[0]}' alt='{label} {t:.3f} s'>"
+                                 f"<figcaption>{label} {t:.3f} s</figcaption></figure>")
+                parts.append("</div>")
+            parts.append(_svg_plot(sec["curve_t"], sec["curve_s"], result.duration, hit, threshold, window_seconds)
+                         + "</section>")
+        parts.append("</article>")
+    for clip, reason in failures:
+        parts.append(f"<article class='clip failed'><h1>Query {html.escape(str(clip))}</h1>"
+                     f"<p>not answered: {html.escape(reason)}</p></article>")
     parts.append("</body></html>")
     return "".join(parts)
 
 
-def _png(sections: list[dict]) -> np.ndarray:
-    """Rows per hit: query thumbnails, library thumbnails, a distance strip."""
+def _png(sections: list[dict], threshold: float) -> np.ndarray:
+    """Rows per hit: query thumbnails, library thumbnails, a score strip (0 to 1,
+    threshold in grey, matched span shaded); a dark rule between clips."""
     rows = []
-    # One distance scale for every hit, so their curves compare.
-    top = max([float(sec["curve_d"].max()) for sec in sections if len(sec["curve_d"])] + [1e-6])
     for sec in sections:
+        if sec.get("first_of_clip") and rows:
+            rows.append(np.full((4, 10, 3), 40, np.uint8))
         for frames in (sec["query"], sec["library"]):
             rows.append(np.concatenate([np.pad(f, ((2, 2), (2, 2), (0, 0)), constant_values=255) for f in frames], axis=1))
         width = rows[-1].shape[1]
         strip = np.full((60, width, 3), 246, np.uint8)
-        t, d = sec["curve_t"], sec["curve_d"]
+        duration, hit = max(sec["duration"], 1e-3), sec["hit"]
+        a, b = (int(np.clip(v / duration * (width - 1), 0, width - 1)) for v in (hit.query_start, hit.query_end))
+        strip[:, a:b + 1] = (207, 227, 247)
+        strip[int(55 - threshold * 50), :] = (150, 150, 150)
+        t, s = sec["curve_t"], sec["curve_s"]
         if len(t):
-            xs = np.clip((t - t.min()) / max(np.ptp(t), 1e-6) * (width - 1), 0, width - 1).astype(int)
-            ys = np.clip(55 - d / top * 50, 0, 59).astype(int)
+            xs = np.clip(t / duration * (width - 1), 0, width - 1).astype(int)
+            ys = np.clip(55 - s * 50, 0, 59).astype(int)
             for x0, y0, x1, y1 in zip(xs[:-1], ys[:-1], xs[1:], ys[1:]):
                 n = max(abs(x1 - x0), abs(y1 - y0), 1)
                 strip[np.linspace(y0, y1, n + 1).astype(int), np.linspace(x0, x1, n + 1).astype(int)] = (192, 57, 43)
@@ -136,21 +237,38 @@ def _png(sections: list[dict]) -> np.ndarray:
     if not rows:
         return np.full((40, 200, 3), 255, np.uint8)
     width = max(r.shape[1] for r in rows)
-    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)),
+                                  constant_values=40 if r.shape[0] == 4 else 255) for r in rows])
 
 
-def write_report(index: "VideoIndex", result: QueryResult, out: str | os.PathLike) -> Path:
-    """Write ``out`` (``.html`` or ``.png``) for one query result."""
-    out = Path(out)
-    sections = []
-    for hit in result.hits:
-        qt, lt = _aligned_times(hit)
-        curve_t, curve_d = _distance_curve(index, result.query, hit)
-        decoder = index.config.decoder
-        sections.append(dict(hit=hit, qt=qt, lt=lt, query=_thumbs(result.query, qt, decoder),
-                             library=_thumbs(hit.video, lt, decoder), curve_t=curve_t, curve_d=curve_d))
+def write_report(index: "VideoIndex", results: QueryResult | list[QueryResult], out: str | os.PathLike, *,
+                 threshold: float = DEFAULT_MIN_SCORE, failures: list[tuple[str, str]] = ()) -> Path:
+    """Write ``out`` (``.html`` or ``.png``): every query result on one page.
+
+    ``failures`` lists (clip, reason) of clips that could not be answered; the HTML
+    page names them. The file is written whole or not at all (temporary file, rename).
+    """
+    out = check_report_path(out)
+    results = [results] if isinstance(results, QueryResult) else list(results)
+    records = {r.id: r for r in index.videos()}
+    decoder = index.config.decoder
+    clips = []
+    for result in results:
+        sections = []
+        for hit in result.hits:
+            record = records[hit.video_id]
+            qt, lt = _aligned_times(hit, record.duration_s, record.fps)
+            curve_t, curve_s = _score_curve(index, result.query, hit)
+            sections.append(dict(hit=hit, qt=qt, lt=lt, query=_thumbs(result.query, qt, decoder),
+                                 library=_thumbs(hit.video, lt, decoder), curve_t=curve_t, curve_s=curve_s,
+                                 duration=result.duration, first_of_clip=not sections))
+        clips.append((result, sections))
     if out.suffix.lower() == ".png":
-        out.write_bytes(encode_png(_png(sections)))
+        data = encode_png(_png([sec for _, sections in clips for sec in sections], threshold))
     else:
-        out.write_text(_html(result, sections), encoding="utf-8")
+        window_seconds = index.config.block_seconds * index.config.window_blocks
+        data = _html(clips, list(failures), threshold, window_seconds).encode("utf-8")
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, out)
     return out

@@ -40,9 +40,14 @@ def iter_video_files(paths: list[str | os.PathLike]) -> Iterator[str]:
 
     Files named explicitly are always returned, whatever their extension, so that a
     bad file given on purpose gets a clear error instead of being silently skipped.
+    A named path that does not exist raises :class:`VideoError` before anything is
+    returned: a typo must not look like an empty folder.
     """
-    for raw in paths:
-        path = Path(raw)
+    paths = [Path(raw) for raw in paths]
+    for path in paths:
+        if not os.path.lexists(path):
+            raise VideoError(path, "no such file or folder")
+    for path in paths:
         if path.is_dir():
             for root, dirs, files in os.walk(path):
                 dirs.sort()
