@@ -35,6 +35,7 @@ from .config import IndexConfig
 from .device import Device, resolve_device
 from .decode import DEFAULT_TIMEOUT, check_readable
 from .embedding import DEFAULT_SPEEDS, QueryClip, VideoDescriptors, check_speeds, describe_video
+from .extractors import Extractor, create_extractor
 from .errors import (
     ConfigMismatchError,
     IndexCorruptError,
@@ -101,11 +102,14 @@ class VideoIndex:
     """
 
     def __init__(
-        self, path: str | os.PathLike, *, config: IndexConfig, store: MetaStore, device: Device, repair: bool = True
+        self, path: str | os.PathLike, *, config: IndexConfig, store: MetaStore, device: Device, repair: bool = True,
+        model: str | None = None,
     ) -> None:
         self.path = str(path)
         self.config = config
         self.device = device
+        self._model = model or None
+        self._extractor: Extractor | None = None
         self._store = store
         self._lock = WriterLock(self.path)
         with store.snapshot() as snap:
@@ -150,10 +154,15 @@ class VideoIndex:
         path = str(path)
         upgrade.finish_pending(path)  # a rebuild that a crash interrupted mid-swap
         dev = resolve_device(device)
+        model = (settings or {}).get("model_path") or (config.model_path if config is not None else None)
         if config is None and settings:
             if cls.exists(path):
                 with cls.open(path, device="cpu") as existing:
-                    config = dataclasses.replace(existing.config, **settings)
+                    current = existing.config
+                if settings.get("features", current.features) != current.features:
+                    raise ConfigMismatchError(f"{path}: index settings cannot be changed after creation (features: "
+                                              f"index has {current.features!r}, requested {settings['features']!r})")
+                config = dataclasses.replace(current, **settings)
             else:
                 config = IndexConfig(**settings)
         if not cls.exists(path):
@@ -189,7 +198,32 @@ class VideoIndex:
                 + "; ".join(config.differences(stored))
                 + ")"
             )
-        return cls(path, config=stored, store=store, device=dev, repair=repair)
+        return cls(path, config=stored, store=store, device=dev, repair=repair, model=model)
+
+    @property
+    def extractor(self) -> Extractor:
+        """What describes videos for this index (made on first use: an index of
+        imported features has none, and says so)."""
+        if self._extractor is None:
+            self._extractor = create_extractor(self.config, self.device, model=self._model)
+        return self._extractor
+
+    def use_features(self, spec: str | None) -> None:
+        """Check a ``--features`` value given with a query against the index's.
+
+        ``onnx:PATH`` must be the index's model (same hash), possibly moved; it is
+        then the copy used. None: the index's own. Anything else is refused.
+        """
+        if spec is None:
+            return
+        if self.config.extractor == "onnx" and spec.startswith("onnx:"):
+            self._model, self._extractor = os.path.expanduser(spec[len("onnx:"):]), None
+            self.extractor  # noqa: B018 - checks the model's hash now, before any clip is read
+            return
+        if spec != self.config.features:
+            raise ConfigMismatchError(f"{self.path}: built with {self.config.features} features"
+                                      + (f" ({self.config.model_path})" if self.config.model_path else "")
+                                      + f"; clips must be described the same way, not with {spec}")
 
     def close(self) -> None:
         self._lock.release()
@@ -334,6 +368,7 @@ class VideoIndex:
         whose decoding makes no progress for ``timeout`` seconds, or runs below a
         tenth of real time, fails and the others go on.
         """
+        extractor = self.extractor  # made (and its model checked) before anything is read
         self._begin_write()
         results: list[IngestResult] = []
         last_save = time.monotonic()
@@ -350,7 +385,7 @@ class VideoIndex:
             raw = next(todo, None)
             if raw is not None:
                 path = _absolute(raw)
-                queue.append((path, pool.submit(self._prepare, path, known, timeout, stop)))
+                queue.append((path, pool.submit(self._prepare, path, known, timeout, stop, extractor)))
 
         try:
             for _ in range(_PARALLEL_FILES):
@@ -376,7 +411,8 @@ class VideoIndex:
             self._end_write()
         return results
 
-    def _prepare(self, path: str, known: set[str], timeout: float, stop: threading.Event) -> "_Prepared":
+    def _prepare(self, path: str, known: set[str], timeout: float, stop: threading.Event,
+                 extractor: Extractor) -> "_Prepared":
         """Hash, decode and describe one file (in a reading thread: no store access)."""
         check_readable(path)
         if not os.path.isfile(path):
@@ -384,7 +420,7 @@ class VideoIndex:
         digest = file_digest(path)
         if digest in known:  # indexed already: the writer decides between skipped and moved
             return _Prepared(path=path, digest=digest)
-        described = describe_video(path, self.config, self.device, timeout=timeout, stop=stop)
+        described = describe_video(path, self.config, self.device, timeout=timeout, stop=stop, extractor=extractor)
         info = described.info
         if window_count(len(described.blocks), self.config) == 0:
             lost = f"; {info.partial_reason()}" if info.partial else ""
@@ -413,7 +449,7 @@ class VideoIndex:
             return IngestResult(path=path, status="skipped", video_id=same_content.id, duration_s=same_content.duration_s,
                                 reason=f"same content as {same_content.path}")
         if prepared.described is None:  # its twin was removed meanwhile: read it after all
-            prepared = self._prepare(path, set(), timeout, threading.Event())
+            prepared = self._prepare(path, set(), timeout, threading.Event(), self.extractor)
         described, info, damaged = prepared.described, prepared.described.info, prepared.damaged
         record = self._store.commit_video(
             dict(path=path, hash=digest, duration_s=round(info.duration, 6), fps=round(info.fps, 6),
@@ -509,7 +545,7 @@ class VideoIndex:
             raise VsearchError("k must be at least 1")
         self.check_decoder(decoder)
         reader = QueryClip(clip, self.config, self.device, mirrored=mirrored, speeds=check_speeds(speeds), inset=inset,
-                           rotations=rotations, timeout=timeout)
+                           rotations=rotations, timeout=timeout, extractor=self.extractor)
         windows = functools.lru_cache(maxsize=64)(self.window_vectors)
         library = Library(config=self.config, videos=self._videos, search=self._vectors.search, windows=windows)
         hits = search_clip(reader, library, k=k, min_score=min_score)

@@ -49,7 +49,7 @@ def _thumbs(path: str, times: np.ndarray, decoder: str) -> list[np.ndarray]:
 def _distance_curve(index: "VideoIndex", clip: str, hit: Hit) -> tuple[np.ndarray, np.ndarray]:
     """Distance of each query window to the library window the hit aligns it with."""
     reader = QueryClip(clip, index.config, index.device, mirrored=hit.mirrored, speeds=(hit.speed,),
-                       inset=hit.inset, rotations=bool(hit.rotation))
+                       inset=hit.inset, rotations=bool(hit.rotation), extractor=index.extractor)
     reading = Reading(speed=hit.speed, mirrored=hit.mirrored, inset=hit.inset, rotation=hit.rotation // 90)
     windows = reader.windows([r for r in reader.readings if r == reading] or reader.readings[:1])
     library = index.window_vectors(hit.video_id)
