@@ -11,8 +11,9 @@ import numpy as np
 from .config import IndexConfig
 from .decode import DEFAULT_TIMEOUT, VideoInfo, VideoSource
 from .device import Device
-from .errors import ClipTooShortError, VideoError, VsearchError
+from .errors import ClipTooShortError, FeatureFileError, VideoError, VsearchError
 from .extractors import Extractor, create_extractor
+from .extractors.imported import ImportedFeatures
 from .features import (
     detect_borders,
     detect_inset,
@@ -340,3 +341,39 @@ class QueryClip:
         )
         self._cache[reading] = out
         return out
+
+
+class FeatureClip:
+    """A query clip given as features another tool computed (``--from-features``).
+
+    Only the plain reading exists: the other readings (speeds, mirrored, turned,
+    inset) are made from frames, which such a clip does not have. Its windows start
+    on the index's block grid (one phase); no window is left out as frozen.
+    Offers what :func:`vsearch.query.search_clip` reads of a :class:`QueryClip`.
+    """
+
+    def __init__(self, imported: ImportedFeatures, config: IndexConfig) -> None:
+        self.path, self.config, self.duration = imported.source, config, imported.duration
+        if imported.dim != config.block_dim:
+            raise FeatureFileError(imported.source, f"features have {imported.dim} dimensions, the index's blocks "
+                                                    f"{config.block_dim}")
+        vectors = window_vectors(imported.blocks(config), config)
+        n = len(vectors)
+        self._windows = ClipWindows(
+            duration=self.duration, vectors=vectors, starts=np.arange(n) * config.block_seconds,
+            views=np.zeros(n, np.int64), speeds=np.ones(n), mirrored=np.zeros(n, bool), inset=np.zeros(n, bool),
+            rotation=np.zeros(n, np.int64))
+        self.readings: list[Reading] = [Reading()]
+        #: No still overlay is looked for (that needs frames).
+        self.overlay = None
+
+    def windows(self, readings: list[Reading] | None = None, *, allow_empty: bool = False) -> ClipWindows:
+        """The plain reading's windows (whatever ``readings`` asks for: there is no other)."""
+        if len(self._windows.vectors) == 0 and not allow_empty:
+            raise ClipTooShortError(self.path, f"features span {self.duration:.2f} s, shorter than one window "
+                                               f"({self.config.window_seconds:g} s)")
+        return self._windows
+
+    def frozen_share(self, start: float, end: float) -> float:
+        """Nothing is known to be frozen in a clip given as features."""
+        return 0.0

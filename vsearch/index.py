@@ -33,13 +33,15 @@ import numpy as np
 from . import metastore, upgrade, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
-from .decode import DEFAULT_TIMEOUT, check_readable
-from .embedding import DEFAULT_SPEEDS, QueryClip, VideoDescriptors, check_speeds, describe_video
+from .decode import DEFAULT_TIMEOUT, VideoInfo, check_readable
+from .embedding import DEFAULT_SPEEDS, FeatureClip, QueryClip, VideoDescriptors, check_speeds, describe_video
 from .extractors import Extractor, create_extractor
+from .extractors.imported import FeatureRate, ImportedFeatures, read_features
 from .errors import (
     ConfigMismatchError,
     IndexCorruptError,
     IndexNotFoundError,
+    FeatureFileError,
     NotIndexedError,
     RebuildNeededError,
     VideoError,
@@ -411,6 +413,63 @@ class VideoIndex:
             self._end_write()
         return results
 
+    def add_features(
+        self,
+        files: Iterable[str | os.PathLike],
+        *,
+        layout: str | None = None,
+        rate: FeatureRate = FeatureRate(),
+        progress: ProgressCallback | None = None,
+    ) -> list[IngestResult]:
+        """Index features another tool computed (see :mod:`vsearch.extractors.imported`).
+
+        Only into an index of imported features (``IndexConfig(features="imported",
+        embedding_dim=D)``). Each file is handled on its own, like a video in
+        :meth:`add`: one of the wrong layout, shape, dimension or time axis (or a
+        pickle) yields a ``failed`` result naming the reason and the others go on;
+        the same features again are skipped, changed ones replace the video's.
+        """
+        if self.config.extractor != "imported":
+            raise ConfigMismatchError(f"{self.path}: this index computes its own {self.config.features} features; "
+                                      "import features into an index created with --from-features")
+        self._begin_write()
+        results: list[IngestResult] = []
+        try:
+            for file in files:
+                try:
+                    videos = read_features(file, layout=layout, rate=rate)
+                except FeatureFileError as exc:
+                    videos, failed = [], IngestResult(path=exc.path, status="failed", reason=exc.reason)
+                    results.append(failed)
+                    if progress is not None:
+                        progress(failed)
+                for imported in videos:
+                    try:
+                        result = self._commit(self._prepare_imported(imported), DEFAULT_TIMEOUT)
+                    except VideoError as exc:
+                        result = IngestResult(path=imported.source, status="failed", reason=exc.reason)
+                    results.append(result)
+                    if progress is not None:
+                        progress(result)
+        finally:
+            self._end_write()
+        return results
+
+    def _prepare_imported(self, imported: ImportedFeatures) -> "_Prepared":
+        """Imported features as a prepared video: on the block grid, dimension checked."""
+        if imported.dim != self.config.block_dim:
+            raise FeatureFileError(imported.source, f"features have {imported.dim} dimensions, the index holds "
+                                                    f"{self.config.block_dim}")
+        blocks = imported.blocks(self.config)
+        windows = window_count(len(blocks), self.config)
+        if windows == 0:
+            raise FeatureFileError(imported.source, f"features span {imported.duration:.2f} s, shorter than one "
+                                                    f"window ({self.config.window_seconds:g} s)")
+        info = VideoInfo(path=_absolute(imported.video) if os.path.exists(imported.video) else imported.video,
+                         duration=imported.duration, fps=imported.fps, width=0, height=0, frame_count=len(blocks))
+        return _Prepared(path=info.path, digest=imported.digest, described=VideoDescriptors(info=info, blocks=blocks),
+                         windows=windows)
+
     def _prepare(self, path: str, known: set[str], timeout: float, stop: threading.Event,
                  extractor: Extractor) -> "_Prepared":
         """Hash, decode and describe one file (in a reading thread: no store access)."""
@@ -550,6 +609,29 @@ class VideoIndex:
         library = Library(config=self.config, videos=self._videos, search=self._vectors.search, windows=windows)
         hits = search_clip(reader, library, k=k, min_score=min_score)
         return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=reader.duration, hits=hits)
+
+    def query_features(
+        self,
+        features: str | os.PathLike,
+        *,
+        layout: str | None = None,
+        rate: FeatureRate = FeatureRate(),
+        k: int = 5,
+        min_score: float = DEFAULT_MIN_SCORE,
+    ) -> QueryResult:
+        """Like :meth:`query`, for a clip given as features (one video's file, of the
+        index's dimension). Only the plain reading is searched: speeds, mirroring,
+        rotations and insets need the clip's frames."""
+        if k < 1:
+            raise VsearchError("k must be at least 1")
+        videos = read_features(features, layout=layout, rate=rate)
+        if len(videos) != 1:
+            raise FeatureFileError(features, f"holds {len(videos)} videos; a query clip is one")
+        reader = FeatureClip(videos[0], self.config)
+        windows = functools.lru_cache(maxsize=64)(self.window_vectors)
+        library = Library(config=self.config, videos=self._videos, search=self._vectors.search, windows=windows)
+        hits = search_clip(reader, library, k=k, min_score=min_score)
+        return QueryResult(query=os.fsdecode(os.fspath(features)), duration=reader.duration, hits=hits)
 
     def check_decoder(self, decoder: str | None) -> None:
         """Refuse a decoder other than the index's (None: the index's own)."""
