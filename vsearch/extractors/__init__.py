@@ -25,12 +25,13 @@ __all__ = ["Extractor", "create_extractor", "feature_settings"]
 ONNX_PREFIX = "onnx:"
 
 
-def feature_settings(spec: str, device: Device) -> dict[str, Any]:
-    """Index settings for a ``--features`` value: ``v1``, ``seed`` or ``onnx:PATH``."""
+def feature_settings(spec: str) -> dict[str, Any]:
+    """Index settings for a ``--features`` value: ``v1``, ``seed`` or ``onnx:PATH``
+    (the model's hash and embedding size, and its input size as the working size)."""
     if spec.startswith(ONNX_PREFIX):
         from .onnx import onnx_settings  # noqa: PLC0415 - needs the optional onnx extra
 
-        return onnx_settings(os.path.expanduser(spec[len(ONNX_PREFIX):]), device)
+        return onnx_settings(os.path.expanduser(spec[len(ONNX_PREFIX):]))
     if spec not in KERNEL_FEATURES:
         raise VsearchError(f"--features must be v1, seed or onnx:PATH.onnx, got {spec!r}")
     return {"features": spec}

@@ -233,3 +233,16 @@ def _one(path: Path, source: str, entries: dict[str, Any], rate: FeatureRate) ->
     video = video.decode("utf-8", "surrogateescape") if isinstance(video, bytes) else str(video)
     return ImportedFeatures(source=source, video=video, features=features, starts=starts, ends=ends,
                             duration=float(duration if duration else ends[-1]), fps=float(fps or 0.0))
+
+
+def imported_settings(files: list[Path], *, layout: str | None, rate: FeatureRate) -> dict[str, Any]:
+    """Settings of a new index for these files: their dimension, from the first
+    readable one (the first one's error when none is)."""
+    first: FeatureFileError | None = None
+    for file in files:
+        try:
+            return dict(features="imported", embedding_dim=read_features(file, layout=layout, rate=rate)[0].dim)
+        except FeatureFileError as exc:
+            first = first or exc
+    assert first is not None
+    raise VsearchError(str(first))

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..config import IndexConfig
-from ..device import Device, onnx_providers
+from ..device import Device, onnx_providers, resolve_device
 from ..errors import ConfigMismatchError, VsearchError
 from ..features import resize_frames
 from .base import Extractor
@@ -185,10 +185,10 @@ def _run(session: Any, info: ModelInfo, frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def onnx_settings(model: str | os.PathLike, device: Device) -> dict[str, Any]:
+def onnx_settings(model: str | os.PathLike) -> dict[str, Any]:
     """Index settings (``IndexConfig`` fields) for a new index of ``model``'s features:
     the model's hash, its embedding size, and its input size as the working size."""
-    _, info = open_model(model, device)
+    _, info = open_model(model, resolve_device("cpu"))
     return dict(features="onnx", model_hash=info.hash, model_path=info.path, embedding_dim=info.dim,
                 width=info.width, height=info.height)
 
