@@ -436,18 +436,18 @@ class VideoIndex:
         results: list[IngestResult] = []
         try:
             for file in files:
+                errors: list[FeatureFileError] = []
                 try:
-                    videos = read_features(file, layout=layout, rate=rate)
+                    videos = read_features(file, layout=layout, rate=rate, errors=errors)
                 except FeatureFileError as exc:
-                    videos, failed = [], IngestResult(path=exc.path, status="failed", reason=exc.reason)
-                    results.append(failed)
-                    if progress is not None:
-                        progress(failed)
+                    videos, errors = [], [exc]
+                done = [IngestResult(path=exc.path, status="failed", reason=exc.reason) for exc in errors]
                 for imported in videos:
                     try:
-                        result = self._commit(self._prepare_imported(imported), DEFAULT_TIMEOUT)
+                        done.append(self._commit(self._prepare_imported(imported), DEFAULT_TIMEOUT))
                     except VideoError as exc:
-                        result = IngestResult(path=imported.source, status="failed", reason=exc.reason)
+                        done.append(IngestResult(path=imported.source, status="failed", reason=exc.reason))
+                for result in done:  # the file's bad videos first
                     results.append(result)
                     if progress is not None:
                         progress(result)

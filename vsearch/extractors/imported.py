@@ -121,11 +121,12 @@ def feature_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return found
 
 
-def read_features(path: str | os.PathLike, *, layout: str | None = None,
-                  rate: FeatureRate = FeatureRate()) -> list[ImportedFeatures]:
+def read_features(path: str | os.PathLike, *, layout: str | None = None, rate: FeatureRate = FeatureRate(),
+                  errors: list[FeatureFileError] | None = None) -> list[ImportedFeatures]:
     """The videos' features in one file (one, or several for ``h5``).
 
-    Raises :class:`FeatureFileError` naming the file and what is wrong with it.
+    Raises :class:`FeatureFileError` naming the file and what is wrong with it; with
+    ``errors``, a bad video of an ``h5`` file is added there and the others are read.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -145,7 +146,7 @@ def read_features(path: str | os.PathLike, *, layout: str | None = None,
         if found == "npz":
             with np.load(path, allow_pickle=False) as data:
                 return [_one(path, str(path), {k: data[k] for k in data.files}, rate)]
-        return _read_h5(path, rate)
+        return _read_h5(path, rate, errors)
     except FeatureFileError:
         raise
     except ValueError as exc:
@@ -156,7 +157,7 @@ def read_features(path: str | os.PathLike, *, layout: str | None = None,
         raise FeatureFileError(path, f"not readable ({exc.strerror or exc})") from None
 
 
-def _read_h5(path: Path, rate: FeatureRate) -> list[ImportedFeatures]:
+def _read_h5(path: Path, rate: FeatureRate, errors: list[FeatureFileError] | None) -> list[ImportedFeatures]:
     try:
         import h5py  # noqa: PLC0415 - optional extra
     except ImportError:
@@ -170,8 +171,13 @@ def _read_h5(path: Path, rate: FeatureRate) -> list[ImportedFeatures]:
                 entries["features"] = item[()]
             else:
                 entries.update({name: item[name][()] for name in item if isinstance(item[name], h5py.Dataset)})
-            out.append(_one(path, f"{path}::{key}", entries, rate))
-    if not out:
+            try:
+                out.append(_one(path, f"{path}::{key}", entries, rate))
+            except FeatureFileError as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
+    if not out and not errors:
         raise FeatureFileError(path, "holds no videos (no groups or datasets)")
     return out
 
