@@ -39,9 +39,9 @@ from .extractors import Extractor, create_extractor
 from .extractors.imported import FeatureRate, ImportedFeatures, read_features
 from .errors import (
     ConfigMismatchError,
+    FeatureFileError,
     IndexCorruptError,
     IndexNotFoundError,
-    FeatureFileError,
     NotIndexedError,
     RebuildNeededError,
     VideoError,
