@@ -266,7 +266,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--stress-sources", type=int, default=7,
                         help="real videos the indexed stress footage is made from, one per file (then kept out) [7]")
     parser.add_argument("--no-stress", action="store_true", help="no generated stress footage")
-    parser.add_argument("--features", default=None, help="feature kind of a new index (v1 or seed)")
+    parser.add_argument("--features", default=None,
+                        help="features of a new index: v1, seed or onnx:MODEL.onnx (pip install 'vsearch[onnx]')")
     parser.add_argument("--ingest-args", default="", help="extra arguments for a new index, e.g. '--window 3'")
     parser.add_argument("--query-args", default="", help="extra arguments for vsearch query, e.g. '--speeds 1'")
     parser.add_argument("--holdout", type=int, default=4, help="real videos kept out of the index as negatives")
@@ -291,6 +292,8 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("--folds must be at least 2 (one to tune on, one to report)")
     if args.only_fold is not None and not 0 <= args.only_fold < args.folds:
         parser.error(f"--only-fold must be in 0..{args.folds - 1}")
+    if args.features and args.features.startswith("onnx:"):  # ingest runs elsewhere: the model's full path
+        args.features = "onnx:" + str(Path(args.features[len("onnx:"):]).expanduser().resolve())
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 1_000_000)
     print(f"seed {args.seed} (repeat with --seed {args.seed})", flush=True)

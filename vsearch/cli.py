@@ -72,6 +72,11 @@ TimeoutOpt = typer.Option(
     help="Abandon a file whose decoding makes no progress for this many seconds, or runs below 0.1x real time.",
 )
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON output.")
+LayoutOpt = typer.Option(None, "--layout", help="With --from-features: npz, npy or h5 [the files' suffix].")
+RateOpt = typer.Option(
+    None, "--rate", help="With --from-features: features per second where a file has no time axis [1], or 'uniform' "
+    "(spread over the file's duration).",
+)
 
 
 def _index_path(index: Optional[Path]) -> Path:
@@ -176,12 +181,24 @@ def _requested_settings(features, block_seconds, window_blocks, size, analysis_f
 @app.command(
     epilog="Examples:\n\n  vsearch ingest ~/footage --index indexes/footage\n\n"
     "  vsearch ingest new.mp4 --index indexes/footage --quiet\n\n"
-    "  vsearch ingest ~/footage -i indexes/seed --features seed --window 3"
+    "  vsearch ingest ~/footage -i indexes/seed --features seed --window 3\n\n"
+    "  vsearch ingest ~/footage -i indexes/clip --features onnx:clip-b32.onnx\n\n"
+    "  vsearch ingest --from-features feats/ --layout npy --rate 1 -i indexes/r50"
 )
 def ingest(
-    paths: List[Path] = typer.Argument(..., metavar="PATH", help="Video files or folders (searched recursively)."),
+    paths: Optional[List[Path]] = typer.Argument(
+        None, metavar="PATH", help="Video files or folders (searched recursively)."
+    ),
     index: Optional[Path] = IndexOpt,
-    features: Optional[str] = typer.Option(None, "--features", help="New index only: v1 (default) or seed."),
+    features: Optional[str] = typer.Option(
+        None, "--features",
+        help='New index only: v1 (default), seed, or onnx:MODEL.onnx (an image model; pip install "vsearch[onnx]").',
+    ),
+    from_features: Optional[Path] = typer.Option(
+        None, "--from-features", help="Index features computed by another tool: a file or folder of .npz/.npy/.h5."
+    ),
+    layout: Optional[str] = LayoutOpt,
+    rate: Optional[str] = RateOpt,
     block_seconds: Optional[float] = typer.Option(None, "--block", help="New index only: block seconds [0.5]."),
     window_blocks: Optional[int] = typer.Option(None, "--window", help="New index only: blocks per window [3]."),
     size: Optional[str] = typer.Option(None, "--size", help="New index only: working resolution WxH [128x96]."),
@@ -202,15 +219,33 @@ def ingest(
     reported FAILED (exit code 2, the other files are still indexed).
     """
     from .decode import iter_video_files
+    from .extractors import feature_settings
+    from .extractors.imported import FeatureRate, feature_files, imported_settings
     from .index import VideoIndex
 
     path = _index_path(index)
     try:
-        settings = _requested_settings(features, block_seconds, window_blocks, size, analysis_fps, decoder)
-        files = list(iter_video_files(paths))
+        if bool(paths) == (from_features is not None):
+            raise VsearchError("give video files or folders, or --from-features DIR (one of them)")
+        if from_features is None and (layout is not None or rate is not None):
+            raise VsearchError("--layout and --rate go with --from-features")
+        settings = _requested_settings(None, block_seconds, window_blocks, size, analysis_fps, decoder)
+        if features is not None:
+            kind = feature_settings(features)
+            if size is not None or VideoIndex.exists(path):  # the model's input size is only a default
+                kind = {k: v for k, v in kind.items() if k not in ("width", "height")}
+            settings.update(kind)
+        if from_features is not None:
+            feature_rate = FeatureRate.parse(rate)
+            files = feature_files([from_features])
+            if not VideoIndex.exists(path):
+                settings.update(imported_settings(files, layout=layout, rate=feature_rate))
+        else:
+            files = list(iter_video_files(paths))
         if not files and not VideoIndex.exists(path):
             # Nothing to add: an empty index would only hide the mistake.
-            raise VsearchError(f"no video files in {', '.join(map(str, paths))}; no index created")
+            raise VsearchError(f"no video files in {', '.join(map(str, paths or [from_features]))}; "
+                               "no index created")
         with VideoIndex.open(path, settings=settings, create=True, device=device) as vindex, _progress(
             not quiet and not as_json and sys.stderr.isatty(), len(files), "files"
         ) as bar:
@@ -226,7 +261,10 @@ def ingest(
                     rate = video_s[0] / max(time.monotonic() - started, 1e-6)
                     bar[0].update(bar[1], advance=1, description=Path(result.path).name, video_s=video_s[0], rate=rate)
 
-            results = vindex.add(files, progress=report, timeout=decode_timeout)
+            if from_features is not None:
+                results = vindex.add_features(files, layout=layout, rate=feature_rate, progress=report)
+            else:
+                results = vindex.add(files, progress=report, timeout=decode_timeout)
             stats = vindex.stats()
     except VsearchError as exc:
         raise _fail(exc)
@@ -249,10 +287,13 @@ _CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_e
     epilog="Examples:\n\n  vsearch query clip.mp4 --index indexes/footage -k 5\n\n"
     "  vsearch query a.mp4 b.mp4 --json > hits.jsonl\n\n"
     "  vsearch query ~/clips/ --csv > hits.csv      (every video in the folder)\n\n"
-    "  vsearch query clip.mp4 --report report.html"
+    "  vsearch query clip.mp4 --report report.html\n\n"
+    "  vsearch query --from-features clip.npy --layout npy --rate 1"
 )
 def query(
-    clips: List[Path] = typer.Argument(..., metavar="CLIP", help="Query clips, or folders of them (searched recursively)."),
+    clips: Optional[List[Path]] = typer.Argument(
+        None, metavar="CLIP", help="Query clips, or folders of them (searched recursively)."
+    ),
     index: Optional[Path] = IndexOpt,
     k: int = typer.Option(5, "-k", "--top", min=1, help="Number of segments to return per clip."),
     min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0, help="Hide hits scoring below this [0.85]."),
@@ -279,10 +320,19 @@ def query(
         None, "--decoder", help="Decoder for the clips; must be the index's (the default)."
     ),
     decode_timeout: float = TimeoutOpt,
+    features: Optional[str] = typer.Option(
+        None, "--features", help="The index's ONNX model, if moved: onnx:PATH (another model is refused)."
+    ),
+    from_features: Optional[List[Path]] = typer.Option(
+        None, "--from-features", help="Query with a clip's features computed by another tool (plain reading only)."
+    ),
+    layout: Optional[str] = LayoutOpt,
+    rate: Optional[str] = RateOpt,
 ) -> None:
     """Find the library segments each clip comes from."""
     from .decode import iter_video_files, prestart
     from .embedding import DEFAULT_SPEEDS, check_speeds
+    from .extractors.imported import FeatureRate
     from .index import VideoIndex
     from .query import DEFAULT_MIN_SCORE
 
@@ -306,11 +356,19 @@ def query(
         # An old report must not pass for this run's, whatever happens below.
         report.unlink(missing_ok=True)
     try:
-        files = list(iter_video_files(clips))
-        if not files:
+        if bool(clips) == bool(from_features):
+            raise VsearchError("give query clips, or --from-features FILE (one of them)")
+        if not from_features and (layout is not None or rate is not None):
+            raise VsearchError("--layout and --rate go with --from-features")
+        if from_features and report is not None:
+            raise VsearchError("--report shows the clip's frames: it needs a video clip, not --from-features")
+        feature_rate = FeatureRate.parse(rate)
+        inputs = list(from_features) if from_features else list(iter_video_files(clips))
+        if not inputs:
             raise VsearchError(f"no video files in {', '.join(map(str, clips))}")
         vindex = VideoIndex.open(_index_path(index), device=device)
         vindex.check_decoder(decoder)
+        vindex.use_features(features)
     except VsearchError as exc:
         raise _fail(exc)
     writer = csv.writer(sys.stdout, lineterminator="\n") if as_csv else None
@@ -318,10 +376,13 @@ def query(
         writer.writerow(_CSV_FIELDS)
     answered, failures = [], []
     with vindex:
-        for clip in files:
+        for clip in inputs:
             try:
-                result = vindex.query(clip, k=k, min_score=threshold, mirrored=mirrored, speeds=speed_list,
-                                      inset=inset, rotations=rotations, timeout=decode_timeout)
+                if from_features:
+                    result = vindex.query_features(clip, layout=layout, rate=feature_rate, k=k, min_score=threshold)
+                else:
+                    result = vindex.query(clip, k=k, min_score=threshold, mirrored=mirrored, speeds=speed_list,
+                                          inset=inset, rotations=rotations, timeout=decode_timeout)
             except VsearchError as exc:
                 typer.echo(f"vsearch: error: {_show(str(exc))}", err=True)
                 failures.append((clip, str(exc)))
@@ -369,7 +430,9 @@ def _print_result(result, *, as_json: bool, writer) -> None:
 def features(
     videos: List[Path] = typer.Argument(..., metavar="VIDEO", help="Video files or folders."),
     out: Path = typer.Option(..., "-o", "--out", help="Output: .npy, .npz, .h5 or a folder."),
-    kind: str = typer.Option("v1", "--features", help="v1, or seed for the original 7-D per-block output."),
+    kind: str = typer.Option(
+        "v1", "--features", help="v1, seed for the original 7-D per-block output, or onnx:MODEL.onnx."
+    ),
     block_seconds: float = typer.Option(0.5, "--block", help="Block length in seconds."),
     device: str = DeviceOpt,
 ) -> None:
@@ -378,9 +441,10 @@ def features(
     from .decode import iter_video_files
     from .device import resolve_device
     from .export import export_features
+    from .extractors import feature_settings
 
     try:
-        config = IndexConfig(features=kind, block_seconds=block_seconds)
+        config = IndexConfig(**feature_settings(kind), block_seconds=block_seconds)
         written = export_features(list(iter_video_files(videos)), out, config, resolve_device(device))
     except VsearchError as exc:
         raise _fail(exc)
@@ -425,6 +489,9 @@ def stats(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
         f"features   {cfg['features']} (version {cfg['feature_version']}), block {cfg['block_seconds']} s, "
         f"window {cfg['window_blocks']} blocks, {cfg['width']}x{cfg['height']} @ {cfg['analysis_fps']} fps, "
         f"grid {cfg['grid'][0]}x{cfg['grid'][1]}, normalization {cfg['normalization']}\n"
+        + (f"model      {_show(cfg['model_path'])} (hash {cfg['model_hash'][:12]}), "
+           f"{cfg['embedding_dim']} dimensions per block\n" if cfg.get("model_hash") else "")
+        + (f"imported   {cfg['embedding_dim']} dimensions per block\n" if cfg["features"] == "imported" else "") +
         f"decoder    {cfg['decoder']} (index format {cfg['format_version']})\n"
         f"created    {info.created}\n"
         f"updated    {info.updated}"

@@ -8,7 +8,7 @@ silent wrong answer.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigMismatchError, RebuildNeededError
@@ -23,7 +23,13 @@ FORMAT_VERSION = 2
 
 #: Feature kinds and the version of their definition. Bump a version whenever the
 #: numbers a kind produces change, so old indexes are refused instead of mis-matched.
-FEATURE_VERSIONS = {"v1": 2, "seed": 1}
+#: ``v1`` and ``seed`` are the hand-made kernels; ``onnx`` an image model run per
+#: frame (the model itself is pinned by ``model_hash``); ``imported`` features
+#: computed by another tool (see :mod:`vsearch.extractors`).
+FEATURE_VERSIONS = {"v1": 2, "seed": 1, "onnx": 1, "imported": 1}
+
+#: Feature kinds computed by the hand-made kernels.
+KERNEL_FEATURES = ("v1", "seed")
 
 #: Number of kernel channels in both feature kinds.
 NUM_KERNELS = 7
@@ -34,7 +40,7 @@ class IndexConfig:
     """Settings that determine the vectors of an index.
 
     Attributes:
-        features: ``"v1"`` (rectified, grid-pooled, normalised kernel responses) or
+        features: ``"v1"`` (rectified, grid-pooled, normalised kernel responses),
             ``"seed"`` (the original 7-D sums of raw linear responses).
         block_seconds: duration of one block descriptor.
         window_blocks: consecutive blocks concatenated into one searchable vector.
@@ -44,6 +50,12 @@ class IndexConfig:
         grid: spatial pooling grid (rows, cols) of the ``v1`` features.
         decoder: the decoder frames come from (``pyav`` or ``decord``); decoders
             differ in scaling and colour conversion, so an index keeps its own.
+        embedding_dim: per-block dimension of learned features (``onnx``,
+            ``imported``); 0 for the kernels, whose dimension follows from ``grid``.
+        model_hash: ``onnx`` only: BLAKE2b of the model file (and its JSON sidecar);
+            a query or ingest with another model is refused.
+        model_path: ``onnx`` only: where the model was when the index was created,
+            used when none is given; not compared (a moved model is the same model).
     """
 
     features: str = "v1"
@@ -54,11 +66,19 @@ class IndexConfig:
     analysis_fps: float = 10.0
     grid: tuple[int, int] = (4, 4)
     decoder: str = "pyav"
+    embedding_dim: int = 0
+    model_hash: str = ""
+    model_path: str = field(default="", compare=False)
+
+    @property
+    def extractor(self) -> str:
+        """Which extractor computes the block descriptors: kernels, onnx or imported."""
+        return "kernels" if self.features in KERNEL_FEATURES else self.features
 
     @property
     def crop_borders(self) -> bool:
         """Letterbox/pillarbox bars are cut off before description (v1 only)."""
-        return self.features != "seed"
+        return self.features == "v1"
 
     def __post_init__(self) -> None:
         if self.features not in FEATURE_VERSIONS:
@@ -68,6 +88,13 @@ class IndexConfig:
         if self.decoder not in DECODERS:
             raise ConfigMismatchError(f"unknown decoder {self.decoder!r}; expected one of {', '.join(DECODERS)}")
         object.__setattr__(self, "grid", tuple(int(g) for g in self.grid))
+        learned = self.extractor != "kernels"
+        if learned and self.embedding_dim < 1:
+            raise ConfigMismatchError(f"{self.features} features need their dimension (embedding_dim)")
+        if not learned and (self.embedding_dim or self.model_hash):
+            raise ConfigMismatchError(f"{self.features} features take no embedding_dim or model")
+        if (self.features == "onnx") != bool(self.model_hash):
+            raise ConfigMismatchError("a model hash goes with onnx features, and only with them")
         frames = self.block_seconds * self.analysis_fps
         if self.block_seconds <= 0 or self.analysis_fps <= 0:
             raise ConfigMismatchError("block_seconds and analysis_fps must be positive")
@@ -101,6 +128,8 @@ class IndexConfig:
 
     @property
     def block_dim(self) -> int:
+        if self.embedding_dim:
+            return self.embedding_dim
         if self.features == "seed":
             return NUM_KERNELS
         return NUM_KERNELS * self.grid[0] * self.grid[1]
@@ -122,6 +151,9 @@ class IndexConfig:
         """JSON-ready form, with the derived values a reader may want to see."""
         data = dataclasses.asdict(self)
         data["grid"] = list(self.grid)
+        if self.extractor == "kernels":  # an index of the kernels is stored as before learned features
+            for name in ("embedding_dim", "model_hash", "model_path"):
+                del data[name]
         data.update(
             format_version=FORMAT_VERSION,
             feature_version=self.feature_version,
@@ -158,8 +190,12 @@ class IndexConfig:
     def differences(self, other: "IndexConfig") -> list[str]:
         """Human-readable list of settings that differ from ``other``."""
         out = []
-        for field in dataclasses.fields(self):
-            mine, theirs = getattr(self, field.name), getattr(other, field.name)
-            if mine != theirs:
-                out.append(f"{field.name}: index has {theirs!r}, requested {mine!r}")
+        for item in dataclasses.fields(self):
+            mine, theirs = getattr(self, item.name), getattr(other, item.name)
+            if item.compare and mine != theirs:
+                if item.name == "model_hash":
+                    out.append(f"model: index was built with {other.model_path or 'another model'} "
+                               f"(hash {theirs[:12]}), this model {self.model_path or ''} has hash {mine[:12]}")
+                else:
+                    out.append(f"{item.name}: index has {theirs!r}, requested {mine!r}")
         return out

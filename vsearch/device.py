@@ -72,3 +72,10 @@ def resolve_device(name: str = "auto") -> Device:
     if name == "gpu":
         raise DeviceError("--device gpu was requested but no CUDA GPU with CuPy is available")
     return Device("cpu", np)
+
+
+def onnx_providers(device: Device, available: list[str]) -> list[str]:
+    """ONNX Runtime execution providers for ``device``: CUDA first on a GPU device
+    when the installed runtime has it (``onnxruntime-gpu``), the CPU always last."""
+    cuda = "CUDAExecutionProvider"
+    return ([cuda] if device.name == "gpu" and cuda in available else []) + ["CPUExecutionProvider"]

@@ -11,9 +11,10 @@ import numpy as np
 from .config import IndexConfig
 from .decode import DEFAULT_TIMEOUT, VideoInfo, VideoSource
 from .device import Device
-from .errors import ClipTooShortError, VideoError, VsearchError
+from .errors import ClipTooShortError, FeatureFileError, VideoError, VsearchError
+from .extractors import Extractor, create_extractor
+from .extractors.imported import ImportedFeatures
 from .features import (
-    block_descriptors,
     detect_borders,
     detect_inset,
     detect_static_overlay,
@@ -53,22 +54,25 @@ class VideoDescriptors:
 
 def describe_video(
     path: str | os.PathLike, config: IndexConfig, device: Device, *, timeout: float = DEFAULT_TIMEOUT,
-    stop: threading.Event | None = None,
+    stop: threading.Event | None = None, extractor: Extractor | None = None,
 ) -> VideoDescriptors:
     """Decode ``path`` once, chunk by chunk, and describe every complete block.
 
     ``timeout``: seconds without progress (or of decoding below a tenth of real
     time) after which the file is abandoned with a :class:`VideoError`. ``stop``,
     once set, abandons the file at the next chunk (the ingest was interrupted).
+    ``extractor`` computes the descriptors (by default the one ``config`` names).
     """
+    extractor = extractor or create_extractor(config, device)
     source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout)
     fpb = config.frames_per_block
     parts, head, borders = [], [], None
 
     def describe(frames: np.ndarray) -> None:
-        parts.append(device.to_numpy(block_descriptors(remove_borders(frames, borders, device.xp), config, device.xp)))
+        parts.append(device.to_numpy(extractor.describe(remove_borders(frames, borders, device.xp))))
 
-    for frames in source.iter_frames(config.analysis_fps, chunk_frames=fpb * _STREAM_BLOCKS, integrate=True):
+    for frames in source.iter_frames(config.analysis_fps, chunk_frames=fpb * _STREAM_BLOCKS, integrate=True,
+                                     pixel_format=extractor.pixel_format):
         if stop is not None and stop.is_set():
             raise VideoError(path, "interrupted")
         if borders is not None:
@@ -191,7 +195,8 @@ class QueryClip:
     flipped copies; a rotated one (at speed 1) copies turned by quarter turns; an
     inset reading (v1 only) describes a picture-in-picture inset found in the clip,
     scaled up to the working size. Reading ``r`` (in :attr:`readings` order) owns
-    views ``r * frames_per_block + phase``.
+    views ``r * frames_per_block + phase``. Rotated and inset readings need an
+    extractor of grey frames (the kernels); others get speeds and mirroring only.
     """
 
     def __init__(
@@ -205,11 +210,14 @@ class QueryClip:
         inset: bool = False,
         rotations: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
+        extractor: Extractor | None = None,
     ) -> None:
         self.path, self.config, self.device = os.fsdecode(os.fspath(path)), config, device
+        self.extractor = extractor = extractor or create_extractor(config, device)
         speeds = check_speeds(speeds)
         source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout)
-        per_speed = source.frames_at_rates([config.analysis_fps * s for s in speeds], integrate=True)
+        per_speed = source.frames_at_rates([config.analysis_fps * s for s in speeds], integrate=True,
+                                           pixel_format=extractor.pixel_format)
         self.duration = source.info.duration
         fpb = config.frames_per_block
         # Bars are looked for in the same span of frames as on the library side.
@@ -219,11 +227,13 @@ class QueryClip:
         plain = self._frames.get(Reading())
         first = next(iter(self._frames.values()))
         #: Per analysis frame of the clip: the picture is exactly the one before (held).
-        self.still = np.concatenate([[False], np.all(first[1:] == first[:-1], axis=(1, 2))]) if len(first) else first
+        self.still = (np.concatenate([[False], np.all(first[1:] == first[:-1], axis=tuple(range(1, first.ndim)))])
+                      if len(first) else first)
         self._still_rate = config.analysis_fps * speeds[0]
         v1 = config.features == "v1" and plain is not None
         #: Grid cells hidden by a still overlay (a logo box) in the clip, or None.
         self.overlay = detect_static_overlay(plain[: fpb * _DETECTION_BLOCKS], config.grid) if v1 else None
+        inset = inset and "inset" in extractor.edited_readings
         margins = detect_inset(plain[: fpb * _DETECTION_BLOCKS]) if inset and v1 else None
         if margins is not None:
             self._frames[Reading(inset=True)] = (
@@ -233,7 +243,7 @@ class QueryClip:
         self.readings: list[Reading] = []
         for reading in self._frames:
             self.readings += [reading, replace(reading, mirrored=True)] if mirrored else [reading]
-        if rotations and plain is not None:
+        if rotations and plain is not None and "rotations" in extractor.edited_readings:
             self.readings += [Reading(rotation=turns) for turns in ROTATIONS]
         self._cache: dict[Reading, ClipWindows] = {}
 
@@ -309,8 +319,7 @@ class QueryClip:
             frames = frames[:, :, ::-1]  # seed has no layout to permute: describe the flip
         vectors, starts = [], []
         for phase in range(fpb):
-            windows = window_vectors(self.device.to_numpy(block_descriptors(frames[phase:], config, self.device.xp)),
-                                     config)
+            windows = window_vectors(self.device.to_numpy(self.extractor.describe(frames[phase:])), config)
             # Windows mostly of a frozen picture carry no evidence: they are left out,
             # and count as missing when a hit is scored (a clip that is mostly a held
             # frame is ambiguous, not a confident match of whatever else holds still).
@@ -332,3 +341,39 @@ class QueryClip:
         )
         self._cache[reading] = out
         return out
+
+
+class FeatureClip:
+    """A query clip given as features another tool computed (``--from-features``).
+
+    Only the plain reading exists: the other readings (speeds, mirrored, turned,
+    inset) are made from frames, which such a clip does not have. Its windows start
+    on the index's block grid (one phase); no window is left out as frozen.
+    Offers what :func:`vsearch.query.search_clip` reads of a :class:`QueryClip`.
+    """
+
+    def __init__(self, imported: ImportedFeatures, config: IndexConfig) -> None:
+        self.path, self.config, self.duration = imported.source, config, imported.duration
+        if imported.dim != config.block_dim:
+            raise FeatureFileError(imported.source, f"features have {imported.dim} dimensions, the index's blocks "
+                                                    f"{config.block_dim}")
+        vectors = window_vectors(imported.blocks(config), config)
+        n = len(vectors)
+        self._windows = ClipWindows(
+            duration=self.duration, vectors=vectors, starts=np.arange(n) * config.block_seconds,
+            views=np.zeros(n, np.int64), speeds=np.ones(n), mirrored=np.zeros(n, bool), inset=np.zeros(n, bool),
+            rotation=np.zeros(n, np.int64))
+        self.readings: list[Reading] = [Reading()]
+        #: No still overlay is looked for (that needs frames).
+        self.overlay = None
+
+    def windows(self, readings: list[Reading] | None = None, *, allow_empty: bool = False) -> ClipWindows:
+        """The plain reading's windows (whatever ``readings`` asks for: there is no other)."""
+        if len(self._windows.vectors) == 0 and not allow_empty:
+            raise ClipTooShortError(self.path, f"features span {self.duration:.2f} s, shorter than one window "
+                                               f"({self.config.window_seconds:g} s)")
+        return self._windows
+
+    def frozen_share(self, start: float, end: float) -> float:
+        """Nothing is known to be frozen in a clip given as features."""
+        return 0.0

@@ -66,3 +66,8 @@ class DeviceError(VsearchError):
 
 class NotIndexedError(VsearchError):
     """A video named for removal is not in the index."""
+
+
+class FeatureFileError(VideoError):
+    """A file of precomputed features cannot be used: wrong layout, shape, dimension
+    or time axis, or a pickle (never read: it can run code)."""

@@ -3,9 +3,13 @@
 Formats, chosen by the output's suffix:
 
 - ``.npy``: the ``(blocks, dim)`` float32 array of one video;
-- ``.npz``: ``features``, ``timestamps`` (block start/end seconds), ``fps``, ``block``;
+- ``.npz``: ``features``, ``timestamps`` (block start/end seconds), ``fps``, ``block``,
+  ``duration``, ``path`` (the video), ``kind``;
 - ``.h5``: one group per video holding the same (needs the optional ``h5py``);
 - a folder (no suffix, or an existing directory): one ``.npz`` per video.
+
+Each imports back unchanged (:mod:`vsearch.extractors.imported`, ``vsearch ingest
+--from-features``); a bare ``.npy`` at ``--rate`` ``1 / block`` (2 per second).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ def _write_npz(path: Path, described: VideoDescriptors, config: IndexConfig) -> 
         timestamps=_timestamps(len(described.blocks), config),
         fps=np.float64(described.info.fps),
         block=np.float64(config.block_seconds),
+        duration=np.float64(described.info.duration),
+        path=np.array(os.path.abspath(described.info.path)),
         kind=np.array(config.features),
     )
 

@@ -319,7 +319,7 @@ def frozen_blocks(frames: np.ndarray, frames_per_block: int) -> np.ndarray:
     if blocks == 0:
         return np.zeros(0, dtype=bool)
     frames = np.asarray(frames[: blocks * frames_per_block])
-    same = np.all(frames[1:] == frames[:-1], axis=(1, 2))
+    same = np.all(frames[1:] == frames[:-1], axis=tuple(range(1, frames.ndim)))  # grey or RGB
     same = np.concatenate([[False], same]).reshape(blocks, frames_per_block)
     return same[:, 1:].all(axis=1)
 

@@ -33,10 +33,13 @@ import numpy as np
 from . import metastore, upgrade, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
-from .decode import DEFAULT_TIMEOUT, check_readable
-from .embedding import DEFAULT_SPEEDS, QueryClip, VideoDescriptors, check_speeds, describe_video
+from .decode import DEFAULT_TIMEOUT, VideoInfo, check_readable
+from .embedding import DEFAULT_SPEEDS, FeatureClip, QueryClip, VideoDescriptors, check_speeds, describe_video
+from .extractors import Extractor, create_extractor
+from .extractors.imported import FeatureRate, ImportedFeatures, read_features
 from .errors import (
     ConfigMismatchError,
+    FeatureFileError,
     IndexCorruptError,
     IndexNotFoundError,
     NotIndexedError,
@@ -101,11 +104,14 @@ class VideoIndex:
     """
 
     def __init__(
-        self, path: str | os.PathLike, *, config: IndexConfig, store: MetaStore, device: Device, repair: bool = True
+        self, path: str | os.PathLike, *, config: IndexConfig, store: MetaStore, device: Device, repair: bool = True,
+        model: str | None = None,
     ) -> None:
         self.path = str(path)
         self.config = config
         self.device = device
+        self._model = model or None
+        self._extractor: Extractor | None = None
         self._store = store
         self._lock = WriterLock(self.path)
         with store.snapshot() as snap:
@@ -150,10 +156,15 @@ class VideoIndex:
         path = str(path)
         upgrade.finish_pending(path)  # a rebuild that a crash interrupted mid-swap
         dev = resolve_device(device)
+        model = (settings or {}).get("model_path") or (config.model_path if config is not None else None)
         if config is None and settings:
             if cls.exists(path):
                 with cls.open(path, device="cpu") as existing:
-                    config = dataclasses.replace(existing.config, **settings)
+                    current = existing.config
+                if settings.get("features", current.features) != current.features:
+                    raise ConfigMismatchError(f"{path}: index settings cannot be changed after creation (features: "
+                                              f"index has {current.features!r}, requested {settings['features']!r})")
+                config = dataclasses.replace(current, **settings)
             else:
                 config = IndexConfig(**settings)
         if not cls.exists(path):
@@ -189,7 +200,32 @@ class VideoIndex:
                 + "; ".join(config.differences(stored))
                 + ")"
             )
-        return cls(path, config=stored, store=store, device=dev, repair=repair)
+        return cls(path, config=stored, store=store, device=dev, repair=repair, model=model)
+
+    @property
+    def extractor(self) -> Extractor:
+        """What describes videos for this index (made on first use: an index of
+        imported features has none, and says so)."""
+        if self._extractor is None:
+            self._extractor = create_extractor(self.config, self.device, model=self._model)
+        return self._extractor
+
+    def use_features(self, spec: str | None) -> None:
+        """Check a ``--features`` value given with a query against the index's.
+
+        ``onnx:PATH`` must be the index's model (same hash), possibly moved; it is
+        then the copy used. None: the index's own. Anything else is refused.
+        """
+        if spec is None:
+            return
+        if self.config.extractor == "onnx" and spec.startswith("onnx:"):
+            self._model, self._extractor = os.path.expanduser(spec[len("onnx:"):]), None
+            self.extractor  # noqa: B018 - checks the model's hash now, before any clip is read
+            return
+        if spec != self.config.features:
+            raise ConfigMismatchError(f"{self.path}: built with {self.config.features} features"
+                                      + (f" ({self.config.model_path})" if self.config.model_path else "")
+                                      + f"; clips must be described the same way, not with {spec}")
 
     def close(self) -> None:
         self._lock.release()
@@ -334,6 +370,7 @@ class VideoIndex:
         whose decoding makes no progress for ``timeout`` seconds, or runs below a
         tenth of real time, fails and the others go on.
         """
+        extractor = self.extractor  # made (and its model checked) before anything is read
         self._begin_write()
         results: list[IngestResult] = []
         last_save = time.monotonic()
@@ -350,7 +387,7 @@ class VideoIndex:
             raw = next(todo, None)
             if raw is not None:
                 path = _absolute(raw)
-                queue.append((path, pool.submit(self._prepare, path, known, timeout, stop)))
+                queue.append((path, pool.submit(self._prepare, path, known, timeout, stop, extractor)))
 
         try:
             for _ in range(_PARALLEL_FILES):
@@ -376,7 +413,65 @@ class VideoIndex:
             self._end_write()
         return results
 
-    def _prepare(self, path: str, known: set[str], timeout: float, stop: threading.Event) -> "_Prepared":
+    def add_features(
+        self,
+        files: Iterable[str | os.PathLike],
+        *,
+        layout: str | None = None,
+        rate: FeatureRate = FeatureRate(),
+        progress: ProgressCallback | None = None,
+    ) -> list[IngestResult]:
+        """Index features another tool computed (see :mod:`vsearch.extractors.imported`).
+
+        Only into an index of imported features (``IndexConfig(features="imported",
+        embedding_dim=D)``). Each file is handled on its own, like a video in
+        :meth:`add`: one of the wrong layout, shape, dimension or time axis (or a
+        pickle) yields a ``failed`` result naming the reason and the others go on;
+        the same features again are skipped, changed ones replace the video's.
+        """
+        if self.config.extractor != "imported":
+            raise ConfigMismatchError(f"{self.path}: this index computes its own {self.config.features} features; "
+                                      "import features into an index created with --from-features")
+        self._begin_write()
+        results: list[IngestResult] = []
+        try:
+            for file in files:
+                errors: list[FeatureFileError] = []
+                try:
+                    videos = read_features(file, layout=layout, rate=rate, errors=errors)
+                except FeatureFileError as exc:
+                    videos, errors = [], [exc]
+                done = [IngestResult(path=exc.path, status="failed", reason=exc.reason) for exc in errors]
+                for imported in videos:
+                    try:
+                        done.append(self._commit(self._prepare_imported(imported), DEFAULT_TIMEOUT))
+                    except VideoError as exc:
+                        done.append(IngestResult(path=imported.source, status="failed", reason=exc.reason))
+                for result in done:  # the file's bad videos first
+                    results.append(result)
+                    if progress is not None:
+                        progress(result)
+        finally:
+            self._end_write()
+        return results
+
+    def _prepare_imported(self, imported: ImportedFeatures) -> "_Prepared":
+        """Imported features as a prepared video: on the block grid, dimension checked."""
+        if imported.dim != self.config.block_dim:
+            raise FeatureFileError(imported.source, f"features have {imported.dim} dimensions, the index holds "
+                                                    f"{self.config.block_dim}")
+        blocks = imported.blocks(self.config)
+        windows = window_count(len(blocks), self.config)
+        if windows == 0:
+            raise FeatureFileError(imported.source, f"features span {imported.duration:.2f} s, shorter than one "
+                                                    f"window ({self.config.window_seconds:g} s)")
+        info = VideoInfo(path=_absolute(imported.video) if os.path.exists(imported.video) else imported.video,
+                         duration=imported.duration, fps=imported.fps, width=0, height=0, frame_count=len(blocks))
+        return _Prepared(path=info.path, digest=imported.digest, described=VideoDescriptors(info=info, blocks=blocks),
+                         windows=windows)
+
+    def _prepare(self, path: str, known: set[str], timeout: float, stop: threading.Event,
+                 extractor: Extractor) -> "_Prepared":
         """Hash, decode and describe one file (in a reading thread: no store access)."""
         check_readable(path)
         if not os.path.isfile(path):
@@ -384,7 +479,7 @@ class VideoIndex:
         digest = file_digest(path)
         if digest in known:  # indexed already: the writer decides between skipped and moved
             return _Prepared(path=path, digest=digest)
-        described = describe_video(path, self.config, self.device, timeout=timeout, stop=stop)
+        described = describe_video(path, self.config, self.device, timeout=timeout, stop=stop, extractor=extractor)
         info = described.info
         if window_count(len(described.blocks), self.config) == 0:
             lost = f"; {info.partial_reason()}" if info.partial else ""
@@ -413,7 +508,7 @@ class VideoIndex:
             return IngestResult(path=path, status="skipped", video_id=same_content.id, duration_s=same_content.duration_s,
                                 reason=f"same content as {same_content.path}")
         if prepared.described is None:  # its twin was removed meanwhile: read it after all
-            prepared = self._prepare(path, set(), timeout, threading.Event())
+            prepared = self._prepare(path, set(), timeout, threading.Event(), self.extractor)
         described, info, damaged = prepared.described, prepared.described.info, prepared.damaged
         record = self._store.commit_video(
             dict(path=path, hash=digest, duration_s=round(info.duration, 6), fps=round(info.fps, 6),
@@ -511,11 +606,34 @@ class VideoIndex:
             raise VsearchError("k must be at least 1")
         self.check_decoder(decoder)
         reader = QueryClip(clip, self.config, self.device, mirrored=mirrored, speeds=check_speeds(speeds), inset=inset,
-                           rotations=rotations, timeout=timeout)
+                           rotations=rotations, timeout=timeout, extractor=self.extractor)
         windows = functools.lru_cache(maxsize=64)(self.window_vectors)
         library = Library(config=self.config, videos=self._videos, search=self._vectors.search, windows=windows)
         hits = search_clip(reader, library, k=k, min_score=min_score)
         return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=reader.duration, hits=hits)
+
+    def query_features(
+        self,
+        features: str | os.PathLike,
+        *,
+        layout: str | None = None,
+        rate: FeatureRate = FeatureRate(),
+        k: int = 5,
+        min_score: float = DEFAULT_MIN_SCORE,
+    ) -> QueryResult:
+        """Like :meth:`query`, for a clip given as features (one video's file, of the
+        index's dimension). Only the plain reading is searched: speeds, mirroring,
+        rotations and insets need the clip's frames."""
+        if k < 1:
+            raise VsearchError("k must be at least 1")
+        videos = read_features(features, layout=layout, rate=rate)
+        if len(videos) != 1:
+            raise FeatureFileError(features, f"holds {len(videos)} videos; a query clip is one")
+        reader = FeatureClip(videos[0], self.config)
+        windows = functools.lru_cache(maxsize=64)(self.window_vectors)
+        library = Library(config=self.config, videos=self._videos, search=self._vectors.search, windows=windows)
+        hits = search_clip(reader, library, k=k, min_score=min_score)
+        return QueryResult(query=os.fsdecode(os.fspath(features)), duration=reader.duration, hits=hits)
 
     def check_decoder(self, decoder: str | None) -> None:
         """Refuse a decoder other than the index's (None: the index's own)."""

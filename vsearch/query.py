@@ -37,9 +37,12 @@ from typing import Callable
 import numpy as np
 
 from .config import IndexConfig
-from .embedding import ClipWindows, QueryClip, Reading
+from .embedding import ClipWindows, FeatureClip, QueryClip, Reading
 from .models import Hit, VideoRecord
 from .windows import split_ids
+
+#: A clip as the query path reads it: decoded (every reading) or given as features (plain only).
+Clip = QueryClip | FeatureClip
 
 #: Seconds of consistent matching that count as full evidence: a longer clip need
 #: not match along its whole length (it may contain other footage too).
@@ -147,7 +150,7 @@ class Library:
     windows: Callable[[int], np.ndarray]
 
 
-def search_clip(clip: QueryClip, library: Library, *, k: int, min_score: float) -> list[Hit]:
+def search_clip(clip: Clip, library: Library, *, k: int, min_score: float) -> list[Hit]:
     """The library segments ``clip`` comes from, best first: at most ``k``, scoring >= ``min_score``."""
     config = library.config
     searched = _Searched.empty(clip.duration, config.dim)
@@ -168,7 +171,7 @@ def search_clip(clip: QueryClip, library: Library, *, k: int, min_score: float) 
     return [h for h in hits if h.score >= min_score][:k]
 
 
-def reading_stages(clip: QueryClip) -> list[tuple[list[Reading], float]]:
+def reading_stages(clip: Clip) -> list[tuple[list[Reading], float]]:
     """The clip's readings in the order they are searched, each stage with the best
     score before it that makes it unnecessary: plain; cheap edits; far edits."""
     plain = [r for r in clip.readings if r.edits == 0] or clip.readings[:1]
@@ -204,7 +207,7 @@ def nearest_windows(windows: ClipWindows, library: Library) -> tuple[np.ndarray,
 
 
 def find_segments(
-    searched: "_Searched", clip: QueryClip, library: Library, *, k: int, floor: float, refined: bool = True
+    searched: "_Searched", clip: Clip, library: Library, *, k: int, floor: float, refined: bool = True
 ) -> list[Hit]:
     """Vote, align the best candidate segments (unless not ``refined``) and drop their
     echoes: up to ``k`` hits >= ``floor``."""
@@ -789,7 +792,7 @@ def rescore_masked(
     return replace(hit, start=start, end=end, score=float(min(max(evidence[best], 0.0), 1.0)))
 
 
-def masked_candidates(clip: QueryClip, library: Library) -> list[Hit]:
+def masked_candidates(clip: Clip, library: Library) -> list[Hit]:
     """Segments found by searching the plain reading with a band of the picture left out.
 
     Burnt-in subtitles or a ticker change all the time, so they dominate the
@@ -857,6 +860,8 @@ def rescore_overlaid(
     config = library.config
     masks = ([(detected, 0.0)] if detected is not None else []) + [
         (mask, _GUESSED_MASK_MARGIN) for mask in occlusion_masks(config.grid)]
+    if config.features != "v1":  # only v1 windows are laid out on the picture's grid
+        masks = []
     rescored = []
     for hit in hits:
         best = hit

@@ -66,7 +66,7 @@ def _score_curve(index: "VideoIndex", clip: str, hit: Hit) -> tuple[np.ndarray, 
     """Score (0-1, as hits are scored) of each query window against the library
     window the hit aligns it with, by the clip time the window starts at."""
     reader = QueryClip(clip, index.config, index.device, mirrored=hit.mirrored, speeds=(hit.speed,),
-                       inset=hit.inset, rotations=bool(hit.rotation))
+                       inset=hit.inset, rotations=bool(hit.rotation), extractor=index.extractor)
     reading = Reading(speed=hit.speed, mirrored=hit.mirrored, inset=hit.inset, rotation=hit.rotation // 90)
     windows = reader.windows([r for r in reader.readings if r == reading] or reader.readings[:1])
     library = index.window_vectors(hit.video_id)

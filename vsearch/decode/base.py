@@ -268,7 +268,8 @@ class _Grid:
                 image = picture()
                 if total is None:
                     total = np.zeros((len(instants), *image.shape), np.float32)
-                total[rows] += weights[rows, j, None, None] * image.astype(np.float32)
+                weight = weights[rows, j].reshape(-1, *(1,) * image.ndim)  # grey or RGB pictures
+                total[rows] += weight * image.astype(np.float32)
         pictures = np.rint(total).astype(np.uint8)
         self.next_index = stop
         keep_after = stop / self.rate - self.half - _EPSILON

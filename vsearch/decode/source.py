@@ -374,24 +374,28 @@ class VideoSource:
         self.stream: StreamInfo | None = None
         self.info: VideoInfo | None = None
 
-    def iter_frames(self, analysis_fps: float, chunk_frames: int = 80, *, integrate: bool = False
-                    ) -> Iterator[np.ndarray]:
-        """Yield uint8 grey frames ``(n, height, width)`` at instants ``k / analysis_fps``.
+    def iter_frames(self, analysis_fps: float, chunk_frames: int = 80, *, integrate: bool = False,
+                    pixel_format: str = "gray") -> Iterator[np.ndarray]:
+        """Yield uint8 grey frames ``(n, height, width)`` at instants ``k / analysis_fps``
+        (``pixel_format="rgb24"``: RGB frames ``(n, height, width, 3)``).
 
         Every chunk holds ``chunk_frames`` frames but the last: memory does not grow
         with the video's length. By default each is the frame on screen; with
         ``integrate``, the average of what is shown during the instant's own
         ``1 / analysis_fps`` seconds (see :class:`~vsearch.decode.base.FrameSampler`).
         """
-        for header, pictures in self._decode(rates=[analysis_fps], chunk=chunk_frames, integrate=integrate):
+        for header, pictures in self._decode(rates=[analysis_fps], chunk=chunk_frames, integrate=integrate,
+                                             pixel_format=pixel_format):
             yield pictures
 
-    def frames_at_rates(self, rates: list[float], *, integrate: bool = False) -> list[np.ndarray]:
-        """All grey frames at each rate's instants, the file decoded once (short clips only)."""
+    def frames_at_rates(self, rates: list[float], *, integrate: bool = False, pixel_format: str = "gray"
+                        ) -> list[np.ndarray]:
+        """All grey (or RGB) frames at each rate's instants, the file decoded once (short clips only)."""
         parts: list[list[np.ndarray]] = [[] for _ in rates]
-        for header, pictures in self._decode(rates=list(rates), chunk=1024, integrate=integrate):
+        for header, pictures in self._decode(rates=list(rates), chunk=1024, integrate=integrate,
+                                             pixel_format=pixel_format):
             parts[header["grid"]].append(pictures)
-        empty = np.zeros((0, self.height, self.width), np.uint8)
+        empty = np.zeros((0, self.height, self.width, *((3,) if pixel_format == "rgb24" else ())), np.uint8)
         return [np.concatenate(p) if p else empty for p in parts]
 
     def frames_at(self, times: np.ndarray, *, rgb: bool = True) -> np.ndarray:
