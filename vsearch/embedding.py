@@ -191,7 +191,9 @@ class QueryClip:
     flipped copies; a rotated one (at speed 1) copies turned by quarter turns; an
     inset reading (v1 only) describes a picture-in-picture inset found in the clip,
     scaled up to the working size. Reading ``r`` (in :attr:`readings` order) owns
-    views ``r * frames_per_block + phase``.
+    views ``r * frames_per_block + phase``. A clip longer than ``max_duration``
+    seconds is refused (:class:`~vsearch.errors.ClipTooLongError`) as soon as its
+    headers or its pictures show it, before it is held in memory whole.
     """
 
     def __init__(
@@ -205,10 +207,12 @@ class QueryClip:
         inset: bool = False,
         rotations: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
+        max_duration: float | None = None,
     ) -> None:
         self.path, self.config, self.device = os.fsdecode(os.fspath(path)), config, device
         speeds = check_speeds(speeds)
-        source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout)
+        source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout,
+                             max_duration=max_duration)
         per_speed = source.frames_at_rates([config.analysis_fps * s for s in speeds], integrate=True)
         self.duration = source.info.duration
         fpb = config.frames_per_block
