@@ -463,6 +463,9 @@ def serve(
     max_upload_mb: float = typer.Option(200, "--max-upload-mb", min=0.001, help="Largest clip upload, MiB."),
     max_clip_seconds: float = typer.Option(600, "--max-clip-seconds", min=1, help="Longest query clip, seconds."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Queries run at once [CPU count]."),
+    upload_dir: Optional[Path] = typer.Option(
+        None, "--upload-dir", help="Where uploads wait while queried (removed after each request) [system temp]."
+    ),
     device: str = DeviceOpt,
     decode_timeout: float = TimeoutOpt,
 ) -> None:
@@ -480,7 +483,8 @@ def serve(
         config = ServerConfig(
             index=_index_path(index), host=host, port=port, token=token, allow_dirs=tuple(allow_dirs),
             max_upload_bytes=int(max_upload_mb * (1 << 20)), max_clip_seconds=max_clip_seconds,
-            device=device, decode_timeout=decode_timeout, **({"query_workers": workers} if workers else {}),
+            upload_dir=upload_dir, device=device, decode_timeout=decode_timeout,
+            **({"query_workers": workers} if workers else {}),
         )
         run_server(config)
     except VsearchError as exc:

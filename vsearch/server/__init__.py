@@ -12,8 +12,6 @@ rest of vsearch imports this package.
 
 from __future__ import annotations
 
-import importlib.util
-
 from ..errors import MissingExtraError
 from .config import ServerConfig
 
@@ -22,9 +20,16 @@ __all__ = ["ServerConfig", "require_extra", "serve"]
 
 def require_extra() -> None:
     """Raise :class:`MissingExtraError` unless the ``serve`` extra is installed."""
-    multipart = importlib.util.find_spec("python_multipart") or importlib.util.find_spec("multipart")
-    if multipart is None or any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn")):
-        raise MissingExtraError("vsearch serve", "serve")
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+
+        try:
+            import python_multipart  # noqa: F401
+        except ImportError:
+            import multipart  # noqa: F401  (python-multipart before 0.0.13)
+    except ImportError:
+        raise MissingExtraError("vsearch serve", "serve") from None
 
 
 def serve(config: ServerConfig) -> None:
