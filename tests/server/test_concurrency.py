@@ -10,9 +10,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.server.conftest import ServerProcess, loop_video, wait_job
+from tests.server.conftest import loop_video
 from vsearch import VideoIndex
 from vsearch.lock import WriterLock
+
+# The server's extra: without it these tests are skipped (CI installs it with 'test').
+pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from tools.serve_process import ServerProcess, wait_job  # noqa: E402
 
 
 @pytest.fixture(scope="module")

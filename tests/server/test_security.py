@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_cli
-from tests.server.conftest import ROOT
 from vsearch.errors import PathNotAllowedError, VideoError, VsearchError
 from vsearch.server.security import AllowedRoots, check_bind, is_loopback, token_matches
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.8.9.1", True), ("::1", True),
@@ -58,6 +60,8 @@ def test_allowed_roots(tmp_path):
 
 
 def test_serve_refuses_a_public_address_without_a_token(tmp_path):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
     proc = run_cli("serve", "--index", str(tmp_path / "ix"), "--host", "0.0.0.0", env={"VSEARCH_TOKEN": ""})
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
