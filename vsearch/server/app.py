@@ -297,13 +297,15 @@ def create_app(config: ServerConfig) -> FastAPI:
     @api.get("/videos", response_model=list[VideoRecord], tags=["library"])
     async def list_videos() -> list[dict]:
         """The indexed videos, in id order."""
-        return [r.to_dict() for r in server.live.current().videos()]
+        view = await run_in_threadpool(server.live.current)  # may re-read the index: not on the event loop
+        return [r.to_dict() for r in view.videos()]
 
     @api.delete("/videos/{video_id}", status_code=202, response_model=Job, tags=["library"],
                 responses=_errors(404, 409))
     async def remove_video(video_id: int) -> Job:
         """Remove one video (other ids never change); returns the job."""
-        record = next((r for r in server.live.current().videos() if r.id == video_id), None)
+        view = await run_in_threadpool(server.live.current)
+        record = next((r for r in view.videos() if r.id == video_id), None)
         if record is None:
             raise NotIndexedError(f"video {video_id}: not in the index")
         await run_in_threadpool(server.check_writable)
