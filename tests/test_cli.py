@@ -213,7 +213,7 @@ def test_human_times_read_h_mm_ss_mmm():
     assert _hms(36000 * 3 + 0.0004) == "30:00:00.000"
 
 
-COMMANDS = ("ingest", "query", "features", "stats", "list", "remove", "verify", "rebuild")
+COMMANDS = ("ingest", "query", "features", "stats", "list", "remove", "verify", "rebuild", "serve")
 
 
 def test_every_command_has_examples_and_readable_help():

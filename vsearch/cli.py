@@ -592,6 +592,53 @@ def rebuild(
     typer.echo(f"rebuilt {total} vectors ({kind})")
 
 
+@app.command(
+    epilog="Examples:\n\n  vsearch serve --index indexes/footage --allow-dir ~/footage\n\n"
+    "  VSEARCH_TOKEN=s3cret vsearch serve -i indexes/footage --host 0.0.0.0\n\n"
+    "  curl -F clip=@clip.mp4 http://127.0.0.1:8000/query"
+)
+def serve(
+    index: Optional[Path] = IndexOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; beyond loopback a token is required."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    token: Optional[str] = typer.Option(
+        None, "--token", envvar="VSEARCH_TOKEN", show_envvar=True,
+        help="Require 'Authorization: Bearer TOKEN' on every request but /health.",
+    ),
+    allow_dirs: List[Path] = typer.Option(
+        [], "--allow-dir", help="A folder whose files clients may query or add by path (repeatable)."
+    ),
+    max_upload_mb: float = typer.Option(200, "--max-upload-mb", min=0.001, help="Largest clip upload, MiB."),
+    max_clip_seconds: float = typer.Option(600, "--max-clip-seconds", min=1, help="Longest query clip, seconds."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Queries run at once [CPU count]."),
+    upload_dir: Optional[Path] = typer.Option(
+        None, "--upload-dir", help="Where uploads wait while queried (removed after each request) [system temp]."
+    ),
+    device: str = DeviceOpt,
+    decode_timeout: float = TimeoutOpt,
+) -> None:
+    """Serve an index over HTTP: queries and additions at the same time (needs the 'serve' extra).
+
+    The index stays open; queries run in a pool of threads, additions and removals
+    are jobs run one at a time. The server holds the writer lock only while a job
+    runs: a `vsearch ingest` in another process meanwhile is refused with the lock
+    error (exit 4), and what another process commits is picked up for queries.
+    """
+    from .server import ServerConfig, require_extra, serve as run_server
+
+    try:
+        require_extra()
+        config = ServerConfig(
+            index=_index_path(index), host=host, port=port, token=token, allow_dirs=tuple(allow_dirs),
+            max_upload_bytes=int(max_upload_mb * (1 << 20)), max_clip_seconds=max_clip_seconds,
+            upload_dir=upload_dir, device=device, decode_timeout=decode_timeout,
+            **({"query_workers": workers} if workers else {}),
+        )
+        run_server(config)
+    except VsearchError as exc:
+        raise _fail(exc)
+
+
 #: Exit code for a bug (an exception vsearch did not raise on purpose).
 EXIT_INTERNAL = 70
 

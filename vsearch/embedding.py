@@ -197,6 +197,9 @@ class QueryClip:
     scaled up to the working size. Reading ``r`` (in :attr:`readings` order) owns
     views ``r * frames_per_block + phase``. Rotated and inset readings need an
     extractor of grey frames (the kernels); others get speeds and mirroring only.
+    A clip longer than ``max_duration`` seconds is refused
+    (:class:`~vsearch.errors.ClipTooLongError`) as soon as its headers or its
+    pictures show it, before it is held in memory whole.
     """
 
     def __init__(
@@ -211,11 +214,13 @@ class QueryClip:
         rotations: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         extractor: Extractor | None = None,
+        max_duration: float | None = None,
     ) -> None:
         self.path, self.config, self.device = os.fsdecode(os.fspath(path)), config, device
         self.extractor = extractor = extractor or create_extractor(config, device)
         speeds = check_speeds(speeds)
-        source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout)
+        source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout,
+                             max_duration=max_duration)
         per_speed = source.frames_at_rates([config.analysis_fps * s for s in speeds], integrate=True,
                                            pixel_format=extractor.pixel_format)
         self.duration = source.info.duration

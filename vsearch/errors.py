@@ -26,6 +26,14 @@ class ClipTooShortError(VideoError):
     """A query clip is shorter than one window, so it has no vector to search with."""
 
 
+class ClipTooLongError(VideoError):
+    """A query clip runs longer than the caller allows (the server's clip limit)."""
+
+
+class UploadTooLargeError(VideoError):
+    """An uploaded clip is larger than the server accepts."""
+
+
 class IndexNotFoundError(VsearchError):
     """The index directory does not hold a vsearch index."""
 
@@ -71,3 +79,15 @@ class NotIndexedError(VsearchError):
 class FeatureFileError(VideoError):
     """A file of precomputed features cannot be used: wrong layout, shape, dimension
     or time axis, or a pickle (never read: it can run code)."""
+
+
+class PathNotAllowedError(VsearchError):
+    """A server-side path lies outside the folders the server was allowed to read."""
+
+
+class MissingExtraError(VsearchError):
+    """An optional feature's dependencies are not installed; the message names the extra."""
+
+    def __init__(self, feature: str, extra: str) -> None:
+        self.extra = extra
+        super().__init__(f"{feature} needs the '{extra}' extra: pip install \"vsearch[{extra}]\"")

@@ -106,6 +106,7 @@ class VideoIndex:
     def __init__(
         self, path: str | os.PathLike, *, config: IndexConfig, store: MetaStore, device: Device, repair: bool = True,
         model: str | None = None,
+        owns_store: bool = True,
     ) -> None:
         self.path = str(path)
         self.config = config
@@ -113,6 +114,7 @@ class VideoIndex:
         self._model = model or None
         self._extractor: Extractor | None = None
         self._store = store
+        self._owns_store = owns_store
         self._lock = WriterLock(self.path)
         with store.snapshot() as snap:
             self.index_type = snap.meta("index_type") or vectorstore.DEFAULT_INDEX_TYPE
@@ -229,7 +231,31 @@ class VideoIndex:
 
     def close(self) -> None:
         self._lock.release()
-        self._store.close()
+        if self._owns_store:
+            self._store.close()
+
+    def view(self) -> "VideoIndex":
+        """Another handle on this open index, as committed now, for long-lived processes.
+
+        It loads the vector file (mapped) and reconciles it with one snapshot of the
+        metadata store, so it shows every video committed so far, whole, by any
+        process. Writes through another handle never change it: a server queries
+        one view from many threads and publishes a new view after a commit. Each
+        view may write (it takes the writer lock like any handle) and shares this
+        index's store, so it must not outlive it; closing it releases only its lock.
+        """
+        return VideoIndex(self.path, config=self.config, store=self._store, device=self.device, repair=False,
+                          model=self._model, owns_store=False)
+
+    def generation(self) -> tuple:
+        """A value that changes whenever something is committed to the index, by any
+        process: the metadata store's last transaction and the vector file's identity."""
+        try:
+            stat = os.stat(self._vector_file)
+            vector_file = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            vector_file = None
+        return self._store.last_transaction(), vector_file
 
     def __enter__(self) -> "VideoIndex":
         return self
@@ -584,6 +610,7 @@ class VideoIndex:
         rotations: bool = True,
         decoder: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        max_duration: float | None = None,
     ) -> QueryResult:
         """Find the library segments a clip comes from, best first.
 
@@ -600,13 +627,16 @@ class VideoIndex:
 
         The clip is decoded like the library, by the index's decoder; ``decoder``
         naming another is refused (decoders differ in scaling and colour, so their
-        vectors do not compare). ``timeout`` bounds a stalled decode, as in :meth:`add`.
+        vectors do not compare). ``timeout`` bounds a stalled decode, as in :meth:`add`;
+        a clip longer than ``max_duration`` seconds raises :class:`ClipTooLongError`
+        before it is decoded whole.
         """
         if k < 1:
             raise VsearchError("k must be at least 1")
         self.check_decoder(decoder)
         reader = QueryClip(clip, self.config, self.device, mirrored=mirrored, speeds=check_speeds(speeds), inset=inset,
-                           rotations=rotations, timeout=timeout, extractor=self.extractor)
+                           rotations=rotations, timeout=timeout, extractor=self.extractor,
+                           max_duration=max_duration)
         windows = functools.lru_cache(maxsize=64)(self.window_vectors)
         library = Library(config=self.config, videos=self._videos, search=self._vectors.search, windows=windows)
         hits = search_clip(reader, library, k=k, min_score=min_score)

@@ -129,6 +129,10 @@ class MetaStore:
         with self.env.begin(buffers=False) as txn:
             yield Snapshot(self, txn)
 
+    def last_transaction(self) -> int:
+        """Id of the last committed write transaction, by any process (grows with each)."""
+        return int(self.env.info()["last_txnid"])
+
     def _transact(self, work: Callable[[lmdb.Transaction], T]) -> T:
         """Run ``work`` in one write transaction, growing the map if it fills up."""
         for _ in range(40):

@@ -36,7 +36,7 @@ from typing import Iterator
 import numpy as np
 
 from ..config import DECODERS
-from ..errors import VideoError, VsearchError
+from ..errors import ClipTooLongError, VideoError, VsearchError
 from .base import StreamInfo, VideoInfo
 from .files import check_readable
 from .worker import HEADER_SIZE, Cancelled, serve_safely, split_header
@@ -362,8 +362,11 @@ class VideoSource:
         decoder: str = DEFAULT_DECODER,
         timeout: float = DEFAULT_TIMEOUT,
         threads: int | None = None,
+        max_duration: float | None = None,
     ) -> None:
         self.path = os.fsdecode(os.fspath(path))
+        #: A file longer than this (by its headers, or as it decodes) is refused early.
+        self.max_duration = max_duration
         check_readable(self.path)
         self.width, self.height = width, height
         self.decoder = check_decoder(decoder)
@@ -413,6 +416,16 @@ class VideoSource:
                                              pixel_format="rgb24" if rgb else "gray", seek=seek)]
         return np.concatenate(parts)[inverse]
 
+    def _check_length(self, header: dict) -> None:
+        """Refuse a file past ``max_duration`` as soon as its headers or its pictures say so."""
+        if self.max_duration is None:
+            return
+        stated = header.get("duration") if header["kind"] == "probe" else header.get("time")
+        if stated is not None and stated > self.max_duration + 0.5:
+            raise ClipTooLongError(self.path, f"longer than the {self.max_duration:g} s allowed "
+                                              f"({'its header says' if header['kind'] == 'probe' else 'plays past'} "
+                                              f"{stated:.1f} s)")
+
     def _decode(self, *, chunk: int, rates: list[float] | None = None, times: list[float] | None = None,
                 pixel_format: str = "gray", seek: float | None = None,
                 integrate: bool = False) -> Iterator[tuple[dict, np.ndarray]]:
@@ -440,6 +453,7 @@ class VideoSource:
                 except (EOFError, BrokenPipeError):
                     raise VideoError(self.path, process.exit_description()) from None
                 kind = header["kind"]
+                self._check_length(header)
                 if kind == "frames":
                     shape = (header["count"], *header["shape"])
                     yield header, np.frombuffer(payload, dtype=np.uint8).reshape(shape)

@@ -1,0 +1,34 @@
+"""Media for server tests: the folder servers may read, and long videos to add.
+
+The servers themselves are ``tools.serve_process.ServerProcess`` (real child processes).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools.ffmpeg_tools import cut_clip, run_ffmpeg
+
+
+def loop_video(src: Path, dst: Path, times: int) -> Path:
+    """``src`` played ``times`` times in a row (stream copy: instant, and a long ingest)."""
+    run_ffmpeg(["-stream_loop", str(times - 1), "-i", str(src), "-c", "copy", "-an", str(dst)])
+    return dst
+
+
+@pytest.fixture(scope="session")
+def allowed(media, clips, tmp_path_factory) -> Path:
+    """The folder servers may read: clips and videos copied in, plus escapes by symlink."""
+    root = tmp_path_factory.mktemp("allowed")
+    for name in ("exact", "reencoded_small"):
+        shutil.copy(clips[name][0], root / f"{name}.mp4")
+    shutil.copy(media["extra"], root / "extra.mp4")
+    cut_clip(media["extra"], root / "extra_clip.mp4", start=2.3, duration=5.0, crf=20)
+    shutil.copy(media["lib11"], root / "long_clip.mp4")  # 16 s: over a 12 s clip limit
+    (root / "escape.mp4").symlink_to(media["negative"])
+    (root / "linked").mkdir()
+    (root / "linked" / "outside.mp4").symlink_to(media["negative"])
+    return root

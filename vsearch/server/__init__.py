@@ -1,0 +1,40 @@
+"""``vsearch serve``: an HTTP search service that keeps the index open.
+
+- :mod:`.config`: :class:`ServerConfig`, the settings;
+- :mod:`.security`: who may call (token, loopback) and which files they may name;
+- :mod:`.live`: the view of the index queries read, replaced whole after a commit;
+- :mod:`.jobs`: additions and removals, one writer thread;
+- :mod:`.app`: the FastAPI application and :func:`serve` (uvicorn).
+
+FastAPI, uvicorn and python-multipart come with the ``serve`` extra; nothing in the
+rest of vsearch imports this package.
+"""
+
+from __future__ import annotations
+
+from ..errors import MissingExtraError
+from .config import ServerConfig
+
+__all__ = ["ServerConfig", "require_extra", "serve"]
+
+
+def require_extra() -> None:
+    """Raise :class:`MissingExtraError` unless the ``serve`` extra is installed."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+
+        try:
+            import python_multipart  # noqa: F401
+        except ImportError:
+            import multipart  # noqa: F401  (python-multipart before 0.0.13)
+    except ImportError:
+        raise MissingExtraError("vsearch serve", "serve") from None
+
+
+def serve(config: ServerConfig) -> None:
+    """Run the server until interrupted (see :func:`vsearch.server.app.serve`)."""
+    require_extra()
+    from .app import serve as run
+
+    run(config)
