@@ -130,8 +130,9 @@ def progress_columns(width: int, unit: str) -> tuple:
 
     wide = width >= 150
     name = 28 if wide else 18
-    # name, count (up to 99999/99999), unit, rate, elapsed, "ETA", remaining, and a space between each
-    fixed = name + 11 + len(unit) + 12 + 7 + 3 + 7 + 8 + (18 if wide else 0)
+    # name, count (up to 99999/99999), unit, rate, elapsed, "ETA", remaining, a space between
+    # each, and the video-seconds count when wide; the bar gets the rest (one column spare).
+    fixed = name + 11 + len(unit) + (16 if wide else 6) + 7 + 3 + 7 + 7 + (17 if wide else 0)
     text = [TextColumn("{task.fields[rate]:>5.1f}x real time")] if wide else [TextColumn("{task.fields[rate]:>5.1f}x")]
     if wide:
         text.insert(0, TextColumn("{task.fields[video_s]:>8.0f} video-s"))
