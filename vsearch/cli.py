@@ -488,8 +488,10 @@ def stats(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
         f"vectors    {info.vectors} x {info.dim} ({info.index_type})\n"
         f"on disk    {info.bytes / 1e6:.1f} MB\n"
         f"features   {cfg['features']} (version {cfg['feature_version']}), block {cfg['block_seconds']} s, "
-        f"window {cfg['window_blocks']} blocks, {cfg['width']}x{cfg['height']} @ {cfg['analysis_fps']} fps, "
-        f"grid {cfg['grid'][0]}x{cfg['grid'][1]}, normalization {cfg['normalization']}\n"
+        f"window {cfg['window_blocks']} blocks, {cfg['width']}x{cfg['height']} @ {cfg['analysis_fps']} fps"
+        # The pooling grid and normalisation are the kernels' own; a model has neither.
+        + (f", grid {cfg['grid'][0]}x{cfg['grid'][1]}, normalization {cfg['normalization']}"
+           if cfg["features"] in ("v1", "seed") else "") + "\n"
         + (f"model      {_show(cfg['model_path'])} (hash {cfg['model_hash'][:12]}), "
            f"{cfg['embedding_dim']} dimensions per block\n" if cfg.get("model_hash") else "")
         + (f"imported   {cfg['embedding_dim']} dimensions per block\n" if cfg["features"] == "imported" else "") +
