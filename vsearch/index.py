@@ -51,7 +51,8 @@ from .lock import WriterLock
 from .metastore import MetaStore, Snapshot
 from .models import IndexStats, IngestResult, QueryResult, VerifyReport, VideoRecord
 from .query import DEFAULT_MIN_SCORE, Library, search_clip
-from .windows import WINDOW_BITS, indexed_windows, window_count, window_ids, window_vectors
+from .rerank import TwoStageSearch
+from .windows import WINDOW_BITS, indexed_windows, window_count, window_ids, window_vectors, windows_from_blocks
 
 #: Files read (hashed, decoded, described) at once while one is committed.
 _PARALLEL_FILES = 2
@@ -638,7 +639,7 @@ class VideoIndex:
                            rotations=rotations, timeout=timeout, extractor=self.extractor,
                            max_duration=max_duration)
         windows = functools.lru_cache(maxsize=64)(self.window_vectors)
-        library = Library(config=self.config, videos=self._videos, search=self._vectors.search, windows=windows)
+        library = Library(config=self.config, videos=self._videos, search=self._searcher(), windows=windows)
         hits = search_clip(reader, library, k=k, min_score=min_score)
         return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=reader.duration, hits=hits)
 
@@ -661,9 +662,24 @@ class VideoIndex:
             raise FeatureFileError(features, f"holds {len(videos)} videos; a query clip is one")
         reader = FeatureClip(videos[0], self.config)
         windows = functools.lru_cache(maxsize=64)(self.window_vectors)
-        library = Library(config=self.config, videos=self._videos, search=self._vectors.search, windows=windows)
+        library = Library(config=self.config, videos=self._videos, search=self._searcher(), windows=windows)
         hits = search_clip(reader, library, k=k, min_score=min_score)
         return QueryResult(query=os.fsdecode(os.fspath(features)), duration=reader.duration, hits=hits)
+
+    def _searcher(self) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
+        """Nearest windows with exact distances: the vector store itself when its codes
+        are exact (Flat, float16), else its candidates re-ranked against the stored
+        blocks (:mod:`vsearch.rerank`)."""
+        if self._vectors.exact_distances:
+            return self._vectors.search
+        return TwoStageSearch(candidates=self._vectors.search, gather=self.stored_windows)
+
+    def stored_windows(self, ids: np.ndarray) -> np.ndarray:
+        """Full-precision window vectors by id, from the stored blocks (NaN for a
+        window of a video no longer stored): what a compact index's candidates are
+        re-ranked with."""
+        blocks = self._store.window_blocks(ids, self.config.window_blocks, self.config.block_dim)
+        return windows_from_blocks(blocks, self.config)
 
     def check_decoder(self, decoder: str | None) -> None:
         """Refuse a decoder other than the index's (None: the index's own)."""
