@@ -20,6 +20,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -363,7 +364,7 @@ class VideoIndex:
     def _end_write(self) -> None:
         try:
             if self.index_policy == "auto":
-                wanted = vectorstore.auto_index_type(self._vectors.ntotal)
+                wanted = vectorstore.auto_index_type(self._vectors.ntotal, self.config.dim)
                 if wanted != self.index_type and _worth_retraining(self.index_type, wanted):
                     log.info("library reached %d vectors: switching index to %s", self._vectors.ntotal, wanted)
                     self._switch_index_type(wanted)
@@ -588,7 +589,7 @@ class VideoIndex:
             vectorstore.check_trainable(policy, sum(record.windows for record in self._videos.values()))
         self._begin_write()
         try:
-            target = vectorstore.auto_index_type(self._vectors.ntotal) if policy == "auto" else policy
+            target = vectorstore.auto_index_type(self._vectors.ntotal, self.config.dim) if policy == "auto" else policy
             self._switch_index_type(target)
             if policy != self.index_policy:
                 self._store.set_meta("index_policy", policy)
@@ -759,10 +760,15 @@ class VideoIndex:
 
 def _worth_retraining(current: str, wanted: str) -> bool:
     """Retrain when the family changes, or IVF lists should grow or shrink 4x or more."""
-    if current.split(",")[0][:3] != wanted.split(",")[0][:3] or current.split(",")[1:] != wanted.split(",")[1:]:
-        return True
-    lists = lambda t: int(t.split(",")[0][3:])  # noqa: E731
-    return max(lists(current), lists(wanted)) >= 4 * min(lists(current), lists(wanted))
+    def parts(index_type: str) -> tuple[list[str], int]:
+        found = [p for p in index_type.split(",") if re.fullmatch(r"IVF\d+", p)]
+        lists = int(found[0][3:]) if found else 0
+        return [p for p in index_type.split(",") if p not in found], lists
+
+    (current_family, current_lists), (wanted_family, wanted_lists) = parts(current), parts(wanted)
+    if current_family != wanted_family or not current_lists or not wanted_lists:
+        return current != wanted
+    return max(current_lists, wanted_lists) >= 4 * min(current_lists, wanted_lists)
 
 
 def default_index_path() -> Path:

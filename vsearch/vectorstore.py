@@ -42,8 +42,9 @@ def compact_index_type(n_vectors: int, dim: int) -> str:
     dimensions a sub-quantiser (20 bytes at 336, 28 with the id; 31 measured with the
     lists' padding). IVF lists keep the ids, so videos are removed in place.
 
-    A learned OPQ rotation instead of PCA took over 6 minutes to train at 3*10^5
-    windows on 2 cores (PCA: under a second) for no better candidates.
+    A learned OPQ rotation instead of PCA did not finish training in 6 minutes on
+    2 cores (PCA: under a second), so it was left out. Fast-scan lists cannot be
+    memory-mapped: a mapped load reads them (small: the codes are compact).
     """
     reduced = min(96, max(8, dim // 4 // 8 * 8))
     return f"PCAR{reduced},IVF{ivf_lists(n_vectors)},PQ{reduced // 2}x4fs"
@@ -214,6 +215,9 @@ class VectorStore:
             # Sizes are checked before (check_trainable; auto sizes fit), so FAISS's
             # own warning, printed on stderr by C++, would only be noise.
             ivf.cp.min_points_per_centroid = 1
+            quantizer = getattr(faiss.downcast_index(ivf), "pq", None)
+            if quantizer is not None:  # product codes train their own k-means
+                quantizer.cp.min_points_per_centroid = 1
         try:
             self.index.train(np.ascontiguousarray(vectors, dtype=np.float32))
         except RuntimeError as exc:
