@@ -489,3 +489,38 @@ def test_faiss_stays_quiet_on_small_trainings(scratch_index, monkeypatch, capfd)
         assert index.verify().ok
     captured = capfd.readouterr()
     assert "WARNING" not in captured.err and "clustering" not in captured.err, captured.err
+
+
+def test_auto_switches_to_compact_codes_and_queries_rerank_exactly(scratch_index, media, clips, monkeypatch):
+    from vsearch import vectorstore
+
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        flat_top = index.query(clips["exact"][0]).hits[0]
+        # Pretend the library is very large: past both limits, ingest switches to compact codes.
+        monkeypatch.setattr(vectorstore, "AUTO_FLAT_LIMIT", 50)
+        monkeypatch.setattr(vectorstore, "AUTO_COMPACT_LIMIT", 50)
+        index.add([media["extra"]])
+        assert index.index_type == "PCAR80,IVF64,PQ40x4fs" and not index._vectors.exact_distances
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        assert index.index_type == "PCAR80,IVF64,PQ40x4fs" and index.verify().ok
+        top = index.query(clips["exact"][0]).hits[0]
+        # The same segment and, distances being re-computed from the stored blocks, the same score.
+        assert top.video == flat_top.video and abs(top.start - flat_top.start) < 1e-6
+        assert abs(top.score - flat_top.score) < 1e-4
+        # Removed in place: the video's windows go from the compact lists, the others stay.
+        index.remove([media["lib12"]])
+        assert index.verify().ok
+        assert all(hit.video != str(clips["exact"][1]) for hit in index.query(clips["exact"][0]).hits)
+        index.add([media["lib12"]])
+    with VideoIndex.open(scratch_index, device="cpu") as index:
+        assert index.verify().ok
+        for name in ("exact", "reencoded_small"):
+            clip, source, start = clips[name]
+            top = index.query(clip).hits[0]
+            assert top.video == str(source) and abs(top.start - start) <= 0.25
+        # A user may pick the type too; too few windows to train its codes is refused first.
+        with pytest.raises(ConfigMismatchError, match="PQ40x4fs needs at least 624 training vectors"):
+            index.rebuild(index_type="PCAR80,IVF4,PQ40x4fs")
+        assert index.index_type == "PCAR80,IVF64,PQ40x4fs" and index.verify().ok
+        index.rebuild(index_type="Flat")
+        assert index.query(clips["exact"][0]).hits[0].score == flat_top.score

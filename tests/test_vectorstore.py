@@ -100,3 +100,35 @@ def test_ivf_trains_and_searches_on_each_device(device, tmp_path):
     _assert_each_finds_itself(store, videos)
     store.save(str(tmp_path / "v.faiss"))
     assert VectorStore.load(str(tmp_path / "v.faiss")).describe() == "IndexIVFScalarQuantizer"
+
+
+def test_compact_type_removes_in_place_and_reloads_mapped_or_not(tmp_path):
+    from vsearch.vectorstore import compact_index_type
+
+    videos = _videos(windows=300)
+    kind = compact_index_type(1200, DIM).replace("IVF64", "IVF8")
+    assert kind == "PCAR8,IVF8,PQ4x4fs"
+    store = VectorStore.create(DIM, kind)
+    store.train(np.concatenate(list(videos.values())))
+    for video_id, vectors in videos.items():
+        store.add(window_ids(video_id, len(vectors)), vectors)
+    assert not store.exact_distances and store.layout == "IVF"
+    assert store.remove_videos([2]) == 300 and store.ntotal == 900
+    assert sorted(set((store.ids() >> 32).tolist())) == [1, 3, 4]
+    path = str(tmp_path / "vectors.faiss")
+    store.save(path)
+    for mapped in (False, True):
+        again = VectorStore.load(path, mapped=mapped)
+        np.testing.assert_array_equal(np.sort(again.ids()), np.sort(store.ids()))
+        _, ids = again.search(videos[2], 50)
+        assert not ((ids >> 32) == 2).any()
+
+
+def test_auto_policy_keeps_flat_and_float16_below_the_compact_limit():
+    from vsearch.vectorstore import AUTO_COMPACT_LIMIT, auto_index_type
+
+    assert auto_index_type(1000) == "Flat"
+    assert auto_index_type(1_000_000) == "IVF2048,SQfp16"
+    assert auto_index_type(AUTO_COMPACT_LIMIT, 336) == "PCAR80,IVF2048,PQ40x4fs"
+    assert auto_index_type(10**7, 336) == "PCAR80,IVF8192,PQ40x4fs"
+    assert VectorStore.create(DIM, "Flat").exact_distances and VectorStore.create(DIM, "IVF8,SQfp16").exact_distances

@@ -1,6 +1,7 @@
 """Search latency and recall of the FAISS index types vsearch supports, by library size.
 
-    python -m tools.bench_query [--sizes 100000 1000000] [--videos DIR] [--clips 30]
+    python -m tools.bench_query [--sizes 100000 1000000] [--videos DIR] [--clip-count 30]
+    python -m tools.bench_query --clips [--sizes 1e6,1e7] [--clip-count 60]   (clip level, tools/bench_clips.py)
 
 Database vectors have the real window dimension and a realistic distribution: real
 windows of real videos (``--videos``, default ../shared/videos, else synthetic
@@ -163,9 +164,14 @@ def end_to_end(hours: float, videos: Path | None, runs: int = 5) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", nargs="*", default=None,
+                        help="library sizes in windows, e.g. 1e6,1e7 or 100000 1000000 [1e5 1e6; --clips: 1e6 1e7]")
     parser.add_argument("--videos", type=Path, default=SHARED if SHARED.is_dir() else None)
-    parser.add_argument("--clips", type=int, default=30)
+    parser.add_argument("--clips", action="store_true",
+                        help="clip level: recall@1 and search time of the compact two-stage index against "
+                             "exact search, real library + distractor windows (see tools/bench_clips.py)")
+    parser.add_argument("--clip-count", type=int, default=None, help="query clips [30; --clips: 60]")
+    parser.add_argument("--clip-seconds", type=float, default=6.0, help="--clips: length of a query clip")
     parser.add_argument("--types", nargs="*", default=None,
                         help="factory strings to measure ({nlist} is replaced by the size's list count) "
                              "[Flat, IVF-Flat, IVF-SQfp16, IVF-SQ8, IVF-PQ56, HNSW32 up to 1e6; IVF-SQfp16, IVF-SQ8 above]")
@@ -174,6 +180,19 @@ def main() -> None:
     from vsearch.vectorstore import ivf_lists
 
     faiss.omp_set_num_threads(os.cpu_count() or 2)
+    sizes = [int(float(part)) for text in (args.sizes or []) for part in text.split(",") if part]
+    if args.clips:
+        from tools.bench_clips import run
+
+        if args.videos is None:
+            raise SystemExit("--clips needs real videos: --videos DIR (default ../shared/videos)")
+        results = run(sizes or [1_000_000, 10_000_000], args.videos, clip_count=args.clip_count or 60,
+                      clip_seconds=args.clip_seconds)
+        for result in results:
+            print(result.line())
+        return
+    args.sizes = sizes or [100_000, 1_000_000]
+    args.clips = args.clip_count or 30
     base = real_windows(args.videos)
     dim = base.shape[1]
     print(f"{len(base)} real windows of dim {dim}; {CLIP_VECTORS} vectors x top-{NEIGHBOURS} per clip, "

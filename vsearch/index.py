@@ -20,6 +20,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -51,7 +52,8 @@ from .lock import WriterLock
 from .metastore import MetaStore, Snapshot
 from .models import IndexStats, IngestResult, QueryResult, VerifyReport, VideoRecord
 from .query import DEFAULT_MIN_SCORE, Library, search_clip
-from .windows import WINDOW_BITS, indexed_windows, window_count, window_ids, window_vectors
+from .rerank import TwoStageSearch
+from .windows import WINDOW_BITS, indexed_windows, window_count, window_ids, window_vectors, windows_from_blocks
 
 #: Files read (hashed, decoded, described) at once while one is committed.
 _PARALLEL_FILES = 2
@@ -362,7 +364,7 @@ class VideoIndex:
     def _end_write(self) -> None:
         try:
             if self.index_policy == "auto":
-                wanted = vectorstore.auto_index_type(self._vectors.ntotal)
+                wanted = vectorstore.auto_index_type(self._vectors.ntotal, self.config.dim)
                 if wanted != self.index_type and _worth_retraining(self.index_type, wanted):
                     log.info("library reached %d vectors: switching index to %s", self._vectors.ntotal, wanted)
                     self._switch_index_type(wanted)
@@ -587,7 +589,7 @@ class VideoIndex:
             vectorstore.check_trainable(policy, sum(record.windows for record in self._videos.values()))
         self._begin_write()
         try:
-            target = vectorstore.auto_index_type(self._vectors.ntotal) if policy == "auto" else policy
+            target = vectorstore.auto_index_type(self._vectors.ntotal, self.config.dim) if policy == "auto" else policy
             self._switch_index_type(target)
             if policy != self.index_policy:
                 self._store.set_meta("index_policy", policy)
@@ -638,7 +640,7 @@ class VideoIndex:
                            rotations=rotations, timeout=timeout, extractor=self.extractor,
                            max_duration=max_duration)
         windows = functools.lru_cache(maxsize=64)(self.window_vectors)
-        library = Library(config=self.config, videos=self._videos, search=self._vectors.search, windows=windows)
+        library = Library(config=self.config, videos=self._videos, search=self._searcher(), windows=windows)
         hits = search_clip(reader, library, k=k, min_score=min_score)
         return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=reader.duration, hits=hits)
 
@@ -661,9 +663,24 @@ class VideoIndex:
             raise FeatureFileError(features, f"holds {len(videos)} videos; a query clip is one")
         reader = FeatureClip(videos[0], self.config)
         windows = functools.lru_cache(maxsize=64)(self.window_vectors)
-        library = Library(config=self.config, videos=self._videos, search=self._vectors.search, windows=windows)
+        library = Library(config=self.config, videos=self._videos, search=self._searcher(), windows=windows)
         hits = search_clip(reader, library, k=k, min_score=min_score)
         return QueryResult(query=os.fsdecode(os.fspath(features)), duration=reader.duration, hits=hits)
+
+    def _searcher(self) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
+        """Nearest windows with exact distances: the vector store itself when its codes
+        are exact (Flat, float16), else its candidates re-ranked against the stored
+        blocks (:mod:`vsearch.rerank`)."""
+        if self._vectors.exact_distances:
+            return self._vectors.search
+        return TwoStageSearch(candidates=self._vectors.search, gather=self.stored_windows)
+
+    def stored_windows(self, ids: np.ndarray) -> np.ndarray:
+        """Full-precision window vectors by id, from the stored blocks (NaN for a
+        window of a video no longer stored): what a compact index's candidates are
+        re-ranked with."""
+        blocks = self._store.window_blocks(ids, self.config.window_blocks, self.config.block_dim)
+        return windows_from_blocks(blocks, self.config)
 
     def check_decoder(self, decoder: str | None) -> None:
         """Refuse a decoder other than the index's (None: the index's own)."""
@@ -743,10 +760,15 @@ class VideoIndex:
 
 def _worth_retraining(current: str, wanted: str) -> bool:
     """Retrain when the family changes, or IVF lists should grow or shrink 4x or more."""
-    if current.split(",")[0][:3] != wanted.split(",")[0][:3] or current.split(",")[1:] != wanted.split(",")[1:]:
-        return True
-    lists = lambda t: int(t.split(",")[0][3:])  # noqa: E731
-    return max(lists(current), lists(wanted)) >= 4 * min(lists(current), lists(wanted))
+    def parts(index_type: str) -> tuple[list[str], int]:
+        found = [p for p in index_type.split(",") if re.fullmatch(r"IVF\d+", p)]
+        lists = int(found[0][3:]) if found else 0
+        return [p for p in index_type.split(",") if p not in found], lists
+
+    (current_family, current_lists), (wanted_family, wanted_lists) = parts(current), parts(wanted)
+    if current_family != wanted_family or not current_lists or not wanted_lists:
+        return current != wanted
+    return max(current_lists, wanted_lists) >= 4 * min(current_lists, wanted_lists)
 
 
 def default_index_path() -> Path:

@@ -31,6 +31,7 @@ import numpy as np
 
 from .errors import IndexCorruptError, VsearchError
 from .models import VideoRecord
+from .windows import WINDOW_BITS
 
 T = TypeVar("T")
 
@@ -128,6 +129,28 @@ class MetaStore:
     def snapshot(self) -> Iterator[Snapshot]:
         with self.env.begin(buffers=False) as txn:
             yield Snapshot(self, txn)
+
+    def window_blocks(self, ids: np.ndarray, window_blocks: int, block_dim: int) -> np.ndarray:
+        """The stored blocks of windows by id, ``(len(ids), window_blocks, block_dim)``
+        float32, read in one transaction straight from the map (each video's blocks
+        are not copied whole); a window of a video no longer stored is NaN."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.full((len(ids), window_blocks, block_dim), np.nan, np.float32)
+        videos = ids >> np.int64(WINDOW_BITS)
+        numbers = ids & np.int64((1 << WINDOW_BITS) - 1)
+        steps = np.arange(window_blocks)
+        order = np.argsort(videos, kind="stable")
+        bounds = np.flatnonzero(np.diff(videos[order])) + 1
+        with self.env.begin(buffers=True) as txn:
+            for rows in np.split(order, bounds):
+                raw = txn.get(_vid_key(int(videos[rows[0]])), db=self.dbs["blocks"])
+                if raw is None:
+                    continue
+                blocks = np.frombuffer(raw, dtype="<f4").reshape(-1, block_dim)
+                starts = numbers[rows]
+                fits = starts + window_blocks <= len(blocks)
+                out[rows[fits]] = blocks[starts[fits, None] + steps]
+        return out
 
     def last_transaction(self) -> int:
         """Id of the last committed write transaction, by any process (grows with each)."""

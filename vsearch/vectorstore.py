@@ -31,14 +31,46 @@ def ivf_lists(n_vectors: int) -> int:
     return int(min(max(2 ** round(np.log2(2 * np.sqrt(max(n_vectors, 1)))), 64), 65536))
 
 
-def auto_index_type(n_vectors: int) -> str:
-    """The FAISS type ``auto`` picks: exact Flat for small libraries, IVF with float16 codes beyond.
+#: From this many vectors ``auto`` keeps compact codes and re-ranks them exactly.
+AUTO_COMPACT_LIMIT = 2_000_000
+
+
+def compact_index_type(n_vectors: int, dim: int) -> str:
+    """The compact type for ``n_vectors`` windows of dimension ``dim``: PCA to about
+    ``dim / 4`` dimensions (80 at 336) with a random rotation that spreads the variance
+    over the sub-quantisers, IVF lists, and 4-bit fast-scan product-quantised codes, 2
+    dimensions a sub-quantiser (20 bytes at 336, 28 with the id; 31 measured with the
+    lists' padding). IVF lists keep the ids, so videos are removed in place.
+
+    A learned OPQ rotation instead of PCA did not finish training in 6 minutes on
+    2 cores (PCA: under a second), so it was left out. Fast-scan lists cannot be
+    memory-mapped: a mapped load reads them (small: the codes are compact).
+    """
+    reduced = min(96, max(8, dim // 4 // 8 * 8))
+    return f"PCAR{reduced},IVF{ivf_lists(n_vectors)},PQ{reduced // 2}x4fs"
+
+
+def auto_index_type(n_vectors: int, dim: int = 336) -> str:
+    """The FAISS type ``auto`` picks: exact Flat for small libraries, IVF with float16
+    codes beyond, compact codes (:func:`compact_index_type`) for the largest.
 
     Float16 halves memory and is nearly lossless; 8-bit codes (SQ8) take half again
     but their error caps recall (measured at 10^6 windows: 0.98 of the exact top-10
     only at nprobe 256, 157 ms a clip, against nprobe 8 and 11 ms with float16).
+    Past ``AUTO_COMPACT_LIMIT`` float16 scans too much memory per query (1.1 GB a clip
+    at 10^7); compact codes find candidates and the query re-ranks them against the
+    stored descriptors (:mod:`vsearch.rerank`).
     """
-    return DEFAULT_INDEX_TYPE if n_vectors < AUTO_FLAT_LIMIT else f"IVF{ivf_lists(n_vectors)},SQfp16"
+    if n_vectors < AUTO_FLAT_LIMIT:
+        return DEFAULT_INDEX_TYPE
+    if n_vectors < AUTO_COMPACT_LIMIT:
+        return f"IVF{ivf_lists(n_vectors)},SQfp16"
+    return compact_index_type(n_vectors, dim)
+
+
+def is_fast_scan(ivf) -> bool:
+    """Whether an IVF index keeps 4-bit fast-scan codes (in blocks: no memory mapping)."""
+    return isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFastScan)
 
 
 def default_nprobe(ivf) -> int:
@@ -50,11 +82,21 @@ def default_nprobe(ivf) -> int:
     2,048 for 0.98), hence nlist/8. Capped at 256.
     """
     ivf = faiss.downcast_index(ivf)
-    lossless = isinstance(ivf, faiss.IndexIVFFlat) or (
+    if is_fast_scan(ivf):
+        return int(min(COMPACT_NPROBE, ivf.nlist))
+    wanted = ivf.nlist // 512 if _lossless_ivf(ivf) else ivf.nlist // 8
+    return int(min(max(wanted, 16), 256, ivf.nlist))
+
+
+#: Lists a compact (fast-scan) index probes: measured with ``tools.bench_query --clips``.
+COMPACT_NPROBE = 32
+
+
+def _lossless_ivf(ivf) -> bool:
+    ivf = faiss.downcast_index(ivf)
+    return isinstance(ivf, faiss.IndexIVFFlat) or (
         isinstance(ivf, faiss.IndexIVFScalarQuantizer)
         and ivf.sq.qtype in (faiss.ScalarQuantizer.QT_fp16, faiss.ScalarQuantizer.QT_bf16))
-    wanted = ivf.nlist // 512 if lossless else ivf.nlist // 8
-    return int(min(max(wanted, 16), 256, ivf.nlist))
 
 
 #: k-means wants this many training points per centroid (FAISS warns below it).
@@ -173,6 +215,9 @@ class VectorStore:
             # Sizes are checked before (check_trainable; auto sizes fit), so FAISS's
             # own warning, printed on stderr by C++, would only be noise.
             ivf.cp.min_points_per_centroid = 1
+            quantizer = getattr(faiss.downcast_index(ivf), "pq", None)
+            if quantizer is not None:  # product codes train their own k-means
+                quantizer.cp.min_points_per_centroid = 1
         try:
             self.index.train(np.ascontiguousarray(vectors, dtype=np.float32))
         except RuntimeError as exc:
@@ -217,6 +262,15 @@ class VectorStore:
         elif _extract_ivf(index) is None:
             raise IndexCorruptError(f"{path}: vector index has no stable ids")
         return cls(index)
+
+    @property
+    def exact_distances(self) -> bool:
+        """Whether searches give (nearly) exact distances: Flat codes, or IVF lists of
+        float32/float16 codes without a pre-transform. Otherwise (PQ, OPQ/PCA, SQ8)
+        the distances are approximate and a query re-ranks the candidates."""
+        if isinstance(self.index, faiss.IndexIDMap2):
+            return isinstance(faiss.downcast_index(self.index.index), faiss.IndexFlat)
+        return not isinstance(self.index, faiss.IndexPreTransform) and _lossless_ivf(self._ivf())
 
     @property
     def dim(self) -> int:

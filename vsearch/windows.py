@@ -35,6 +35,16 @@ def window_vectors(blocks: np.ndarray, config: IndexConfig) -> np.ndarray:
     return vectors
 
 
+def windows_from_blocks(stacked: np.ndarray, config: IndexConfig) -> np.ndarray:
+    """Window vectors from their blocks already gathered, ``(n, W, block_dim)``: the
+    same vectors :func:`window_vectors` makes (float32, normalised alike)."""
+    vectors = np.array(stacked.reshape(len(stacked), -1), dtype=np.float32, order="C")
+    if config.normalization == "l2":
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors /= np.maximum(norms, 1e-6)
+    return vectors
+
+
 def window_ids(video_id: int, windows: int | np.ndarray) -> np.ndarray:
     """Stable ids of a video's windows: the first ``windows`` ones, or those numbered."""
     numbers = np.arange(windows, dtype=np.int64) if np.isscalar(windows) else np.asarray(windows, dtype=np.int64)
