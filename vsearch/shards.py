@@ -159,6 +159,25 @@ def shard_paths(indexes: Sequence[str | os.PathLike]) -> list[str]:
     return paths
 
 
+def library_exists(indexes: Sequence[str | os.PathLike]) -> bool:
+    """Whether every index named (folders, or the shards of manifests) exists."""
+    return all(VideoIndex.exists(path) for path in shard_paths(indexes))
+
+
+def is_sharded(indexes: Sequence[str | os.PathLike]) -> bool:
+    """Whether ``--index`` values name a sharded library (several, or a manifest)."""
+    return len(indexes) > 1 or any(os.path.isfile(index) for index in indexes)
+
+
+def open_library(
+    indexes: Sequence[str | os.PathLike], *, device: str = "auto", create: bool = False, settings: dict | None = None,
+) -> "VideoIndex | ShardedIndex":
+    """One index folder as a :class:`VideoIndex`; several, or a manifest, as a :class:`ShardedIndex`."""
+    if is_sharded(indexes):
+        return ShardedIndex.open(indexes, device=device, create=create, settings=settings)
+    return VideoIndex.open(indexes[0], device=device, create=create, settings=settings)
+
+
 class ShardedIndex:
     """Several indexes searched as one library (see the module docstring).
 
@@ -260,6 +279,18 @@ class ShardedIndex:
             raise ConfigMismatchError(f"{self.path}: built with the {self.config.decoder} decoder; clips must be "
                                       f"decoded the same way: use --decoder {self.config.decoder}")
 
+    def use_features(self, spec: str | None) -> None:
+        """Check a query's ``--features`` against the shards' (see ``VideoIndex.use_features``)."""
+        if spec is None:
+            return
+        if self.config.extractor == "onnx" and spec.startswith("onnx:"):
+            # Made now: it checks the model's hash before any clip is read.
+            self._extractor = create_extractor(self.config, self.device, model=os.path.expanduser(spec[len("onnx:"):]))
+            return
+        if spec != self.config.features:
+            raise ConfigMismatchError(f"{self.path}: built with {self.config.features} features; clips must be "
+                                      f"described the same way, not with {spec}")
+
     def query(
         self, clip: str | os.PathLike, *, k: int = 5, min_score: float = DEFAULT_MIN_SCORE, mirrored: bool = True,
         speeds: tuple[float, ...] = DEFAULT_SPEEDS, inset: bool = True, rotations: bool = True,
@@ -283,6 +314,10 @@ class ShardedIndex:
         return LibraryStats.of([shard.stats() for shard in self.shards])
 
     # -- writes -------------------------------------------------------------------
+
+    def add_features(self, files: Iterable[str | os.PathLike], **options: object) -> list[IngestResult]:
+        """Imported features go into one index (``VideoIndex.add_features``), not shards."""
+        raise VsearchError("--from-features imports into one index, not into shards")
 
     def add(
         self, paths: Iterable[str | os.PathLike], *, progress: ProgressCallback | None = None,
