@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tools.ffmpeg_tools import joined_video
 from vsearch import IndexConfig, VideoIndex
 from vsearch.errors import ConfigMismatchError, VsearchError
 from vsearch.prepare import file_digest
 from vsearch.shards import ShardedIndex, read_manifest, shard_for, write_manifest
-
-
-@pytest.fixture(scope="session")
-def shards(media, tmp_path_factory) -> list[Path]:
-    """The three library videos of ``built_index`` split over two shards (a: 11, 13; b: 12)."""
-    root = tmp_path_factory.mktemp("shards")
-    for name, seeds in (("a", (11, 13)), ("b", (12,))):
-        with VideoIndex.create(root / name, device="cpu") as index:
-            assert all(r.status == "added" for r in index.add([media[f"lib{s}"] for s in seeds]))
-    return [root / "a", root / "b"]
-
-
-@pytest.fixture(scope="session")
-def joined_clip(media, tmp_path_factory) -> Path:
-    """6 s of lib11 (shard a) then 6 s of lib12 (shard b): hits in both shards."""
-    return joined_video(media["lib11"], 6.0, media["lib12"], 4.0, 6.0, tmp_path_factory.mktemp("joined") / "joined.mp4")
 
 
 def comparable(hits) -> list[dict]:
