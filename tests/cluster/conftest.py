@@ -14,6 +14,7 @@ from tools.ffmpeg_tools import run_ffmpeg
 @pytest.fixture(scope="session")
 def ray_cluster() -> str:
     """The cluster's address (a CLI in another process joins it with --ray-address)."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only, as vsearch.cluster.connect
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level=logging.WARNING)
     yield ray.get_runtime_context().gcs_address

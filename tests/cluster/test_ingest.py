@@ -9,7 +9,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 from tests.conftest import LIBRARY_SEEDS
 from vsearch import VideoIndex
