@@ -69,13 +69,13 @@ def absolute(path: str | os.PathLike) -> str:
 
 def prepare_file(
     path: str, *, config: IndexConfig, device: Device, extractor: Extractor, known: set[str] | frozenset[str] = frozenset(),
-    timeout: float = DEFAULT_TIMEOUT, stop: threading.Event | None = None,
+    timeout: float = DEFAULT_TIMEOUT, stop: threading.Event | None = None, decode_threads: int | None = None,
 ) -> PreparedVideo:
     """Hash, decode and describe one file (no index access: safe in any thread or process).
 
     Content whose hash is in ``known`` is only hashed. Raises :class:`VideoError`
     for a file that cannot be indexed (unreadable, not a video, shorter than one
-    window, damaged throughout).
+    window, damaged throughout). ``decode_threads``: FFmpeg's threads (default: one per core).
     """
     check_readable(path)
     if not os.path.isfile(path):
@@ -83,7 +83,8 @@ def prepare_file(
     digest = file_digest(path)
     if digest in known:  # indexed already: the writer decides between skipped and moved
         return PreparedVideo(path=path, digest=digest)
-    described = describe_video(path, config, device, timeout=timeout, stop=stop, extractor=extractor)
+    described = describe_video(path, config, device, timeout=timeout, stop=stop, extractor=extractor,
+                               threads=decode_threads)
     info = described.info
     if window_count(len(described.blocks), config) == 0:
         lost = f"; {info.partial_reason()}" if info.partial else ""
@@ -110,10 +111,12 @@ class FileReader(Protocol):
 
 class ThreadReader:
     """The single-machine reader: ``files`` at a time in threads (each with its
-    decoder process), while the caller's thread commits."""
+    decoder process, of ``decode_threads`` FFmpeg threads: default one per core),
+    while the caller's thread commits."""
 
-    def __init__(self, *, files: int = PARALLEL_FILES) -> None:
+    def __init__(self, *, files: int = PARALLEL_FILES, decode_threads: int | None = None) -> None:
         self.files = files
+        self.decode_threads = decode_threads
 
     def read(
         self, paths: Iterable[str | os.PathLike], *, config: IndexConfig, device: Device, extractor: Extractor,
@@ -129,7 +132,8 @@ class ThreadReader:
             if raw is not None:
                 path = absolute(raw)
                 queue.append((path, pool.submit(prepare_file, path, config=config, device=device, extractor=extractor,
-                                                known=known, timeout=timeout, stop=stop)))
+                                                known=known, timeout=timeout, stop=stop,
+                                                decode_threads=self.decode_threads)))
 
         try:
             for _ in range(self.files):

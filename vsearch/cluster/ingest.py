@@ -48,14 +48,14 @@ def _worker_extractor(config_json: str, device_name: str) -> tuple[IndexConfig, 
     return config, device, create_extractor(config, device)
 
 
-def prepare_on_worker(path: str, config_json: str, device_name: str, known: list[str], timeout: float
-                      ) -> dict[str, Any]:
+def prepare_on_worker(path: str, config_json: str, device_name: str, known: list[str], timeout: float,
+                      decode_threads: int) -> dict[str, Any]:
     """The Ray task: one file prepared (see ``vsearch.prepare.prepare_file``), as plain data:
     ``{"failed": reason}`` or the record's fields as JSON text plus the blocks array."""
     config, device, extractor = _worker_extractor(config_json, device_name)
     try:
         prepared = prepare_file(path, config=config, device=device, extractor=extractor, known=frozenset(known),
-                                timeout=timeout)
+                                timeout=timeout, decode_threads=decode_threads)
     except VideoError as exc:
         return {"failed": exc.reason}
     described = prepared.described
@@ -84,6 +84,8 @@ class RayReader:
 
     ``address``: as for :func:`vsearch.cluster.connect` (None starts a local cluster).
     ``max_retries``: how often a task whose worker died is run again.
+    ``cpus_per_task``: CPUs a task reserves; it decodes with as many FFmpeg threads
+    (a task that took every core of its machine would slow the others down).
     """
 
     def __init__(self, *, address: str | None = None, in_flight: int | None = None, max_retries: int = 3,
@@ -122,7 +124,8 @@ class RayReader:
             raw = next(todo, None)
             if raw is not None:
                 path = absolute(raw)
-                queue.append((path, task.remote(path, config_json, device.name, known_ref, timeout)))
+                queue.append((path, task.remote(path, config_json, device.name, known_ref, timeout,
+                                                max(1, round(self.cpus_per_task)))))
 
         try:
             for _ in range(in_flight):
