@@ -1,7 +1,7 @@
 """Ingest throughput on Ray with 1 and 2 workers against plain ingest, side by side in one run.
 
     python -m tools.bench_ray [--videos DIR] [--files 8] [--seconds 20] [--size 960x540]
-                              [--repeat 1] [--workdir DIR]
+                              [--repeat 1] [--workdir DIR] [--no-query]
 
 The same files (generated 30 fps H.264 test patterns with grain, each different, or
 those of ``--videos``) are ingested into a fresh index by:
@@ -11,6 +11,14 @@ those of ``--videos``) are ingested into a fresh index by:
   ray 1 worker a local Ray cluster of 1 CPU: tasks of 1 CPU, one at a time;
   ray 2 workers a local Ray cluster of 2 CPUs: two tasks at once;
   plain        ``vsearch ingest`` as it is (2 files at once, FFmpeg on every core).
+
+With the 2-CPU cluster up, it also splits the files over 2 shards (routed by
+content hash) and times 10 s clips (median per clip, and per fan-out search of a
+clip's 85 windows) against one index, the 2 shards opened here, and the 2 shards in
+Ray actors (``--no-query`` skips this).
+
+It also times the one committing writer alone (one-hour videos already described,
+committed one by one): the ceiling of a Ray ingest however many workers read.
 
 Each Ray cluster is started (not timed: printed apart) and warmed up on a small
 file first, so worker start-up is not counted as throughput. Every run's index
@@ -76,6 +84,71 @@ def ray_cluster(cpus: int):
     return ray, time.perf_counter() - started
 
 
+def query_latency(files: list[Path], work: Path) -> dict[str, float]:
+    """Median seconds per 10 s clip, and per fan-out search of its 85 query windows:
+    one index, the same videos in 2 local shards, and those shards in Ray actors
+    (needs a running cluster)."""
+    import numpy as np
+
+    from tools.ffmpeg_tools import cut_clip
+    from vsearch import VideoIndex
+    from vsearch.cluster import open_remote_shards
+    from vsearch.shards import ShardedIndex
+
+    shard_paths = [work / "shard-0", work / "shard-1"]
+    for path in shard_paths:
+        shutil.rmtree(path, ignore_errors=True)
+    with ShardedIndex.open(shard_paths, device="cpu", create=True) as sharded:
+        sharded.add(files)
+    clips = []
+    for number, source in enumerate(files[:3]):
+        clips.append(cut_clip(source, work / f"clip{number}.mp4", start=3.0 + number, duration=10.0, crf=23))
+    out = {}
+    with VideoIndex.open(work / "index", device="cpu") as single, \
+            ShardedIndex.open(shard_paths, device="cpu") as local, \
+            open_remote_shards(shard_paths, device="cpu") as remote:
+        queries = np.ascontiguousarray(single.window_vectors(single.videos()[0].id)[:85])
+        for name, library in (("one index", single), ("2 local shards", local), ("2 Ray actor shards", remote)):
+            library.query(clips[0])  # warm: decoder process, caches
+            per_clip = [timed(lambda: library.query(clip)) for clip in clips for _ in range(2)]
+            per_search = [timed(lambda: library.nearest(queries, 32)) for _ in range(20)]
+            out[name] = (float(np.median(per_clip)), float(np.median(per_search)))
+    return out
+
+
+def writer_ceiling(work: Path, hours: int = 4) -> float:
+    """Video-hours the one committing writer commits per wall-second: prepared
+    one-hour videos (random descriptors) committed as a Ray ingest hands them over."""
+    import numpy as np
+
+    from vsearch import VideoIndex
+    from vsearch.decode import VideoInfo
+    from vsearch.embedding import VideoDescriptors
+    from vsearch.prepare import PreparedVideo
+
+    shutil.rmtree(work / "writer", ignore_errors=True)
+    rng = np.random.default_rng(0)
+    with VideoIndex.create(work / "writer", device="cpu") as index:
+        blocks_per_hour = int(3600 / index.config.block_seconds)
+        prepared = []
+        for number in range(hours):
+            info = VideoInfo(path=f"/hour{number}.mp4", duration=3600.0, fps=30.0, width=1920, height=1080,
+                             frame_count=108000)
+            blocks = rng.random((blocks_per_hour, index.config.block_dim), dtype=np.float32)
+            prepared.append(PreparedVideo(path=info.path, digest=f"{number:032x}",
+                                          described=VideoDescriptors(info=info, blocks=blocks),
+                                          windows=blocks_per_hour - index.config.window_blocks + 1))
+        with index.writing() as writer:
+            elapsed = timed(lambda: [writer.commit(p.path, p) for p in prepared])
+    return hours / elapsed
+
+
+def timed(work) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=Path, help="ingest these videos instead of generated ones")
@@ -84,6 +157,8 @@ def main() -> None:
     parser.add_argument("--size", default="960x540", help="size of the generated files [960x540]")
     parser.add_argument("--repeat", type=int, default=1, help="best of N runs per configuration [1]")
     parser.add_argument("--workdir", type=Path, help="keep generated files here (default: a temp folder)")
+    parser.add_argument("--no-query", dest="query", action="store_false",
+                        help="skip the query latency of one index, local shards and Ray actor shards")
     args = parser.parse_args()
 
     from vsearch.cluster.ingest import RayReader
@@ -115,6 +190,8 @@ def main() -> None:
                 name = f"ray {workers} worker{'s' if workers > 1 else ''}"
                 timings[name], contents[name] = best(reader)
                 print(f"  (Ray cluster of {workers} CPU{'s' if workers > 1 else ''} started in {start_s:.1f} s)")
+                if workers == 2 and args.query:
+                    latency = query_latency(files, work)
             finally:
                 ray.shutdown()
         timings["plain"], contents["plain"] = best(ThreadReader())
@@ -129,6 +206,12 @@ def main() -> None:
         overhead = timings["ray 1 worker"] / timings["plain x1"] - 1
         print(f"1 worker against plain x1:  {overhead * 100:+.1f}% time  (aim <= +10%)")
         print(f"2 workers against plain:    {timings['plain'] / timings['ray 2 workers']:.2f}x")
+        print(f"one committing writer: {writer_ceiling(work):.2f} video-hours committed per second "
+              "(LMDB + FAISS Flat, one-hour videos)")
+        if args.query:
+            print(f"\n{'query (10 s clip)':<22}{'per clip':>10}{'per search':>12}  (median; 85 windows, 32 neighbours)")
+            for name, (per_clip, per_search) in latency.items():
+                print(f"{name:<22}{per_clip * 1000:>8.0f} ms{per_search * 1000:>9.1f} ms")
         print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
         if not same:
             sys.exit(1)

@@ -20,6 +20,9 @@ def test_actor_shards_answer_as_one_index(ray_cluster, built_index, shards, clip
         assert remote.stats().videos == 3 and [s.videos for s in remote.stats().shards] == [2, 1]
         for clip, options in ((joined_clip, {"min_score": 0.3, "k": 8}), (clips["reencoded_small"][0], {})):
             assert_same_hits(single.query(clip, **options).hits, remote.query(clip, **options).hits)
+        ray.kill(remote.shards[1].actor, no_restart=False)  # a shard's process dies: it is started again
+        assert_same_hits(single.query(joined_clip, min_score=0.3).hits, remote.query(joined_clip, min_score=0.3).hits)
+        assert ray.get(remote.shards[1].actor.pid.remote()) != pids[1]
 
 
 def test_cli_ingests_into_shards_and_queries_them_on_the_cluster(ray_cluster, built_index, media, joined_clip,

@@ -27,6 +27,10 @@ from ..shards import ShardedIndex, shard_paths
 from . import connect, first_line
 
 
+#: How often a shard actor that died is started again.
+_RESTARTS = 3
+
+
 class ShardServer:
     """The actor's body: one index, opened read-only for queries and kept in memory."""
 
@@ -102,8 +106,11 @@ def open_remote_shards(
     """
     ray = connect(address)
     actor_class = ray.remote(ShardServer)
-    actors = [actor_class.options(num_cpus=cpus_per_shard, scheduling_strategy="SPREAD").remote(os.path.abspath(path))
-              for path in shard_paths(indexes)]
+    # Searches only read: an actor that dies is started again (it reopens its index)
+    # and the calls it had in hand are retried, so a query does not see the crash.
+    options = dict(num_cpus=cpus_per_shard, scheduling_strategy="SPREAD", max_restarts=_RESTARTS,
+                   max_task_retries=_RESTARTS)
+    actors = [actor_class.options(**options).remote(os.path.abspath(path)) for path in shard_paths(indexes)]
     try:
         described = ray.get([actor.describe.remote() for actor in actors])
     except ray.exceptions.RayError as exc:
