@@ -50,7 +50,7 @@ from .prepare import FileReader, PreparedVideo, ThreadReader, absolute, file_dig
 from .query import DEFAULT_MIN_SCORE, Library, search_clip
 from .windows import WINDOW_BITS, indexed_windows, window_count, window_ids, window_vectors
 
-__all__ = ["IndexWriter", "VideoIndex", "default_index_path", "file_digest"]
+__all__ = ["IndexWriter", "VideoIndex", "default_index_path", "file_digest", "query_clip", "query_feature_file"]
 
 #: While ingesting, the vector file is saved at most this often (and at the end);
 #: anything committed since is re-added from LMDB on the next open.
