@@ -11,9 +11,10 @@ import pytest
 from tools.ffmpeg_tools import run_ffmpeg
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster() -> str:
-    """The cluster's address (a CLI in another process joins it with --ray-address)."""
+    """The cluster's address (a CLI in another process joins it with --ray-address);
+    stopped after this folder's tests, so the rest of the suite runs without it."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only, as vsearch.cluster.connect
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level=logging.WARNING)
