@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.ffmpeg_tools import cut_clip, scale_filter
+from tools.ffmpeg_tools import cut_clip, joined_video, scale_filter
 from tools.synth import make_video
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
@@ -58,6 +58,24 @@ def built_index(media, tmp_path_factory) -> Path:
         results = index.add([media[f"lib{s}"] for s in LIBRARY_SEEDS])
     assert all(r.status == "added" for r in results), results
     return path
+
+
+@pytest.fixture(scope="session")
+def shards(media, tmp_path_factory) -> list[Path]:
+    """The three library videos of ``built_index`` split over two shards (a: 11 and 13; b: 12)."""
+    from vsearch import VideoIndex
+
+    root = tmp_path_factory.mktemp("shards")
+    for name, seeds in (("a", (11, 13)), ("b", (12,))):
+        with VideoIndex.create(root / name, device="cpu") as index:
+            assert all(r.status == "added" for r in index.add([media[f"lib{s}"] for s in seeds]))
+    return [root / "a", root / "b"]
+
+
+@pytest.fixture(scope="session")
+def joined_clip(media, tmp_path_factory) -> Path:
+    """6 s of lib11 (shard a) then 6 s of lib12 (shard b): hits in both shards."""
+    return joined_video(media["lib11"], 6.0, media["lib12"], 4.0, 6.0, tmp_path_factory.mktemp("joined") / "joined.mp4")
 
 
 def run_cli(*args: str, env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:

@@ -66,6 +66,16 @@ EXIT_PARTIAL = 2
 IndexOpt = typer.Option(
     None, "--index", "-i", help="Index folder. Default: $VSEARCH_INDEX when set, else indexes/default.", show_default=False
 )
+IndexesOpt = typer.Option(
+    None, "--index", "-i", show_default=False,
+    help="Index folder, or a shard manifest (.json); repeat for a library of several shards. "
+    "Default: $VSEARCH_INDEX when set, else indexes/default.",
+)
+RayOpt = typer.Option(False, "--ray", help='Run on a Ray cluster (pip install "vsearch[ray]"); without '
+                      "--ray-address, a local one on this machine's cores.")
+RayAddressOpt = typer.Option(
+    None, "--ray-address", help="Join this Ray cluster (implies --ray): auto (the one 'ray start' runs here) or HOST:PORT."
+)
 DeviceOpt = typer.Option("auto", "--device", help="Compute device for descriptors: auto, cpu or gpu.")
 TimeoutOpt = typer.Option(
     DEFAULT_TIMEOUT, "--decode-timeout", min=0.1,
@@ -83,6 +93,11 @@ def _index_path(index: Optional[Path]) -> Path:
     from .index import default_index_path
 
     return index if index is not None else default_index_path()
+
+
+def _index_paths(indexes: Optional[List[Path]]) -> List[Path]:
+    """``--index`` values (folders or manifests), or the default index."""
+    return list(indexes) if indexes else [_index_path(None)]
 
 
 def _show(path: str) -> str:
@@ -184,13 +199,14 @@ def _requested_settings(features, block_seconds, window_blocks, size, analysis_f
     "  vsearch ingest new.mp4 --index indexes/footage --quiet\n\n"
     "  vsearch ingest ~/footage -i indexes/seed --features seed --window 3\n\n"
     "  vsearch ingest ~/footage -i indexes/clip --features onnx:clip-b32.onnx\n\n"
-    "  vsearch ingest --from-features feats/ --layout npy --rate 1 -i indexes/r50"
+    "  vsearch ingest --from-features feats/ --layout npy --rate 1 -i indexes/r50\n\n"
+    "  vsearch ingest ~/footage -i shards.json --ray-address auto   (a Ray cluster, into shards)"
 )
 def ingest(
     paths: Optional[List[Path]] = typer.Argument(
         None, metavar="PATH", help="Video files or folders (searched recursively)."
     ),
-    index: Optional[Path] = IndexOpt,
+    index: Optional[List[Path]] = IndexesOpt,
     features: Optional[str] = typer.Option(
         None, "--features",
         help='New index only: v1 (default), seed, or onnx:MODEL.onnx (an image model; pip install "vsearch[onnx]").',
@@ -211,6 +227,8 @@ def ingest(
     decode_timeout: float = TimeoutOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output (errors are still shown)."),
     as_json: bool = JsonOpt,
+    use_ray: bool = RayOpt,
+    ray_address: Optional[str] = RayAddressOpt,
 ) -> None:
     """Add videos to an index (created if missing). Already indexed content is skipped.
 
@@ -218,13 +236,18 @@ def ingest(
     existing index is refused. A damaged or truncated file is indexed as far as it
     plays and reported PARTIAL (exit code 0); a file that cannot be played at all is
     reported FAILED (exit code 2, the other files are still indexed).
+
+    With several --index (or a manifest) each file goes to one shard, by its content
+    hash. With --ray, Ray tasks decode the files across a cluster while this process
+    alone commits them, in order; run it again after an interruption to go on.
     """
     from .decode import iter_video_files
     from .extractors import feature_settings
     from .extractors.imported import FeatureRate, feature_files, imported_settings
-    from .index import VideoIndex
+    from .shards import library_exists, open_library
 
-    path = _index_path(index)
+    indexes = _index_paths(index)
+    path = ", ".join(map(str, indexes))
     try:
         if bool(paths) == (from_features is not None):
             raise VsearchError("give video files or folders, or --from-features DIR (one of them)")
@@ -233,21 +256,28 @@ def ingest(
         settings = _requested_settings(None, block_seconds, window_blocks, size, analysis_fps, decoder)
         if features is not None:
             kind = feature_settings(features)
-            if size is not None or VideoIndex.exists(path):  # the model's input size is only a default
+            if size is not None or library_exists(indexes):  # the model's input size is only a default
                 kind = {k: v for k, v in kind.items() if k not in ("width", "height")}
             settings.update(kind)
         if from_features is not None:
             feature_rate = FeatureRate.parse(rate)
             files = feature_files([from_features])
-            if not VideoIndex.exists(path):
+            if not library_exists(indexes):
                 settings.update(imported_settings(files, layout=layout, rate=feature_rate))
         else:
             files = list(iter_video_files(paths))
-        if not files and not VideoIndex.exists(path):
+        if not files and not library_exists(indexes):
             # Nothing to add: an empty index would only hide the mistake.
             raise VsearchError(f"no video files in {', '.join(map(str, paths or [from_features]))}; "
                                "no index created")
-        with VideoIndex.open(path, settings=settings, create=True, device=device) as vindex, _progress(
+        reader = None
+        if use_ray or ray_address:
+            if from_features is not None:
+                raise VsearchError("--ray decodes videos; --from-features reads no video")
+            from .cluster import RayReader
+
+            reader = RayReader.connected(ray_address)  # a cluster that cannot be joined fails before any change
+        with open_library(indexes, settings=settings, create=True, device=device) as vindex, _progress(
             not quiet and not as_json and sys.stderr.isatty(), len(files), "files"
         ) as bar:
             started = time.monotonic()
@@ -265,7 +295,7 @@ def ingest(
             if from_features is not None:
                 results = vindex.add_features(files, layout=layout, rate=feature_rate, progress=report)
             else:
-                results = vindex.add(files, progress=report, timeout=decode_timeout)
+                results = vindex.add(files, progress=report, timeout=decode_timeout, reader=reader)
             stats = vindex.stats()
     except VsearchError as exc:
         raise _fail(exc)
@@ -289,13 +319,14 @@ _CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_e
     "  vsearch query a.mp4 b.mp4 --json > hits.jsonl\n\n"
     "  vsearch query ~/clips/ --csv > hits.csv      (every video in the folder)\n\n"
     "  vsearch query clip.mp4 --report report.html\n\n"
-    "  vsearch query --from-features clip.npy --layout npy --rate 1"
+    "  vsearch query --from-features clip.npy --layout npy --rate 1\n\n"
+    "  vsearch query clip.mp4 -i shard-a -i shard-b      (or -i shards.json; add --ray for actors)"
 )
 def query(
     clips: Optional[List[Path]] = typer.Argument(
         None, metavar="CLIP", help="Query clips, or folders of them (searched recursively)."
     ),
-    index: Optional[Path] = IndexOpt,
+    index: Optional[List[Path]] = IndexesOpt,
     k: int = typer.Option(5, "-k", "--top", min=1, help="Number of segments to return per clip."),
     min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0, help="Hide hits scoring below this [0.85]."),
     device: str = DeviceOpt,
@@ -329,13 +360,21 @@ def query(
     ),
     layout: Optional[str] = LayoutOpt,
     rate: Optional[str] = RateOpt,
+    use_ray: bool = typer.Option(
+        False, "--ray", help="Serve each shard from a Ray actor and fan each search out to them (\"vsearch[ray]\")."
+    ),
+    ray_address: Optional[str] = RayAddressOpt,
 ) -> None:
-    """Find the library segments each clip comes from."""
+    """Find the library segments each clip comes from.
+
+    With several --index (or a manifest) every shard is searched and the hits
+    merged by score: the same hits as one index holding all the videos.
+    """
     from .decode import iter_video_files, prestart
     from .embedding import DEFAULT_SPEEDS, check_speeds
     from .extractors.imported import FeatureRate
-    from .index import VideoIndex
     from .query import DEFAULT_MIN_SCORE
+    from .shards import open_library
 
     prestart()  # the decoder process starts while the index opens
     if as_json and as_csv:
@@ -367,7 +406,12 @@ def query(
         inputs = list(from_features) if from_features else list(iter_video_files(clips))
         if not inputs:
             raise VsearchError(f"no video files in {', '.join(map(str, clips))}")
-        vindex = VideoIndex.open(_index_path(index), device=device)
+        if use_ray or ray_address:
+            from .cluster import open_remote_shards
+
+            vindex = open_remote_shards(_index_paths(index), address=ray_address, device=device)
+        else:
+            vindex = open_library(_index_paths(index), device=device)
         vindex.check_decoder(decoder)
         vindex.use_features(features)
     except VsearchError as exc:
@@ -472,21 +516,49 @@ def _on_index(index: Optional[Path], action, **open_args):
 
 @app.command(
     epilog="Examples:\n\n  vsearch stats --index indexes/footage\n\n"
-    "  VSEARCH_INDEX=indexes/footage vsearch stats --json"
+    "  VSEARCH_INDEX=indexes/footage vsearch stats --json\n\n"
+    "  vsearch stats -i shards.json      (each shard, then the library)"
 )
-def stats(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
-    """Show what an index holds and how it was built."""
-    info = _on_index(index, lambda ix: ix.stats())
+def stats(index: Optional[List[Path]] = IndexesOpt, as_json: bool = JsonOpt) -> None:
+    """Show what an index holds and how it was built (each shard and the total for several)."""
+    from .models import LibraryStats
+    from .shards import open_library
+
+    try:
+        with open_library(_index_paths(index), device="cpu") as library:
+            info = library.stats()
+    except VsearchError as exc:
+        raise _fail(exc)
     if as_json:
         typer.echo(json.dumps(info.to_dict()))
         return
-    cfg = info.config
-    typer.echo(
+    if not isinstance(info, LibraryStats):
+        typer.echo(_index_stats_text(info))
+        return
+    for number, shard in enumerate(info.shards):
+        typer.echo(f"shard {number}    {_show(shard.path)}: {shard.videos} videos, {_hms(shard.duration_s)}, "
+                   f"{shard.vectors} vectors ({shard.index_type}), {shard.bytes / 1e6:.1f} MB")
+    typer.echo(f"library    {len(info.shards)} shards: {info.videos} videos"
+               + (f" ({info.partial_videos} partial)" if info.partial_videos else "")
+               + f", {_hms(info.duration_s)}, {info.vectors} vectors, {info.bytes / 1e6:.1f} MB")
+    typer.echo(_settings_text(info.shards[0].config))  # the same for every shard
+
+
+def _index_stats_text(info) -> str:
+    return (
         f"index      {_show(info.path)}\n"
         f"videos     {info.videos}" + (f" ({info.partial_videos} partial: see 'vsearch list')" if info.partial_videos else "") + "\n"
         f"duration   {_hms(info.duration_s)}\n"
         f"vectors    {info.vectors} x {info.dim} ({info.index_type})\n"
         f"on disk    {info.bytes / 1e6:.1f} MB\n"
+        + _settings_text(info.config) + "\n"
+        f"created    {info.created}\n"
+        f"updated    {info.updated}"
+    )
+
+
+def _settings_text(cfg: dict) -> str:
+    return (
         f"features   {cfg['features']} (version {cfg['feature_version']}), block {cfg['block_seconds']} s, "
         f"window {cfg['window_blocks']} blocks, {cfg['width']}x{cfg['height']} @ {cfg['analysis_fps']} fps"
         # The pooling grid and normalisation are the kernels' own; a model has neither.
@@ -495,9 +567,7 @@ def stats(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
         + (f"model      {_show(cfg['model_path'])} (hash {cfg['model_hash'][:12]}), "
            f"{cfg['embedding_dim']} dimensions per block\n" if cfg.get("model_hash") else "")
         + (f"imported   {cfg['embedding_dim']} dimensions per block\n" if cfg["features"] == "imported" else "") +
-        f"decoder    {cfg['decoder']} (index format {cfg['format_version']})\n"
-        f"created    {info.created}\n"
-        f"updated    {info.updated}"
+        f"decoder    {cfg['decoder']} (index format {cfg['format_version']})"
     )
 
 

@@ -54,7 +54,7 @@ class VideoDescriptors:
 
 def describe_video(
     path: str | os.PathLike, config: IndexConfig, device: Device, *, timeout: float = DEFAULT_TIMEOUT,
-    stop: threading.Event | None = None, extractor: Extractor | None = None,
+    stop: threading.Event | None = None, extractor: Extractor | None = None, threads: int | None = None,
 ) -> VideoDescriptors:
     """Decode ``path`` once, chunk by chunk, and describe every complete block.
 
@@ -62,9 +62,11 @@ def describe_video(
     time) after which the file is abandoned with a :class:`VideoError`. ``stop``,
     once set, abandons the file at the next chunk (the ingest was interrupted).
     ``extractor`` computes the descriptors (by default the one ``config`` names).
+    ``threads``: FFmpeg's decoding threads (default: one per core).
     """
     extractor = extractor or create_extractor(config, device)
-    source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout)
+    source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout,
+                         threads=threads)
     fpb = config.frames_per_block
     parts, head, borders = [], [], None
 

@@ -17,25 +17,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import logging
 import os
 import re
-import threading
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from . import metastore, upgrade, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
-from .decode import DEFAULT_TIMEOUT, VideoInfo, check_readable
-from .embedding import DEFAULT_SPEEDS, FeatureClip, QueryClip, VideoDescriptors, check_speeds, describe_video
+from .decode import DEFAULT_TIMEOUT, VideoInfo
+from .embedding import DEFAULT_SPEEDS, FeatureClip, QueryClip, VideoDescriptors, check_speeds
 from .extractors import Extractor, create_extractor
 from .extractors.imported import FeatureRate, ImportedFeatures, read_features
 from .errors import (
@@ -51,12 +47,12 @@ from .errors import (
 from .lock import WriterLock
 from .metastore import MetaStore, Snapshot
 from .models import IndexStats, IngestResult, QueryResult, VerifyReport, VideoRecord
+from .prepare import FileReader, PreparedVideo, ThreadReader, absolute, file_digest, prepare_file
 from .query import DEFAULT_MIN_SCORE, Library, search_clip
 from .rerank import TwoStageSearch
 from .windows import WINDOW_BITS, indexed_windows, window_count, window_ids, window_vectors, windows_from_blocks
 
-#: Files read (hashed, decoded, described) at once while one is committed.
-_PARALLEL_FILES = 2
+__all__ = ["IndexWriter", "VideoIndex", "default_index_path", "file_digest", "query_clip", "query_feature_file"]
 
 #: While ingesting, the vector file is saved at most this often (and at the end);
 #: anything committed since is re-added from LMDB on the next open.
@@ -68,33 +64,6 @@ _WRITER_WAIT_S = 2.0
 ProgressCallback = Callable[[IngestResult], None]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Prepared:
-    """A file read for ingest: its hash, and unless its content is indexed, its blocks."""
-
-    path: str
-    digest: str
-    described: VideoDescriptors | None = None
-    damaged: list[tuple[float, float]] = field(default_factory=list)
-    windows: int = 0  # indexed ones: none across a damaged span
-
-
-def file_digest(path: str) -> str:
-    """BLAKE2b-128 of the whole file content, hex."""
-    digest = hashlib.blake2b(digest_size=16)
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    except OSError as exc:
-        raise VideoError(path, f"cannot read file ({exc.strerror})") from None
-    return digest.hexdigest()
-
-
-def _absolute(path: str | os.PathLike) -> str:
-    return os.path.abspath(os.fsdecode(os.fspath(path)))
 
 
 class VideoIndex:
@@ -388,6 +357,7 @@ class VideoIndex:
         *,
         progress: ProgressCallback | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        reader: FileReader | None = None,
     ) -> list[IngestResult]:
         """Index video files (folders are not expanded here; see ``iter_video_files``).
 
@@ -397,49 +367,36 @@ class VideoIndex:
         damaged or truncated file is indexed as far as it plays (``partial``). A file
         whose decoding makes no progress for ``timeout`` seconds, or runs below a
         tenth of real time, fails and the others go on.
+
+        ``reader`` decodes and describes the files (default: a few at a time in
+        threads here; ``vsearch.cluster.RayReader`` on a Ray cluster); whoever reads
+        them, this process alone commits them, one by one in the order given.
         """
         extractor = self.extractor  # made (and its model checked) before anything is read
-        self._begin_write()
+        reader = reader or ThreadReader()
         results: list[IngestResult] = []
-        last_save = time.monotonic()
-        # Reader/mapper -> writer: files are hashed, decoded and described a few at a
-        # time in threads (each with its decoder process), while this thread, the only
-        # writer, commits them one by one in the order given.
-        known = {record.hash for record in self._videos.values()}
-        stop = threading.Event()
-        queue: deque[tuple[str, Future]] = deque()
-        todo = iter(paths)
-        pool = ThreadPoolExecutor(max_workers=_PARALLEL_FILES, thread_name_prefix="vsearch-ingest")
-
-        def submit_next() -> None:
-            raw = next(todo, None)
-            if raw is not None:
-                path = _absolute(raw)
-                queue.append((path, pool.submit(self._prepare, path, known, timeout, stop, extractor)))
-
-        try:
-            for _ in range(_PARALLEL_FILES):
-                submit_next()
-            while queue:
-                path, future = queue.popleft()
-                submit_next()
-                try:
-                    prepared = future.result()
-                    result = self._commit(prepared, timeout)
-                    known.add(prepared.digest)  # a later copy of the same content is not read again
-                except VideoError as exc:
-                    result = IngestResult(path=path, status="failed", reason=exc.reason)
-                results.append(result)
-                if progress is not None:
-                    progress(result)
-                if time.monotonic() - last_save > _SAVE_INTERVAL_S:
-                    self._save_vectors()
-                    last_save = time.monotonic()
-        finally:
-            stop.set()  # files still being read give up at their next chunk
-            pool.shutdown(wait=True, cancel_futures=True)
-            self._end_write()
+        with self.writing(timeout=timeout) as writer:
+            read = reader.read(paths, config=self.config, device=self.device, extractor=extractor,
+                               known=writer.known, timeout=timeout)
+            try:
+                for path, prepared in read:
+                    result = writer.commit(path, prepared)
+                    results.append(result)
+                    if progress is not None:
+                        progress(result)
+            finally:
+                read.close()  # files still being read are abandoned
         return results
+
+    @contextmanager
+    def writing(self, *, timeout: float = DEFAULT_TIMEOUT) -> Iterator["IndexWriter"]:
+        """Hold the writer lock and commit prepared files through the yielded
+        :class:`IndexWriter`; the vector file is saved on the way out (also on error)."""
+        self._begin_write()
+        try:
+            yield IndexWriter(self, timeout=timeout)
+        finally:
+            self._end_write()
 
     def add_features(
         self,
@@ -483,7 +440,7 @@ class VideoIndex:
             self._end_write()
         return results
 
-    def _prepare_imported(self, imported: ImportedFeatures) -> "_Prepared":
+    def _prepare_imported(self, imported: ImportedFeatures) -> PreparedVideo:
         """Imported features as a prepared video: on the block grid, dimension checked."""
         if imported.dim != self.config.block_dim:
             raise FeatureFileError(imported.source, f"features have {imported.dim} dimensions, the index holds "
@@ -493,35 +450,13 @@ class VideoIndex:
         if windows == 0:
             raise FeatureFileError(imported.source, f"features span {imported.duration:.2f} s, shorter than one "
                                                     f"window ({self.config.window_seconds:g} s)")
-        info = VideoInfo(path=_absolute(imported.video) if os.path.exists(imported.video) else imported.video,
+        info = VideoInfo(path=absolute(imported.video) if os.path.exists(imported.video) else imported.video,
                          duration=imported.duration, fps=imported.fps, width=0, height=0, frame_count=len(blocks))
-        return _Prepared(path=info.path, digest=imported.digest, described=VideoDescriptors(info=info, blocks=blocks),
+        return PreparedVideo(path=info.path, digest=imported.digest, described=VideoDescriptors(info=info, blocks=blocks),
                          windows=windows)
 
-    def _prepare(self, path: str, known: set[str], timeout: float, stop: threading.Event,
-                 extractor: Extractor) -> "_Prepared":
-        """Hash, decode and describe one file (in a reading thread: no store access)."""
-        check_readable(path)
-        if not os.path.isfile(path):
-            raise VideoError(path, "not a regular file (a library video must be a file that can be read again)")
-        digest = file_digest(path)
-        if digest in known:  # indexed already: the writer decides between skipped and moved
-            return _Prepared(path=path, digest=digest)
-        described = describe_video(path, self.config, self.device, timeout=timeout, stop=stop, extractor=extractor)
-        info = described.info
-        if window_count(len(described.blocks), self.config) == 0:
-            lost = f"; {info.partial_reason()}" if info.partial else ""
-            raise VideoError(path, f"video {'plays only' if lost else 'is'} {info.duration:.2f} s, shorter than one "
-                                   f"window ({self.config.window_seconds:g} s){lost}")
-        damaged = [(round(a, 6), round(b, 6)) for a, b in info.lost]
-        windows = len(indexed_windows(len(described.blocks), damaged, self.config))
-        if windows == 0:
-            raise VideoError(path, f"damaged throughout: no {self.config.window_seconds:g} s stretch plays "
-                                   f"without a damaged span ({info.partial_reason()})")
-        return _Prepared(path=path, digest=digest, described=described, damaged=damaged, windows=windows)
-
-    def _commit(self, prepared: "_Prepared", timeout: float) -> IngestResult:
-        """Commit one prepared file (the writer's side of :meth:`add`)."""
+    def _commit(self, prepared: PreparedVideo, timeout: float) -> IngestResult:
+        """Commit one prepared file (under the writer lock: see :class:`IndexWriter`)."""
         path, digest = prepared.path, prepared.digest
         with self._store.snapshot() as snap:
             same_content = snap.video_by_hash(digest)
@@ -536,7 +471,8 @@ class VideoIndex:
             return IngestResult(path=path, status="skipped", video_id=same_content.id, duration_s=same_content.duration_s,
                                 reason=f"same content as {same_content.path}")
         if prepared.described is None:  # its twin was removed meanwhile: read it after all
-            prepared = self._prepare(path, set(), timeout, threading.Event(), self.extractor)
+            prepared = prepare_file(path, config=self.config, device=self.device, extractor=self.extractor,
+                                    timeout=timeout)
         described, info, damaged = prepared.described, prepared.described.info, prepared.damaged
         record = self._store.commit_video(
             dict(path=path, hash=digest, duration_s=round(info.duration, 6), fps=round(info.fps, 6),
@@ -563,18 +499,22 @@ class VideoIndex:
             with self._store.snapshot() as snap:
                 records = []
                 for raw in paths:
-                    record = snap.video_by_path(_absolute(raw)) or snap.video_by_path(os.fsdecode(os.fspath(raw)))
+                    record = snap.video_by_path(absolute(raw)) or snap.video_by_path(os.fsdecode(os.fspath(raw)))
                     if record is None:
                         raise NotIndexedError(f"{os.fsdecode(os.fspath(raw))}: not in the index")
                     records.append(record)
             for record in records:
-                self._store.delete_video(record.id)
-                self._vectors.remove_videos([record.id])
-                self._videos.pop(record.id, None)
+                self._remove_record(record)
                 removed.append(record)
         finally:
             self._end_write()
         return removed
+
+    def _remove_record(self, record: VideoRecord) -> None:
+        """Metadata first, then the vectors: a crash between leaves stale vectors, dropped on open."""
+        self._store.delete_video(record.id)
+        self._vectors.remove_videos([record.id])
+        self._videos.pop(record.id, None)
 
     def rebuild(self, *, index_type: str | None = None) -> int:
         """Re-create the vector index from the stored block descriptors (no decoding).
@@ -633,16 +573,10 @@ class VideoIndex:
         a clip longer than ``max_duration`` seconds raises :class:`ClipTooLongError`
         before it is decoded whole.
         """
-        if k < 1:
-            raise VsearchError("k must be at least 1")
         self.check_decoder(decoder)
-        reader = QueryClip(clip, self.config, self.device, mirrored=mirrored, speeds=check_speeds(speeds), inset=inset,
-                           rotations=rotations, timeout=timeout, extractor=self.extractor,
-                           max_duration=max_duration)
-        windows = functools.lru_cache(maxsize=64)(self.window_vectors)
-        library = Library(config=self.config, videos=self._videos, search=self._searcher(), windows=windows)
-        hits = search_clip(reader, library, k=k, min_score=min_score)
-        return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=reader.duration, hits=hits)
+        return query_clip(clip, self.library(), device=self.device, extractor=self.extractor, k=k,
+                          min_score=min_score, mirrored=mirrored, speeds=speeds, inset=inset, rotations=rotations,
+                          timeout=timeout, max_duration=max_duration)
 
     def query_features(
         self,
@@ -656,16 +590,18 @@ class VideoIndex:
         """Like :meth:`query`, for a clip given as features (one video's file, of the
         index's dimension). Only the plain reading is searched: speeds, mirroring,
         rotations and insets need the clip's frames."""
-        if k < 1:
-            raise VsearchError("k must be at least 1")
-        videos = read_features(features, layout=layout, rate=rate)
-        if len(videos) != 1:
-            raise FeatureFileError(features, f"holds {len(videos)} videos; a query clip is one")
-        reader = FeatureClip(videos[0], self.config)
-        windows = functools.lru_cache(maxsize=64)(self.window_vectors)
-        library = Library(config=self.config, videos=self._videos, search=self._searcher(), windows=windows)
-        hits = search_clip(reader, library, k=k, min_score=min_score)
-        return QueryResult(query=os.fsdecode(os.fspath(features)), duration=reader.duration, hits=hits)
+        return query_feature_file(features, self.library(), layout=layout, rate=rate, k=k, min_score=min_score)
+
+    def library(self) -> Library:
+        """What the query path reads: this handle's videos, vector search and stored windows."""
+        return Library(config=self.config, videos=self._videos, search=self.nearest,
+                       windows=functools.lru_cache(maxsize=64)(self.window_vectors))
+
+    def nearest(self, vectors: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Squared L2 distances and window ids of each vector's ``n`` nearest indexed
+        windows, nearest first (fewer columns when the index holds fewer windows);
+        exact distances whatever the index type (see :meth:`_searcher`)."""
+        return self._searcher()(vectors, n)
 
     def _searcher(self) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
         """Nearest windows with exact distances: the vector store itself when its codes
@@ -756,6 +692,78 @@ class VideoIndex:
             problems.append(f"video {vid}: {held[vid]} vectors on disk for a video that is not committed")
         return VerifyReport(ok=not problems, videos=len(videos), vectors=on_disk.ntotal,
                             partial_videos=sum(rec.partial for rec in videos.values()), problems=problems)
+
+
+def query_clip(
+    clip: str | os.PathLike, library: Library, *, device: Device, extractor: Extractor, k: int, min_score: float,
+    mirrored: bool, speeds: tuple[float, ...], inset: bool, rotations: bool, timeout: float,
+    max_duration: float | None,
+) -> QueryResult:
+    """Decode and describe ``clip`` once and search ``library`` (one index, or several
+    shards merged: see ``vsearch.shards``); the options are those of :meth:`VideoIndex.query`."""
+    if k < 1:
+        raise VsearchError("k must be at least 1")
+    reader = QueryClip(clip, library.config, device, mirrored=mirrored, speeds=check_speeds(speeds), inset=inset,
+                       rotations=rotations, timeout=timeout, extractor=extractor, max_duration=max_duration)
+    hits = search_clip(reader, library, k=k, min_score=min_score)
+    return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=reader.duration, hits=hits)
+
+
+def query_feature_file(
+    features: str | os.PathLike, library: Library, *, layout: str | None, rate: FeatureRate, k: int, min_score: float,
+) -> QueryResult:
+    """Search ``library`` with a clip given as features (see :meth:`VideoIndex.query_features`)."""
+    if k < 1:
+        raise VsearchError("k must be at least 1")
+    videos = read_features(features, layout=layout, rate=rate)
+    if len(videos) != 1:
+        raise FeatureFileError(features, f"holds {len(videos)} videos; a query clip is one")
+    reader = FeatureClip(videos[0], library.config)
+    hits = search_clip(reader, library, k=k, min_score=min_score)
+    return QueryResult(query=os.fsdecode(os.fspath(features)), duration=reader.duration, hits=hits)
+
+
+class IndexWriter:
+    """The one committing writer of an index, while :meth:`VideoIndex.writing` holds
+    the lock: commits prepared files in the order they are handed over, each in one
+    LMDB transaction before its vectors, and saves the vector file now and then.
+
+    ``known`` is the set of content hashes the index holds, grown with every
+    commit: a reader consults it to skip decoding content that is indexed already.
+    """
+
+    def __init__(self, index: VideoIndex, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.index = index
+        self.timeout = timeout
+        self.known: set[str] = {record.hash for record in index._videos.values()}
+        self._last_save = time.monotonic()
+
+    def commit(self, path: str, prepared: PreparedVideo | VideoError) -> IngestResult:
+        """Commit one file a reader prepared (or record why it could not be read)."""
+        if isinstance(prepared, VideoError):
+            return IngestResult(path=path, status="failed", reason=prepared.reason)
+        try:
+            result = self.index._commit(prepared, self.timeout)
+            self.known.add(prepared.digest)  # a later copy of the same content is not read again
+        except VideoError as exc:
+            result = IngestResult(path=path, status="failed", reason=exc.reason)
+        if time.monotonic() - self._last_save > _SAVE_INTERVAL_S:
+            self.index._save_vectors()
+            self._last_save = time.monotonic()
+        return result
+
+    def holds_path(self, path: str) -> VideoRecord | None:
+        """The committed video at ``path``, if any."""
+        with self.index._store.snapshot() as snap:
+            return snap.video_by_path(path)
+
+    def holds_hash(self, digest: str) -> bool:
+        """Whether content with this hash is committed."""
+        return digest in self.known
+
+    def remove(self, record: VideoRecord) -> None:
+        """Remove one video (metadata first, then its vectors)."""
+        self.index._remove_record(record)
 
 
 def _worth_retraining(current: str, wanted: str) -> bool:

@@ -155,6 +155,27 @@ class IndexStats:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LibraryStats:
+    """A sharded library (``vsearch stats`` with several indexes): each shard's stats and the totals."""
+
+    shards: list[IndexStats]
+    videos: int
+    vectors: int
+    duration_s: float
+    partial_videos: int
+    bytes: int
+
+    @classmethod
+    def of(cls, shards: list[IndexStats]) -> "LibraryStats":
+        return cls(shards=shards, videos=sum(s.videos for s in shards), vectors=sum(s.vectors for s in shards),
+                   duration_s=round(sum(s.duration_s for s in shards), 3),
+                   partial_videos=sum(s.partial_videos for s in shards), bytes=sum(s.bytes for s in shards))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**_as_dict(dataclasses.replace(self, shards=[])), "shards": [s.to_dict() for s in self.shards]}
+
+
+@dataclass(frozen=True, kw_only=True)
 class VerifyReport:
     """Outcome of a consistency check between the metadata and vector stores."""
 
