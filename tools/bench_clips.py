@@ -268,22 +268,41 @@ def measure_size(size: int, library: list[np.ndarray], sources: list[np.ndarray]
     def library_windows(video_id: int) -> np.ndarray:
         return window_vectors(store.video_blocks(video_id, videos[video_id].blocks), config)
 
-    search = TwoStageSearch(candidates=vectors.search, gather=store.gather, factor=DEFAULT_CANDIDATE_FACTOR)
-    times, good, exact_good, errors, exact_errors = [], 0, 0, [], []
-    row = 0
-    for clip in clips:
-        vecs = clip.clip.windows(clip.clip.readings).vectors
-        t0 = time.perf_counter()
-        sq_dist, ids = search(vecs, k)
-        times.append(time.perf_counter() - t0)
-        ok, err = _top_hit(clip, sq_dist, ids, videos, config, library_windows)
-        exact_ok, exact_err = _top_hit(clip, best_d[row:row + len(vecs)], best_i[row:row + len(vecs)], videos,
-                                       config, library_windows)
-        row += len(vecs)
-        good += ok
-        exact_good += exact_ok
-        errors += [err] if ok else []
-        exact_errors += [exact_err] if exact_ok else []
+    ivf = faiss.extract_index_ivf(vectors.index)
+    default_nprobe = ivf.nprobe
+
+    def timed_queries(factor: int, nprobe: int, *, exact: bool = False):
+        """Search every clip at these settings: (times, found, start errors[, exact found, exact errors])."""
+        ivf.nprobe = nprobe
+        search = TwoStageSearch(candidates=vectors.search, gather=store.gather, factor=factor)
+        times, good, exact_good, errors, exact_errors = [], 0, 0, [], []
+        row = 0
+        for clip in clips:
+            vecs = clip.clip.windows(clip.clip.readings).vectors
+            t0 = time.perf_counter()
+            sq_dist, ids = search(vecs, k)
+            times.append(time.perf_counter() - t0)
+            ok, err = _top_hit(clip, sq_dist, ids, videos, config, library_windows)
+            good += ok
+            errors += [err] if ok else []
+            if exact:
+                exact_ok, exact_err = _top_hit(clip, best_d[row:row + len(vecs)], best_i[row:row + len(vecs)],
+                                               videos, config, library_windows)
+                exact_good += exact_ok
+                exact_errors += [exact_err] if exact_ok else []
+            row += len(vecs)
+        ivf.nprobe = default_nprobe
+        return times, good, errors, exact_good, exact_errors
+
+    times, good, errors, exact_good, exact_errors = timed_queries(DEFAULT_CANDIDATE_FACTOR, default_nprobe, exact=True)
+    # The same index at other settings, so one run shows what more candidates or probes buy.
+    for factor, nprobe in ((DEFAULT_CANDIDATE_FACTOR, 2 * default_nprobe), (2 * DEFAULT_CANDIDATE_FACTOR, default_nprobe),
+                           (2 * DEFAULT_CANDIDATE_FACTOR, 2 * default_nprobe)):
+        t, g, _, _, _ = timed_queries(factor, nprobe)
+        print(f"  {size:.0e} variant: candidates x{factor}, nprobe {nprobe}: recall@1 {g / len(clips):.3f}, "
+              f"p50 {1e3 * np.percentile(t, 50):.1f} ms, p99 {1e3 * np.percentile(t, 99):.1f} ms", flush=True)
+    print(f"  {size:.0e} default: candidates x{DEFAULT_CANDIDATE_FACTOR}, nprobe {default_nprobe}: recall@1 "
+          f"{good / len(clips):.3f}, p50 {1e3 * np.percentile(times, 50):.1f} ms", flush=True)
 
     path = work / f"compact-{size}.faiss"
     vectors.save(str(path))
