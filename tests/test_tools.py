@@ -171,3 +171,26 @@ def test_demo_runs_clean_each_time_and_says_where(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tools.demo", "--synthetic", "--out", str(foreign)],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode != 0 and "not made by the demo" in proc.stderr and (foreign / "keep.txt").exists()
+
+
+def test_demo_takes_over_the_index_older_demos_left(tmp_path, monkeypatch):
+    """Earlier demos kept just their index in indexes/demo (no marker): that folder is the demo's."""
+    from tools import demo
+
+    old = tmp_path / "indexes" / "demo"
+    (old / "meta.lmdb").mkdir(parents=True)
+    (old / "vectors.faiss").write_bytes(b"x")
+    monkeypatch.setattr(demo, "DEFAULT_OUT", old)
+    demo.fresh_folder(old)
+    assert sorted(p.name for p in old.iterdir()) == [demo.MARKER]
+    # The same contents anywhere else, or with a file of the user's beside them, are not taken.
+    other = tmp_path / "elsewhere"
+    (other / "meta.lmdb").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        demo.fresh_folder(other)
+    (old / "notes.txt").write_text("mine")
+    (old / demo.MARKER).unlink()
+    (old / "meta.lmdb").mkdir()
+    with pytest.raises(SystemExit):
+        demo.fresh_folder(old)
+    assert (old / "notes.txt").exists()

@@ -29,6 +29,7 @@ SHARED = ROOT.parent / "shared" / "videos"
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".m4v"}
 #: Marks a folder the demo made, so that it never empties anyone else's.
 MARKER = ".vsearch-demo"
+DEFAULT_OUT = ROOT / "indexes" / "demo"
 
 
 def _shown(path: Path) -> str:
@@ -46,9 +47,21 @@ def vsearch(*args: str) -> None:
     subprocess.run(cmd, check=False, cwd=ROOT)
 
 
+#: What the demo of earlier versions left in ``indexes/demo``: its index, nothing else.
+_OLD_DEMO_INDEX = {"meta.lmdb", "meta.lmdb.old", "vectors.faiss", "writer.lock", ".rebuild"}
+
+
+def _made_by_demo(out: Path) -> bool:
+    if (out / MARKER).exists():
+        return True
+    # Earlier versions kept just their index in indexes/demo, without a marker.
+    names = {p.name for p in out.iterdir()}
+    return out == DEFAULT_OUT and "meta.lmdb" in names and names <= _OLD_DEMO_INDEX
+
+
 def fresh_folder(out: Path) -> None:
     """Empty ``out`` if the demo made it (or create it); refuse any other folder."""
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+    if out.exists() and any(out.iterdir()) and not _made_by_demo(out):
         sys.exit(f"demo: {out} exists and was not made by the demo; choose another --out")
     if out.exists():
         shutil.rmtree(out)
@@ -62,7 +75,7 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="generate the library even if ../shared/videos exists")
     parser.add_argument("--count", type=int, default=6, help="synthetic videos to generate [6]")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each synthetic video [20]")
-    parser.add_argument("--out", type=Path, default=ROOT / "indexes" / "demo", help="the demo's folder [indexes/demo]")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the demo's folder [indexes/demo]")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     videos = None if args.synthetic else (args.videos or (SHARED if SHARED.is_dir() else None))
