@@ -236,6 +236,13 @@ def test_index_data_is_never_unpickled():
     assert offenders == []
 
 
+def _finds_both_clips(index, clips) -> None:
+    for name in ("exact", "reencoded_small"):
+        clip, source, start = clips[name]
+        top = index.query(clip).hits[0]
+        assert top.video == str(source) and abs(top.start - start) <= 0.25
+
+
 def test_auto_index_type_follows_library_size(scratch_index, media, clips, monkeypatch):
     from vsearch import vectorstore
 
@@ -257,10 +264,7 @@ def test_auto_index_type_follows_library_size(scratch_index, media, clips, monke
         index.add([media["lib11"]])
     with VideoIndex.open(scratch_index, device="cpu") as index:
         assert index.verify().ok
-        for name in ("exact", "reencoded_small"):
-            clip, source, start = clips[name]
-            top = index.query(clip).hits[0]
-            assert top.video == str(source) and abs(top.start - start) <= 0.25
+        _finds_both_clips(index, clips)
 
 
 def test_flipped_clip_is_found_by_the_mirrored_search(built_index, clips, tmp_path):
@@ -514,10 +518,7 @@ def test_auto_switches_to_compact_codes_and_queries_rerank_exactly(scratch_index
         index.add([media["lib12"]])
     with VideoIndex.open(scratch_index, device="cpu") as index:
         assert index.verify().ok
-        for name in ("exact", "reencoded_small"):
-            clip, source, start = clips[name]
-            top = index.query(clip).hits[0]
-            assert top.video == str(source) and abs(top.start - start) <= 0.25
+        _finds_both_clips(index, clips)
         # A user may pick the type too; too few windows to train its codes is refused first.
         with pytest.raises(ConfigMismatchError, match="PQ40x4fs needs at least 624 training vectors"):
             index.rebuild(index_type="PCAR80,IVF4,PQ40x4fs")
