@@ -177,11 +177,11 @@ def _progress(enabled: bool, total: int, unit: str):
         yield bar, bar.add_task("starting", total=total, video_s=0.0, rate=0.0)
 
 
-def _requested_settings(features, block_seconds, window_blocks, size, analysis_fps, decoder) -> dict:
+def _requested_settings(block_seconds, window_blocks, size, analysis_fps, decoder) -> dict:
     """The index settings given on the command line (only those given)."""
     given = {
         k: v
-        for k, v in dict(features=features, block_seconds=block_seconds, window_blocks=window_blocks,
+        for k, v in dict(block_seconds=block_seconds, window_blocks=window_blocks,
                          analysis_fps=analysis_fps, decoder=decoder).items()
         if v is not None
     }
@@ -253,7 +253,7 @@ def ingest(
             raise VsearchError("give video files or folders, or --from-features DIR (one of them)")
         if from_features is None and (layout is not None or rate is not None):
             raise VsearchError("--layout and --rate go with --from-features")
-        settings = _requested_settings(None, block_seconds, window_blocks, size, analysis_fps, decoder)
+        settings = _requested_settings(block_seconds, window_blocks, size, analysis_fps, decoder)
         if features is not None:
             kind = feature_settings(features)
             if size is not None or library_exists(indexes):  # the model's input size is only a default
