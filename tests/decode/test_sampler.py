@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vsearch.decode.base import DecodedFrame, FrameSampler, VideoInfo, rotate_image, stored_size
+from vsearch.decode.base import DecodedFrame, VideoInfo, rotate_image, stored_size
+from vsearch.decode.sampler import FrameSampler
 
 
 def _frame(time, number, duration=None):

@@ -1,6 +1,7 @@
 """Decoding: a video file -> frames on the player's timeline, read once, in order.
 
-- :mod:`.base`: the backend interface, the player's timeline and the frame sampler;
+- :mod:`.base`: the backend interface and the player's timeline;
+- :mod:`.sampler`: the frames an analysis needs, sampled from that timeline;
 - :mod:`.pyav` (default) and :mod:`.decord`: the backends;
 - :mod:`.worker`: the decoder process a backend runs in;
 - :mod:`.source`: :class:`VideoSource`, reading through that process with a watchdog;

@@ -385,7 +385,7 @@ class VideoSource:
         Every chunk holds ``chunk_frames`` frames but the last: memory does not grow
         with the video's length. By default each is the frame on screen; with
         ``integrate``, the average of what is shown during the instant's own
-        ``1 / analysis_fps`` seconds (see :class:`~vsearch.decode.base.FrameSampler`).
+        ``1 / analysis_fps`` seconds (see :class:`~vsearch.decode.sampler.FrameSampler`).
         """
         for header, pictures in self._decode(rates=[analysis_fps], chunk=chunk_frames, integrate=integrate,
                                              pixel_format=pixel_format):

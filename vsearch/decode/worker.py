@@ -106,7 +106,7 @@ class _Batches:
 def serve(request: dict, send: Callable[[dict, bytes], None]) -> None:
     """Decode one file as ``request`` asks and send its frames; raises VideoError."""
     from ..errors import VideoError  # noqa: PLC0415
-    from .base import FrameSampler  # noqa: PLC0415
+    from .sampler import FrameSampler  # noqa: PLC0415
 
     path = os.fsdecode(base64.b64decode(request["path"]))
     width, height = int(request["width"]), int(request["height"])
