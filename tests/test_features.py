@@ -7,7 +7,7 @@ import pytest
 
 from vsearch.config import IndexConfig
 from vsearch.device import gpu_available, resolve_device, GPU_TOLERANCE
-from vsearch.features import (
+from vsearch.extractors.kernels import (
     KERNEL_NAMES,
     block_descriptors,
     linear_responses,
@@ -125,7 +125,7 @@ def test_explicit_gpu_without_gpu_is_an_error():
 
 
 def test_letterbox_and_pillarbox_bars_are_detected_and_removed():
-    from vsearch.features import detect_borders, remove_borders
+    from vsearch.frames import detect_borders, remove_borders
 
     frames = _random_frames(6)
     boxed = frames.copy()
@@ -146,7 +146,7 @@ def test_letterbox_and_pillarbox_bars_are_detected_and_removed():
 
 
 def test_mirrored_descriptors_equal_describing_flipped_frames():
-    from vsearch.features import mirror_descriptors
+    from vsearch.extractors.kernels import mirror_descriptors
 
     config = IndexConfig()
     frames = _random_frames(7)
@@ -165,7 +165,7 @@ def _smooth_moving_frames(n: int, seed: int, h: int = 96, w: int = 128) -> np.nd
 
 
 def test_picture_in_picture_inset_is_found_and_ordinary_footage_is_not():
-    from vsearch.features import detect_inset
+    from vsearch.frames import detect_inset
 
     background = _smooth_moving_frames(30, seed=1)
     inset = _smooth_moving_frames(30, seed=2)[:, ::2, ::2]  # the clip at half size
@@ -183,7 +183,7 @@ def test_picture_in_picture_inset_is_found_and_ordinary_footage_is_not():
 
 
 def test_still_overlay_cells_are_found_on_moving_footage_only():
-    from vsearch.features import detect_static_overlay
+    from vsearch.frames import detect_static_overlay
 
     footage = _smooth_moving_frames(30, seed=3)
     boxed = footage.copy()
@@ -215,7 +215,7 @@ def test_masked_windows_ignore_what_the_overlay_covers():
 
 
 def test_only_pictures_that_do_not_change_at_all_are_frozen():
-    from vsearch.features import frozen_blocks
+    from vsearch.frames import frozen_blocks
 
     rng = np.random.default_rng(4)
     moving = rng.integers(0, 255, (10, 12, 16), dtype=np.uint8)
@@ -227,7 +227,7 @@ def test_only_pictures_that_do_not_change_at_all_are_frozen():
 
 
 def test_turning_frames_back_by_quarter_turns():
-    from vsearch.features import rotate_frames
+    from vsearch.frames import rotate_frames
 
     rng = np.random.default_rng(0)
     frames = rng.uniform(0, 255, size=(3, 96, 128)).astype(np.float32)
@@ -244,20 +244,20 @@ def test_turning_frames_back_by_quarter_turns():
 
 
 def resize(frames):
-    from vsearch.features import resize_frames
+    from vsearch.frames import resize_frames
 
     return resize_frames(frames, 96, 128, np)
 
 
 def test_mirroring_no_descriptors_gives_none():
-    from vsearch.features import mirror_descriptors
+    from vsearch.extractors.kernels import mirror_descriptors
 
     config = IndexConfig()
     assert mirror_descriptors(np.zeros((0, config.block_dim), np.float32), config).shape == (0, config.block_dim)
 
 
 def test_inset_against_the_frame_edge_or_with_a_plain_side_is_found():
-    from vsearch.features import detect_inset
+    from vsearch.frames import detect_inset
 
     background = _smooth_moving_frames(30, seed=1)
     inset = _smooth_moving_frames(30, seed=2)[:, ::2, ::2]  # 48 x 64, the frame's aspect

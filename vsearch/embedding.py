@@ -14,20 +14,18 @@ from .device import Device
 from .errors import ClipTooShortError, FeatureFileError, VideoError, VsearchError
 from .extractors import Extractor, create_extractor
 from .extractors.imported import ImportedFeatures
-from .features import (
+from .extractors.kernels import mirror_descriptors
+from .frames import (
+    DETECTION_BLOCKS,
     detect_borders,
     detect_inset,
     detect_static_overlay,
     frozen_blocks,
-    mirror_descriptors,
     remove_borders,
     resize_frames,
     rotate_frames,
 )
 from .windows import damaged_blocks, flagged_per_window, window_vectors
-
-# Bars, still overlays and insets are looked for in this many first blocks (8 s).
-_DETECTION_BLOCKS = 16
 
 # A picture-in-picture inset is described from the clip decoded this many times larger.
 _INSET_DETAIL = 3
@@ -81,9 +79,9 @@ def describe_video(
             describe(frames)
             continue
         head.append(frames)  # bars are found on the first seconds and kept for the video
-        if sum(len(f) for f in head) >= fpb * _DETECTION_BLOCKS:
+        if sum(len(f) for f in head) >= fpb * DETECTION_BLOCKS:
             frames, head = np.concatenate(head), []
-            borders = detect_borders(frames[: fpb * _DETECTION_BLOCKS]) if config.crop_borders else (0, 0, 0, 0)
+            borders = detect_borders(frames[: fpb * DETECTION_BLOCKS]) if config.crop_borders else (0, 0, 0, 0)
             describe(frames)
     if head:  # shorter than the detection span
         frames = np.concatenate(head)
@@ -228,7 +226,7 @@ class QueryClip:
         self.duration = source.info.duration
         fpb = config.frames_per_block
         # Bars are looked for in the same span of frames as on the library side.
-        head = per_speed[0][: fpb * _DETECTION_BLOCKS]
+        head = per_speed[0][: fpb * DETECTION_BLOCKS]
         borders = detect_borders(head) if config.crop_borders else (0, 0, 0, 0)
         self._frames = {Reading(speed=s): remove_borders(f, borders, np) for s, f in zip(speeds, per_speed)}
         plain = self._frames.get(Reading())
@@ -239,9 +237,9 @@ class QueryClip:
         self._still_rate = config.analysis_fps * speeds[0]
         v1 = config.features == "v1" and plain is not None
         #: Grid cells hidden by a still overlay (a logo box) in the clip, or None.
-        self.overlay = detect_static_overlay(plain[: fpb * _DETECTION_BLOCKS], config.grid) if v1 else None
+        self.overlay = detect_static_overlay(plain[: fpb * DETECTION_BLOCKS], config.grid) if v1 else None
         inset = inset and "inset" in extractor.edited_readings
-        margins = detect_inset(plain[: fpb * _DETECTION_BLOCKS]) if inset and v1 else None
+        margins = detect_inset(plain[: fpb * DETECTION_BLOCKS]) if inset and v1 else None
         if margins is not None:
             self._frames[Reading(inset=True)] = (
                 remove_borders(plain, margins, np) if any(borders)

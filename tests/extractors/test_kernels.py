@@ -9,8 +9,7 @@ from vsearch.config import IndexConfig
 from vsearch.device import resolve_device
 from vsearch.errors import ConfigMismatchError, VsearchError
 from vsearch.extractors import create_extractor, feature_settings
-from vsearch.extractors.kernels import KernelExtractor
-from vsearch.features import block_descriptors
+from vsearch.extractors.kernels import KernelExtractor, block_descriptors
 
 
 @pytest.mark.parametrize("kind", ["v1", "seed"])

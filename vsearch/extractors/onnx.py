@@ -32,7 +32,7 @@ import numpy as np
 from ..config import IndexConfig
 from ..device import Device, onnx_providers, resolve_device
 from ..errors import ConfigMismatchError, VsearchError
-from ..features import resize_frames
+from ..frames import resize_frames
 from .base import Extractor
 
 #: ImageNet normalisation on [0, 1] pixels: what torchvision models expect.
