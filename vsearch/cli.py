@@ -243,7 +243,7 @@ def ingest(
     """
     from .decode import iter_video_files
     from .extractors import feature_settings
-    from .extractors.imported import FeatureRate, feature_files, imported_settings
+    from .featurefiles.read import FeatureRate, feature_files, imported_settings
     from .shards import library_exists, open_library
 
     indexes = _index_paths(index)
@@ -372,7 +372,7 @@ def query(
     """
     from .decode import iter_video_files, prestart
     from .embedding import DEFAULT_SPEEDS, check_speeds
-    from .extractors.imported import FeatureRate
+    from .featurefiles.read import FeatureRate
     from .query import DEFAULT_MIN_SCORE
     from .shards import open_library
 
@@ -485,7 +485,7 @@ def features(
     from .config import IndexConfig
     from .decode import iter_video_files
     from .device import resolve_device
-    from .export import export_features
+    from .featurefiles.write import export_features
     from .extractors import feature_settings
 
     try:

@@ -13,7 +13,7 @@ from .decode import DEFAULT_TIMEOUT, VideoInfo, VideoSource
 from .device import Device
 from .errors import ClipTooShortError, FeatureFileError, VideoError, VsearchError
 from .extractors import Extractor, create_extractor
-from .extractors.imported import ImportedFeatures
+from .featurefiles.read import ImportedFeatures
 from .extractors.kernels import mirror_descriptors
 from .frames import (
     DETECTION_BLOCKS,

@@ -33,7 +33,7 @@ from .device import Device, resolve_device
 from .decode import DEFAULT_TIMEOUT, VideoInfo
 from .embedding import DEFAULT_SPEEDS, FeatureClip, QueryClip, VideoDescriptors, check_speeds
 from .extractors import Extractor, create_extractor
-from .extractors.imported import FeatureRate, ImportedFeatures, read_features
+from .featurefiles.read import FeatureRate, ImportedFeatures, read_features
 from .errors import (
     ConfigMismatchError,
     FeatureFileError,
@@ -406,7 +406,7 @@ class VideoIndex:
         rate: FeatureRate = FeatureRate(),
         progress: ProgressCallback | None = None,
     ) -> list[IngestResult]:
-        """Index features another tool computed (see :mod:`vsearch.extractors.imported`).
+        """Index features another tool computed (see :mod:`vsearch.featurefiles.read`).
 
         Only into an index of imported features (``IndexConfig(features="imported",
         embedding_dim=D)``). Each file is handled on its own, like a video in

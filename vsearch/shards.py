@@ -45,7 +45,7 @@ from .device import Device, resolve_device
 from .embedding import DEFAULT_SPEEDS
 from .errors import ConfigMismatchError, IndexNotFoundError, VideoError, VsearchError
 from .extractors import Extractor, create_extractor
-from .extractors.imported import FeatureRate
+from .featurefiles.read import FeatureRate
 from .index import ProgressCallback, VideoIndex, query_clip, query_feature_file
 from .models import IndexStats, IngestResult, LibraryStats, QueryResult, VideoRecord
 from .prepare import FileReader, ThreadReader

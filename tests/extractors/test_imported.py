@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import LIBRARY_SEEDS, run_cli
 from vsearch import IndexConfig, VideoIndex
 from vsearch.errors import ConfigMismatchError, FeatureFileError, VsearchError
-from vsearch.extractors.imported import FeatureRate, feature_files, read_features
+from vsearch.featurefiles.read import FeatureRate, feature_files, read_features
 
 DIM = 32
 

@@ -3,8 +3,9 @@
 - ``kernels`` (:mod:`.kernels`): the hand-made 3-D kernels, ``--features v1|seed`` (default);
 - ``onnx`` (:mod:`.onnx`): an image model per frame, ``--features onnx:PATH.onnx``
   (``pip install "vsearch[onnx]"``);
-- ``imported`` (:mod:`.imported`): features computed by another tool, read from
-  ``.npz`` / ``.npy`` / ``.h5`` files (``--from-features``); no frames are decoded.
+- ``imported``: features computed by another tool, read from ``.npz`` / ``.npy`` /
+  ``.h5`` files (``--from-features``, :mod:`vsearch.featurefiles`); no frames are
+  decoded, so there is no extractor.
 
 :func:`create_extractor` is the factory; :func:`feature_settings` turns a
 ``--features`` value into index settings.

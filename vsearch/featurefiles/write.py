@@ -8,7 +8,7 @@ Formats, chosen by the output's suffix:
 - ``.h5``: one group per video holding the same (needs the optional ``h5py``);
 - a folder (no suffix, or an existing directory): one ``.npz`` per video.
 
-Each imports back unchanged (:mod:`vsearch.extractors.imported`, ``vsearch ingest
+Each imports back unchanged (:mod:`vsearch.featurefiles.read`, ``vsearch ingest
 --from-features``); a bare ``.npy`` at ``--rate`` ``1 / block`` (2 per second).
 """
 
@@ -20,10 +20,10 @@ from typing import Iterable
 
 import numpy as np
 
-from .config import IndexConfig
-from .device import Device
-from .embedding import VideoDescriptors, describe_video
-from .errors import VsearchError
+from ..config import IndexConfig
+from ..device import Device
+from ..embedding import VideoDescriptors, describe_video
+from ..errors import VsearchError
 
 
 def _timestamps(count: int, config: IndexConfig) -> np.ndarray:
