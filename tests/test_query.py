@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vsearch.config import IndexConfig
-from vsearch.embedding import ClipWindows
+from vsearch.search.clip import ClipWindows
 from vsearch.models import Hit, VideoRecord
 from vsearch.query import Aligner, cover_frozen_ends, refine
 from vsearch.windows import window_vectors

@@ -91,7 +91,7 @@ def _video_files(videos: Path) -> list[Path]:
 
 def describe_videos(files: list[Path], config: IndexConfig) -> list[np.ndarray]:
     from vsearch.device import resolve_device
-    from vsearch.embedding import describe_video
+    from vsearch.describe import describe_video
 
     device = resolve_device("cpu")
     return [describe_video(f, config, device).blocks.astype(np.float32) for f in files]
@@ -102,7 +102,7 @@ def make_clips(files: list[Path], blocks: list[np.ndarray], config: IndexConfig,
     from tools.eval import _random_start
     from tools.ffmpeg_tools import apply_transform
     from vsearch.device import resolve_device
-    from vsearch.embedding import QueryClip
+    from vsearch.search.clip import QueryClip
 
     rng = random.Random(seed)
     long_enough = [i for i, b in enumerate(blocks) if len(b) * config.block_seconds >= seconds + 1.0]

@@ -35,7 +35,7 @@ NEIGHBOURS = 32
 def real_windows(videos: Path | None, limit: int = 40) -> np.ndarray:
     from vsearch.config import IndexConfig
     from vsearch.device import resolve_device
-    from vsearch.embedding import describe_video
+    from vsearch.describe import describe_video
     from vsearch.windows import window_vectors
 
     config, device = IndexConfig(), resolve_device("cpu")

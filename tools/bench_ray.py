@@ -123,7 +123,7 @@ def writer_ceiling(work: Path, hours: int = 4) -> float:
 
     from vsearch import VideoIndex
     from vsearch.decode import VideoInfo
-    from vsearch.embedding import VideoDescriptors
+    from vsearch.describe import VideoDescriptors
     from vsearch.prepare import PreparedVideo
 
     shutil.rmtree(work / "writer", ignore_errors=True)

@@ -371,7 +371,7 @@ def query(
     merged by score: the same hits as one index holding all the videos.
     """
     from .decode import iter_video_files, prestart
-    from .embedding import DEFAULT_SPEEDS, check_speeds
+    from .search.clip import DEFAULT_SPEEDS, check_speeds
     from .featurefiles.read import FeatureRate
     from .query import DEFAULT_MIN_SCORE
     from .shards import open_library

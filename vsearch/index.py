@@ -31,7 +31,8 @@ from . import metastore, upgrade, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
 from .decode import DEFAULT_TIMEOUT, VideoInfo
-from .embedding import DEFAULT_SPEEDS, FeatureClip, QueryClip, VideoDescriptors, check_speeds
+from .describe import VideoDescriptors
+from .search.clip import DEFAULT_SPEEDS, FeatureClip, QueryClip, check_speeds
 from .extractors import Extractor, create_extractor
 from .featurefiles.read import FeatureRate, ImportedFeatures, read_features
 from .errors import (

@@ -25,7 +25,7 @@ from typing import Iterable, Iterator, Protocol
 from .config import IndexConfig
 from .decode import DEFAULT_TIMEOUT, check_readable
 from .device import Device
-from .embedding import VideoDescriptors, describe_video
+from .describe import VideoDescriptors, describe_video
 from .errors import VideoError
 from .extractors import Extractor
 from .windows import indexed_windows, window_count

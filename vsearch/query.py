@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 
 from .config import IndexConfig
-from .embedding import ClipWindows, FeatureClip, QueryClip, Reading
+from .search.clip import ClipWindows, FeatureClip, QueryClip, Reading
 from .models import Hit, VideoRecord
 from .windows import split_ids
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .decode import VideoSource
-from .embedding import QueryClip, Reading
+from .search.clip import QueryClip, Reading
 from .errors import VsearchError
 from .models import Hit, QueryResult
 from .query import DEFAULT_MIN_SCORE, similarity

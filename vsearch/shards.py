@@ -42,7 +42,7 @@ import numpy as np
 from .config import IndexConfig
 from .decode import DEFAULT_TIMEOUT
 from .device import Device, resolve_device
-from .embedding import DEFAULT_SPEEDS
+from .search.clip import DEFAULT_SPEEDS
 from .errors import ConfigMismatchError, IndexNotFoundError, VideoError, VsearchError
 from .extractors import Extractor, create_extractor
 from .featurefiles.read import FeatureRate

@@ -9,7 +9,7 @@ import pytest
 from vsearch.config import IndexConfig
 from vsearch.decode import VideoSource, iter_video_files
 from vsearch.device import resolve_device
-from vsearch.embedding import describe_video
+from vsearch.describe import describe_video
 from vsearch.errors import VideoError, VsearchError
 from tools.ffmpeg_tools import run_ffmpeg
 

@@ -30,7 +30,7 @@ import numpy as np
 from ..config import IndexConfig
 from ..decode import VideoInfo
 from ..device import Device, resolve_device
-from ..embedding import VideoDescriptors
+from ..describe import VideoDescriptors
 from ..errors import VideoError
 from ..extractors import Extractor, create_extractor
 from ..prepare import PreparedVideo, ReadResult, absolute, prepare_file

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import IndexConfig
 from ..device import Device
-from ..embedding import VideoDescriptors, describe_video
+from ..describe import VideoDescriptors, describe_video
 from ..errors import VsearchError
 
 

@@ -1,21 +1,27 @@
-"""Reader -> mapper stages: a video file becomes block descriptors or query windows."""
+"""Query clips as the search reads them: windows of a clip in several *readings*.
+
+A :class:`QueryClip` is decoded once, by the index's decoder, and described lazily
+in readings (:class:`Reading`): at other speeds, mirrored, turned by quarter turns,
+or its picture-in-picture inset alone, each at every sub-block phase; windows mostly
+of a frozen picture are left out. A :class:`FeatureClip` is a clip given as features
+(plain reading only). Both hand the search :class:`ClipWindows`.
+"""
 
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .config import IndexConfig
-from .decode import DEFAULT_TIMEOUT, VideoInfo, VideoSource
-from .device import Device
-from .errors import ClipTooShortError, FeatureFileError, VideoError, VsearchError
-from .extractors import Extractor, create_extractor
-from .featurefiles.read import ImportedFeatures
-from .extractors.kernels import mirror_descriptors
-from .frames import (
+from ..config import IndexConfig
+from ..decode import DEFAULT_TIMEOUT, VideoSource
+from ..device import Device
+from ..errors import ClipTooShortError, FeatureFileError, VideoError, VsearchError
+from ..extractors import Extractor, create_extractor
+from ..extractors.kernels import mirror_descriptors
+from ..featurefiles.read import ImportedFeatures
+from ..frames import (
     DETECTION_BLOCKS,
     detect_borders,
     detect_inset,
@@ -25,80 +31,15 @@ from .frames import (
     resize_frames,
     rotate_frames,
 )
-from .windows import damaged_blocks, flagged_per_window, window_vectors
+from ..windows import flagged_per_window, window_vectors
 
 # A picture-in-picture inset is described from the clip decoded this many times larger.
 _INSET_DETAIL = 3
 
-# Frames per decode chunk, in blocks: memory stays flat whatever the video length,
-# and two chunks fit in the decoder's pipe (it decodes ahead while blocks are described).
-_STREAM_BLOCKS = 8
-
-
-@dataclass(frozen=True)
-class VideoDescriptors:
-    """Block descriptors of a whole video (block ``i`` starts at ``i * block_seconds``
-    on the player's timeline). Blocks over damaged spans (``info.damaged``) are zero."""
-
-    info: VideoInfo
-    blocks: np.ndarray
-
-    def __post_init__(self) -> None:
-        if self.blocks.ndim != 2 or self.blocks.dtype != np.float32:
-            raise ValueError("blocks must be a 2-D float32 array")
-        if not np.all(np.isfinite(self.blocks)):
-            raise VideoError(self.info.path, "descriptors are not finite")
-
-
-def describe_video(
-    path: str | os.PathLike, config: IndexConfig, device: Device, *, timeout: float = DEFAULT_TIMEOUT,
-    stop: threading.Event | None = None, extractor: Extractor | None = None, threads: int | None = None,
-) -> VideoDescriptors:
-    """Decode ``path`` once, chunk by chunk, and describe every complete block.
-
-    ``timeout``: seconds without progress (or of decoding below a tenth of real
-    time) after which the file is abandoned with a :class:`VideoError`. ``stop``,
-    once set, abandons the file at the next chunk (the ingest was interrupted).
-    ``extractor`` computes the descriptors (by default the one ``config`` names).
-    ``threads``: FFmpeg's decoding threads (default: one per core).
-    """
-    extractor = extractor or create_extractor(config, device)
-    source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout,
-                         threads=threads)
-    fpb = config.frames_per_block
-    parts, head, borders = [], [], None
-
-    def describe(frames: np.ndarray) -> None:
-        parts.append(device.to_numpy(extractor.describe(remove_borders(frames, borders, device.xp))))
-
-    for frames in source.iter_frames(config.analysis_fps, chunk_frames=fpb * _STREAM_BLOCKS, integrate=True,
-                                     pixel_format=extractor.pixel_format):
-        if stop is not None and stop.is_set():
-            raise VideoError(path, "interrupted")
-        if borders is not None:
-            describe(frames)
-            continue
-        head.append(frames)  # bars are found on the first seconds and kept for the video
-        if sum(len(f) for f in head) >= fpb * DETECTION_BLOCKS:
-            frames, head = np.concatenate(head), []
-            borders = detect_borders(frames[: fpb * DETECTION_BLOCKS]) if config.crop_borders else (0, 0, 0, 0)
-            describe(frames)
-    if head:  # shorter than the detection span
-        frames = np.concatenate(head)
-        borders = detect_borders(frames) if config.crop_borders else (0, 0, 0, 0)
-        describe(frames)
-    blocks = np.concatenate(parts) if parts else np.zeros((0, config.block_dim), np.float32)
-    blocks = blocks.astype(np.float32, copy=False)
-    if source.info.damaged:
-        # A block over lost frames describes a frozen or concealed picture, not the video.
-        blocks[damaged_blocks(len(blocks), source.info.damaged, config)] = 0.0
-    return VideoDescriptors(info=source.info, blocks=blocks)
-
-
 #: Playback speeds a query clip is also read at, by default: re-uploads are often
 #: sped up or slowed down (to dodge matching, or to fit a slot), and each speed
 #: tolerates about +-5 % around it, so these cover roughly 0.75x-1.3x. The reported
-#: speed is fitted along the clip (see ``vsearch.query.fit_rate``), not rounded to these.
+#: speed is fitted along the clip (see ``vsearch.search.align.fit_rate``), not rounded to these.
 DEFAULT_SPEEDS = (1.0, 0.9, 1.1, 0.8, 1.25)
 
 #: Quarter turns (anticlockwise) a query clip is also read at: copies turned on
@@ -354,7 +295,7 @@ class FeatureClip:
     Only the plain reading exists: the other readings (speeds, mirrored, turned,
     inset) are made from frames, which such a clip does not have. Its windows start
     on the index's block grid (one phase); no window is left out as frozen.
-    Offers what :func:`vsearch.query.search_clip` reads of a :class:`QueryClip`.
+    Offers what :func:`vsearch.search.pipeline.search_clip` reads of a :class:`QueryClip`.
     """
 
     def __init__(self, imported: ImportedFeatures, config: IndexConfig) -> None:

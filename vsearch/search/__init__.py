@@ -1,0 +1,1 @@
+"""Search: a query clip -> the library segments it comes from."""
