@@ -244,7 +244,7 @@ def _finds_both_clips(index, clips) -> None:
 
 
 def test_auto_index_type_follows_library_size(scratch_index, media, clips, monkeypatch):
-    from vsearch import vectorstore
+    from vsearch.store import vectorstore
 
     with VideoIndex.open(scratch_index, device="cpu") as index:
         assert index.index_policy == "auto" and index.index_type == "Flat"
@@ -405,7 +405,7 @@ def test_vector_file_of_the_old_ivf_layout_is_rebuilt_on_open(scratch_index, cli
 
 
 def test_training_reads_a_bounded_sample_spread_over_all_videos(scratch_index, clips, monkeypatch):
-    from vsearch import vectorstore
+    from vsearch.store import vectorstore
 
     seen = []
     real_train = vectorstore.VectorStore.train
@@ -472,7 +472,7 @@ def test_rebuild_validates_the_factory_string_and_size_first(scratch_index):
 
 
 def test_check_trainable_suggests_what_fits():
-    from vsearch.vectorstore import check_trainable
+    from vsearch.store.vectorstore import check_trainable
 
     with pytest.raises(ConfigMismatchError) as caught:
         check_trainable("IVF1024,Flat", 3120)
@@ -483,7 +483,7 @@ def test_check_trainable_suggests_what_fits():
 
 def test_faiss_stays_quiet_on_small_trainings(scratch_index, monkeypatch, capfd):
     """FAISS prints k-means warnings from C++ straight to stderr; the Python API must not."""
-    from vsearch import vectorstore
+    from vsearch.store import vectorstore
 
     # Fewer training points than k-means wants per list: FAISS would warn.
     monkeypatch.setattr(vectorstore.VectorStore, "training_size", lambda store: 50)
@@ -496,7 +496,7 @@ def test_faiss_stays_quiet_on_small_trainings(scratch_index, monkeypatch, capfd)
 
 
 def test_auto_switches_to_compact_codes_and_queries_rerank_exactly(scratch_index, media, clips, monkeypatch):
-    from vsearch import vectorstore
+    from vsearch.store import vectorstore
 
     with VideoIndex.open(scratch_index, device="cpu") as index:
         flat_top = index.query(clips["exact"][0]).hits[0]

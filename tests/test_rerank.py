@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vsearch.rerank import TwoStageSearch, exact_rerank
-from vsearch.vectorstore import VectorStore
+from vsearch.store.rerank import TwoStageSearch, exact_rerank
+from vsearch.store.vectorstore import VectorStore
 from vsearch.windows import window_ids
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vsearch.errors import ConfigMismatchError, IndexCorruptError
-from vsearch.vectorstore import VectorStore
+from vsearch.store.vectorstore import VectorStore
 from vsearch.windows import window_ids
 
 DIM = 24
@@ -103,7 +103,7 @@ def test_ivf_trains_and_searches_on_each_device(device, tmp_path):
 
 
 def test_compact_type_removes_in_place_and_reloads_mapped_or_not(tmp_path):
-    from vsearch.vectorstore import compact_index_type
+    from vsearch.store.vectorstore import compact_index_type
 
     videos = _videos(windows=300)
     kind = compact_index_type(1200, DIM).replace("IVF64", "IVF8")
@@ -125,7 +125,7 @@ def test_compact_type_removes_in_place_and_reloads_mapped_or_not(tmp_path):
 
 
 def test_auto_policy_keeps_flat_and_float16_below_the_compact_limit():
-    from vsearch.vectorstore import AUTO_COMPACT_LIMIT, auto_index_type
+    from vsearch.store.vectorstore import AUTO_COMPACT_LIMIT, auto_index_type
 
     assert auto_index_type(1000) == "Flat"
     assert auto_index_type(1_000_000) == "IVF2048,SQfp16"

@@ -43,8 +43,8 @@ import numpy as np
 from vsearch.config import IndexConfig
 from vsearch.models import VideoRecord
 from vsearch.query import NEIGHBOURS_PER_WINDOW, Aligner, aggregate
-from vsearch.rerank import DEFAULT_CANDIDATE_FACTOR, TwoStageSearch
-from vsearch.vectorstore import VectorStore, compact_index_type
+from vsearch.store.rerank import DEFAULT_CANDIDATE_FACTOR, TwoStageSearch
+from vsearch.store.vectorstore import VectorStore, compact_index_type
 from vsearch.windows import window_ids, window_vectors, windows_from_blocks
 
 #: Edits of the evaluation that the plain reading answers (see the module docstring).

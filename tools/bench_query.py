@@ -96,7 +96,7 @@ def _nlist(kind: str) -> int:
 
 
 def index_types(n: int) -> list[str]:
-    from vsearch.vectorstore import ivf_lists
+    from vsearch.store.vectorstore import ivf_lists
 
     nlist = ivf_lists(n)
     small = ["Flat", f"IVF{nlist},Flat", f"IVF{nlist},SQfp16", f"IVF{nlist},SQ8", f"IVF{nlist},PQ56", "HNSW32"]
@@ -177,7 +177,7 @@ def main() -> None:
                              "[Flat, IVF-Flat, IVF-SQfp16, IVF-SQ8, IVF-PQ56, HNSW32 up to 1e6; IVF-SQfp16, IVF-SQ8 above]")
     parser.add_argument("--e2e-hours", type=float, default=0, help="also time a whole query process on an index of this many hours")
     args = parser.parse_args()
-    from vsearch.vectorstore import ivf_lists
+    from vsearch.store.vectorstore import ivf_lists
 
     faiss.omp_set_num_threads(os.cpu_count() or 2)
     sizes = [int(float(part)) for text in (args.sizes or []) for part in text.split(",") if part]

@@ -178,7 +178,7 @@ def make_library_index(index_path: Path, hours: float, real_video: Path, *, seed
     perturbed, committed like a real video. Its vector type is what ``auto`` picks for
     that size. Built in minutes where ingesting that much footage would take days."""
     from vsearch import VideoIndex
-    from vsearch.metastore import now_iso
+    from vsearch.store.metastore import now_iso
 
     with VideoIndex.create(index_path, device="cpu") as index:
         index.add([real_video])

@@ -27,7 +27,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import metastore, upgrade, vectorstore
+from . import upgrade
+from .store import metastore, vectorstore
 from .config import IndexConfig
 from .device import Device, resolve_device
 from .decode import DEFAULT_TIMEOUT, VideoInfo
@@ -46,11 +47,11 @@ from .errors import (
     VsearchError,
 )
 from .lock import WriterLock
-from .metastore import MetaStore, Snapshot
+from .store.metastore import MetaStore, Snapshot
 from .models import IndexStats, IngestResult, QueryResult, VerifyReport, VideoRecord
 from .prepare import FileReader, PreparedVideo, ThreadReader, absolute, file_digest, prepare_file
 from .query import DEFAULT_MIN_SCORE, Library, search_clip
-from .rerank import TwoStageSearch
+from .store.rerank import TwoStageSearch
 from .windows import WINDOW_BITS, indexed_windows, window_count, window_ids, window_vectors, windows_from_blocks
 
 __all__ = ["IndexWriter", "VideoIndex", "default_index_path", "file_digest", "query_clip", "query_feature_file"]
@@ -607,7 +608,7 @@ class VideoIndex:
     def _searcher(self) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
         """Nearest windows with exact distances: the vector store itself when its codes
         are exact (Flat, float16), else its candidates re-ranked against the stored
-        blocks (:mod:`vsearch.rerank`)."""
+        blocks (:mod:`vsearch.store.rerank`)."""
         if self._vectors.exact_distances:
             return self._vectors.search
         return TwoStageSearch(candidates=self._vectors.search, gather=self.stored_windows)

@@ -23,12 +23,12 @@ import os
 import shutil
 from typing import Callable
 
-from . import metastore
+from .store import metastore
 from .config import FORMAT_VERSION, IndexConfig
 from .decode import DEFAULT_TIMEOUT
 from .errors import VsearchError
 from .lock import WriterLock
-from .metastore import MetaStore
+from .store.metastore import MetaStore
 from .models import IngestResult
 
 STAGING = ".rebuild"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import VsearchError
-from ..metastore import now_iso
+from ..store.metastore import now_iso
 from ..models import IngestResult
 from .live import LiveIndex
 

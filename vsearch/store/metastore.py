@@ -29,9 +29,9 @@ from typing import Any, Callable, Iterator, TypeVar
 import lmdb
 import numpy as np
 
-from .errors import IndexCorruptError, VsearchError
-from .models import VideoRecord
-from .windows import WINDOW_BITS
+from ..errors import IndexCorruptError, VsearchError
+from ..models import VideoRecord
+from ..windows import WINDOW_BITS
 
 T = TypeVar("T")
 

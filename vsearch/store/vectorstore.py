@@ -15,8 +15,8 @@ import tempfile
 import faiss
 import numpy as np
 
-from .errors import ConfigMismatchError, IndexCorruptError
-from .windows import WINDOW_BITS
+from ..errors import ConfigMismatchError, IndexCorruptError
+from ..windows import WINDOW_BITS
 
 FILENAME = "vectors.faiss"
 
@@ -59,7 +59,7 @@ def auto_index_type(n_vectors: int, dim: int = 336) -> str:
     only at nprobe 256, 157 ms a clip, against nprobe 8 and 11 ms with float16).
     Past ``AUTO_COMPACT_LIMIT`` float16 scans too much memory per query (1.1 GB a clip
     at 10^7); compact codes find candidates and the query re-ranks them against the
-    stored descriptors (:mod:`vsearch.rerank`).
+    stored descriptors (:mod:`vsearch.store.rerank`).
     """
     if n_vectors < AUTO_FLAT_LIMIT:
         return DEFAULT_INDEX_TYPE
