@@ -197,7 +197,7 @@ def test_still_overlay_cells_are_found_on_moving_footage_only():
 
 
 def test_masked_windows_ignore_what_the_overlay_covers():
-    from vsearch.query import mask_windows
+    from vsearch.search.overlay import mask_windows
 
     config = IndexConfig()
     rng = np.random.default_rng(5)

@@ -8,7 +8,8 @@ import pytest
 from vsearch.config import IndexConfig
 from vsearch.search.clip import ClipWindows
 from vsearch.models import Hit, VideoRecord
-from vsearch.query import Aligner, cover_frozen_ends, refine
+from vsearch.search.align import Aligner, refine
+from vsearch.search.pipeline import cover_frozen_ends
 from vsearch.windows import window_vectors
 
 CONFIG = IndexConfig()
@@ -79,7 +80,7 @@ def test_a_frozen_start_or_end_of_the_clip_joins_the_hit_next_to_it():
 
 
 def test_whole_clip_alignment_moves_a_hit_voted_onto_the_wrong_stretch():
-    from vsearch.query import _settle_globally, alignment_curve
+    from vsearch.search.align import _settle_globally, alignment_curve
 
     rng = np.random.default_rng(3)
     library_blocks = rng.normal(size=(60, CONFIG.block_dim)).astype(np.float32)
@@ -93,7 +94,7 @@ def test_whole_clip_alignment_moves_a_hit_voted_onto_the_wrong_stretch():
 
 
 def test_footage_that_repeats_itself_is_ambiguous_not_confidently_placed():
-    from vsearch.query import _settle_globally
+    from vsearch.search.align import _settle_globally
 
     rng = np.random.default_rng(4)
     period = rng.normal(size=(8, CONFIG.block_dim)).astype(np.float32)

@@ -19,7 +19,8 @@ def test_rerank_keeps_the_exact_nearest_of_the_candidates_in_order():
     by_id = dict(zip(ids.tolist(), vectors))
     queries = vectors[:5] + 0.01
     candidates = np.stack([np.random.default_rng(i).permutation(ids)[:50] for i in range(5)])
-    sq_dist, kept = exact_rerank(queries, candidates, 7, lambda wanted: np.stack([by_id[i] for i in wanted]))
+    matches = exact_rerank(queries, candidates, 7, lambda wanted: np.stack([by_id[i] for i in wanted]))
+    sq_dist, kept = matches.distances, matches.ids
     for row in range(5):
         pool = np.stack([by_id[i] for i in candidates[row]])
         truth = ((pool - queries[row]) ** 2).sum(1)
@@ -38,7 +39,8 @@ def test_rerank_pads_missing_candidates_and_drops_windows_no_longer_stored():
         return out
 
     candidates = np.array([[ids[0], gone, ids[1], -1]])
-    sq_dist, kept = exact_rerank(vectors[:1], candidates, 5, gather)
+    matches = exact_rerank(vectors[:1], candidates, 5, gather)
+    sq_dist, kept = matches.distances, matches.ids
     assert kept[0, 0] == ids[0] and sq_dist[0, 0] < 1e-6
     assert set(kept[0, :2].tolist()) == {ids[0], ids[1]}
     assert (kept[0, 2:] == -1).all() and np.isinf(sq_dist[0, 2:]).all()
@@ -54,10 +56,11 @@ def test_two_stage_search_over_compact_codes_finds_each_window_itself():
     store.train(vectors)
     store.add(ids, vectors)
     assert not store.exact_distances
-    _, approx = store.search(vectors, 1)
+    approx = store.search(vectors, 1).ids
     assert (approx[:, 0] != ids).any()
     order = {i: n for n, i in enumerate(ids.tolist())}
     search = TwoStageSearch(candidates=store.search, gather=lambda wanted: vectors[[order[i] for i in wanted]], factor=8)
-    sq_dist, found = search(vectors, 3)
+    matches = search(vectors, 3)
+    sq_dist, found = matches.distances, matches.ids
     assert found.shape == (2000, 3)
     assert (found[:, 0] == ids).mean() > 0.99 and np.median(sq_dist[:, 0]) < 1e-6

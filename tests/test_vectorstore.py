@@ -21,7 +21,7 @@ def _videos(count: int = 4, windows: int = 150, seed: int = 0) -> dict[int, np.n
 
 def _assert_each_finds_itself(store: VectorStore, videos: dict[int, np.ndarray]) -> None:
     for video_id, vectors in videos.items():
-        _, ids = store.search(vectors, 1)
+        ids = store.search(vectors, 1).ids
         np.testing.assert_array_equal(ids[:, 0], window_ids(video_id, len(vectors)))
 
 
@@ -120,7 +120,7 @@ def test_compact_type_removes_in_place_and_reloads_mapped_or_not(tmp_path):
     for mapped in (False, True):
         again = VectorStore.load(path, mapped=mapped)
         np.testing.assert_array_equal(np.sort(again.ids()), np.sort(store.ids()))
-        _, ids = again.search(videos[2], 50)
+        ids = again.search(videos[2], 50).ids
         assert not ((ids >> 32) == 2).any()
 
 

@@ -23,7 +23,7 @@ store the re-rank reads, memory-mapped), their windows go into the compact index
 search of every clip window at once (the Flat baseline, one batched pass). Then
 every clip is searched: the search stage (compact candidates + exact re-rank) is
 timed per clip; both neighbour lists go through the same vote and alignment
-(``vsearch.query.aggregate``), and the top hit must name the clip's video with its
+(``vsearch.search.pipeline.aggregate``), and the top hit must name the clip's video with its
 start within 1 s. The float16 file is deleted afterwards.
 """
 
@@ -42,7 +42,10 @@ import numpy as np
 
 from vsearch.config import IndexConfig
 from vsearch.models import VideoRecord
-from vsearch.query import NEIGHBOURS_PER_WINDOW, Aligner, aggregate
+from vsearch.search.align import Aligner
+from vsearch.search.pipeline import aggregate
+from vsearch.search.tuning import NEIGHBOURS_PER_WINDOW
+from vsearch.store.matches import Matches
 from vsearch.store.rerank import DEFAULT_CANDIDATE_FACTOR, TwoStageSearch
 from vsearch.store.vectorstore import VectorStore, compact_index_type
 from vsearch.windows import window_ids, window_vectors, windows_from_blocks
@@ -195,12 +198,12 @@ def _record(video_id: int, blocks: int, config: IndexConfig) -> VideoRecord:
                        fps=config.analysis_fps, width=0, height=0, frames=0, blocks=blocks, windows=windows, added="")
 
 
-def _top_hit(clip: EvalClip, sq_dist: np.ndarray, ids: np.ndarray, videos: dict, config: IndexConfig,
+def _top_hit(clip: EvalClip, matches: Matches, videos: dict, config: IndexConfig,
              library_windows) -> tuple[bool, float | None]:
     query = clip.clip
     windows = query.windows(query.readings)
     aligner = Aligner(library=library_windows, readings=lambda r: query.windows([r], allow_empty=True), speeds=(1.0,))
-    hits = aggregate(windows, sq_dist, ids, videos, config, k=1, min_score=0.5, aligner=aligner)
+    hits = aggregate(windows, matches, videos, config, k=1, min_score=0.5, aligner=aligner)
     if not hits:
         return False, None
     hit = hits[0]
@@ -280,13 +283,13 @@ def measure_size(size: int, library: list[np.ndarray], sources: list[np.ndarray]
         for clip in clips:
             vecs = clip.clip.windows(clip.clip.readings).vectors
             t0 = time.perf_counter()
-            sq_dist, ids = search(vecs, k)
+            found = search(vecs, k)
             times.append(time.perf_counter() - t0)
-            ok, err = _top_hit(clip, sq_dist, ids, videos, config, library_windows)
+            ok, err = _top_hit(clip, found, videos, config, library_windows)
             good += ok
             errors += [err] if ok else []
             if exact:
-                exact_ok, exact_err = _top_hit(clip, best_d[row:row + len(vecs)], best_i[row:row + len(vecs)],
+                exact_ok, exact_err = _top_hit(clip, Matches(best_d[row:row + len(vecs)], best_i[row:row + len(vecs)]),
                                                videos, config, library_windows)
                 exact_good += exact_ok
                 exact_errors += [exact_err] if exact_ok else []
@@ -311,7 +314,7 @@ def measure_size(size: int, library: list[np.ndarray], sources: list[np.ndarray]
     # Removal in place: every window of the first library video goes, nothing else.
     before = vectors.ntotal
     removed = vectors.remove_videos([1])
-    _, after_ids = vectors.search(clips[0].clip.windows(clips[0].clip.readings).vectors, k)
+    after_ids = vectors.search(clips[0].clip.windows(clips[0].clip.readings).vectors, k).ids
     removable = removed == videos[1].windows and vectors.ntotal == before - removed and not (
         (after_ids >> 32) == 1).any()
     del store

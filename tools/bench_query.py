@@ -118,7 +118,7 @@ def measure(index: faiss.Index, clips: list[np.ndarray], truth: list[np.ndarray]
     times, hits = [], 0
     for q, t in zip(clips, truth):
         t0 = time.perf_counter()
-        _, ids = index.search(q, NEIGHBOURS)
+        ids = index.search(q, NEIGHBOURS).ids
         times.append(time.perf_counter() - t0)
         hits += sum(len(set(row[:10]) & set(tr)) for row, tr in zip(ids, t))
     recall = hits / (len(clips) * CLIP_VECTORS * 10)

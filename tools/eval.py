@@ -502,7 +502,7 @@ def true_segments(jobs: list[dict]) -> None:
 def score_and_report(args: argparse.Namespace, jobs: list[dict], transforms: list[str], summary: dict) -> dict:
     """Score the answered ``jobs`` at the default and at the tuned threshold, print
     the report and return the summary (see the module docstring)."""
-    from vsearch.query import DEFAULT_MIN_SCORE
+    from vsearch.search.tuning import DEFAULT_MIN_SCORE
 
     true_segments(jobs)
     threshold = args.min_score if args.min_score is not None else DEFAULT_MIN_SCORE

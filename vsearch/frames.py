@@ -159,7 +159,7 @@ def detect_static_overlay(frames: np.ndarray, grid: tuple[int, int]) -> np.ndarr
     A logo, a caption plate or a box burnt into a copy stays put while the footage
     under it moves; its cells describe the overlay, not the footage. Found on a query
     clip, they can be left out of a second, masked comparison (see
-    :func:`vsearch.query.rescore_masked`). A still background in a static shot looks
+    :func:`vsearch.search.overlay.rescore_masked`). A still background in a static shot looks
     the same, so this only ever adds a comparison; it never changes the first one.
     """
     f = np.asarray(frames, dtype=np.float32)

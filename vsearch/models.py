@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import InitVar, dataclass, field
+from typing import Any, Sequence
 
 
 #: Fields that hold seconds: JSON gives them to the millisecond (a frame lasts 17-42 ms).
@@ -99,12 +99,32 @@ class Hit:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WindowScores:
+    """How one hit's clip windows score (0-1, as hits are scored) against the library
+    windows the hit aligns them with, by the clip second each window starts at: the
+    curve the visual report plots under the hit."""
+
+    times: tuple[float, ...] = ()
+    scores: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class QueryResult:
-    """Hits for one query clip, best first."""
+    """Hits for one query clip, best first.
+
+    ``window_scores`` holds one :class:`WindowScores` per hit, in the same order
+    (none for a result made by hand). They are not part of the JSON contract
+    (:meth:`to_dict`, the server's schema), hence an init-only value rather than a
+    field; ``dataclasses.replace`` keeps them.
+    """
 
     query: str
     duration: float
     hits: list[Hit] = field(default_factory=list)
+    window_scores: InitVar[Sequence[WindowScores]] = ()
+
+    def __post_init__(self, window_scores: Sequence[WindowScores]) -> None:
+        object.__setattr__(self, "window_scores", tuple(window_scores))
 
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.query, "duration": round(self.duration, 3), "hits": [h.to_dict() for h in self.hits]}

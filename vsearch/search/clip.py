@@ -55,6 +55,17 @@ def check_speeds(speeds: tuple[float, ...] | list[float]) -> tuple[float, ...]:
     return speeds
 
 
+def parse_speeds(text: str | None) -> tuple[float, ...]:
+    """``--speeds``: comma-separated playback speeds (None: :data:`DEFAULT_SPEEDS`), checked."""
+    if text is None:
+        return check_speeds(DEFAULT_SPEEDS)
+    try:
+        speeds = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise VsearchError(f"--speeds must be comma-separated numbers, got {text!r}") from None
+    return check_speeds(speeds)
+
+
 @dataclass(frozen=True)
 class ClipWindows:
     """Query windows of a clip, in several *views*.
@@ -323,3 +334,7 @@ class FeatureClip:
     def frozen_share(self, start: float, end: float) -> float:
         """Nothing is known to be frozen in a clip given as features."""
         return 0.0
+
+
+#: A clip as the query path reads it: decoded (every reading) or given as features (plain only).
+Clip = QueryClip | FeatureClip

@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from .matches import Matches
+
 #: ``ids -> (len(ids), dim) float32``: the stored full-precision vectors of windows,
 #: normalised as indexed (a window no longer stored may come back as NaN).
 WindowGather = Callable[[np.ndarray], np.ndarray]
@@ -27,21 +29,19 @@ WindowGather = Callable[[np.ndarray], np.ndarray]
 DEFAULT_CANDIDATE_FACTOR = 4
 
 
-def exact_rerank(
-    queries: np.ndarray, candidate_ids: np.ndarray, k: int, gather: WindowGather
-) -> tuple[np.ndarray, np.ndarray]:
+def exact_rerank(queries: np.ndarray, candidate_ids: np.ndarray, k: int, gather: WindowGather) -> Matches:
     """The ``k`` nearest of each row's candidates by exact squared L2 distance.
 
     ``candidate_ids`` is ``(n, c)`` (-1 where the index had fewer); each distinct id
-    is gathered once. Returns ``(n, k)`` squared distances and ids, nearest first,
-    padded with ``inf`` / -1 where a row has fewer than ``k`` candidates.
+    is gathered once. Returns ``(n, k)`` matches, nearest first, padded (id -1,
+    distance ``inf``) where a row has fewer than ``k`` candidates.
     """
     n = len(queries)
     out_dist = np.full((n, k), np.inf, np.float32)
     out_ids = np.full((n, k), -1, np.int64)
     valid = candidate_ids >= 0
     if n == 0 or not valid.any():
-        return out_dist, out_ids
+        return Matches(out_dist, out_ids)
     unique, inverse = np.unique(candidate_ids[valid], return_inverse=True)
     stored = np.asarray(gather(unique), dtype=np.float32)
     queries = np.asarray(queries, dtype=np.float32)
@@ -56,7 +56,7 @@ def exact_rerank(
     order = np.argsort(sq_dist, axis=1, kind="stable")[:, :keep]
     out_dist[:, :keep] = np.take_along_axis(sq_dist, order, 1)
     out_ids[:, :keep] = np.where(np.isfinite(out_dist[:, :keep]), np.take_along_axis(candidate_ids, order, 1), -1)
-    return out_dist, out_ids
+    return Matches(out_dist, out_ids)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,10 +65,9 @@ class TwoStageSearch:
     approximate neighbours, ``gather`` their stored vectors, and the exact ``k``
     nearest of ``factor * k`` candidates are returned (same contract as a Flat search)."""
 
-    candidates: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+    candidates: Callable[[np.ndarray, int], Matches]
     gather: WindowGather
     factor: int = DEFAULT_CANDIDATE_FACTOR
 
-    def __call__(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        _, ids = self.candidates(vectors, self.factor * k)
-        return exact_rerank(vectors, ids, k, self.gather)
+    def __call__(self, vectors: np.ndarray, k: int) -> Matches:
+        return exact_rerank(vectors, self.candidates(vectors, self.factor * k).ids, k, self.gather)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ConfigMismatchError, IndexCorruptError
 from ..windows import WINDOW_BITS
+from .matches import Matches
 
 FILENAME = "vectors.faiss"
 
@@ -315,13 +316,13 @@ class VectorStore:
             self._gpu_index = None
         return removed
 
-    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Squared L2 distances and ids of the ``k`` nearest windows of each vector."""
+    def search(self, vectors: np.ndarray, k: int) -> Matches:
+        """The ``k`` nearest windows of each vector (squared L2 distances and ids)."""
         if self.ntotal == 0 or len(vectors) == 0:
-            return np.zeros((len(vectors), 0), np.float32), np.zeros((len(vectors), 0), np.int64)
+            return Matches(np.zeros((len(vectors), 0), np.float32), np.zeros((len(vectors), 0), np.int64))
         index = self._searchable()
         dist, ids = index.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, self.ntotal))
-        return dist, ids
+        return Matches(dist, ids)
 
     def _searchable(self) -> faiss.Index:
         # Clone to the GPU only when faiss-gpu and a device are present; CPU otherwise.
