@@ -14,7 +14,7 @@ from .conftest import LIBRARY_SEEDS
 
 
 def _ids_by_video(index: VideoIndex) -> dict[str, np.ndarray]:
-    ids = index._vectors.ids()
+    ids = index.folder.vectors.ids()
     return {r.path: np.sort(ids[(ids >> 32) == r.id]) for r in index.videos()}
 
 
@@ -386,8 +386,8 @@ def test_vector_file_of_the_old_ivf_layout_is_rebuilt_on_open(scratch_index, cli
 
     with VideoIndex.open(scratch_index, device="cpu") as index:
         index.rebuild(index_type="IVF2,Flat")
-        with index._store.snapshot() as snap:
-            per_video = [index._windows_of(snap, rec) for rec in snap.videos()]
+        with index.folder.snapshot() as snap:
+            per_video = [index.folder.windows_of(snap, rec) for rec in snap.videos()]
     # What vsearch 0.1.0 wrote: the IVF inside an IndexIDMap2 (its ids break on removal).
     old = faiss.IndexIDMap2(faiss.index_factory(per_video[0][1].shape[1], "IVF2,Flat"))
     old.train(np.concatenate([vectors for _, vectors in per_video]))
@@ -421,9 +421,9 @@ def test_training_reads_a_bounded_sample_spread_over_all_videos(scratch_index, c
         index.rebuild(index_type="IVF2,Flat")
         assert total >= 90 and len(seen) == 1 and 30 <= len(seen[0]) <= 45 + len(index.videos())
         # Every video contributed some of its own windows.
-        with index._store.snapshot() as snap:
+        with index.folder.snapshot() as snap:
             for rec in snap.videos():
-                own = index._windows_of(snap, rec)[1]
+                own = index.folder.windows_of(snap, rec)[1]
                 assert (np.abs(seen[0][:, None, :] - own[None, :, :]).max(-1) == 0).any(), rec.path
         clip, source, start = clips["exact"]
         top = index.query(clip).hits[0]
@@ -504,7 +504,7 @@ def test_auto_switches_to_compact_codes_and_queries_rerank_exactly(scratch_index
         monkeypatch.setattr(vectorstore, "AUTO_FLAT_LIMIT", 50)
         monkeypatch.setattr(vectorstore, "AUTO_COMPACT_LIMIT", 50)
         index.add([media["extra"]])
-        assert index.index_type == "PCAR80,IVF64,PQ40x4fs" and not index._vectors.exact_distances
+        assert index.index_type == "PCAR80,IVF64,PQ40x4fs" and not index.folder.vectors.exact_distances
     with VideoIndex.open(scratch_index, device="cpu") as index:
         assert index.index_type == "PCAR80,IVF64,PQ40x4fs" and index.verify().ok
         top = index.query(clips["exact"][0]).hits[0]

@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import run_cli
 from vsearch import IndexConfig, VideoIndex
 from vsearch.errors import ConfigMismatchError, VsearchError
-from vsearch.prepare import file_digest
-from vsearch.shards import ShardedIndex, read_manifest, shard_for, write_manifest
+from vsearch.ingest.readers import file_digest
+from vsearch.library.sharded import ShardedIndex, read_manifest, shard_for, write_manifest
 
 
 def comparable(hits) -> list[dict]:
@@ -50,8 +50,8 @@ def test_sharded_query_equals_single_index(built_index, shards, clips, joined_cl
 def test_merged_neighbours_are_the_single_index_neighbours(built_index, shards, media):
     with VideoIndex.open(built_index, device="cpu") as single, ShardedIndex.open(shards, device="cpu") as sharded:
         queries = single.window_vectors(single.videos()[1].id)[::3] + np.float32(0.01)
-        dist, ids = single.nearest(queries, 32)
-        merged_dist, merged_ids = sharded.nearest(queries, 32)
+        found, merged = single.nearest(queries, 32), sharded.nearest(queries, 32)
+        dist, ids, merged_dist, merged_ids = found.distances, found.ids, merged.distances, merged.ids
         assert merged_ids.shape == ids.shape == (len(queries), 32)
         np.testing.assert_allclose(merged_dist, dist, rtol=1e-5, atol=1e-6)
         path_of = {r.id: r.path for r in single.videos()}
@@ -60,7 +60,7 @@ def test_merged_neighbours_are_the_single_index_neighbours(built_index, shards, 
         as_sharded_paths = np.vectorize(lambda i: f"{sharded_path_of[i >> 32]}#{i & 0xFFFFFFFF}")
         assert (as_paths(ids) == as_sharded_paths(merged_ids)).all()
         # More neighbours asked than the library holds: as many as one index gives.
-        assert sharded.nearest(queries[:2], 500)[1].shape == single.nearest(queries[:2], 500)[1].shape
+        assert sharded.nearest(queries[:2], 500).ids.shape == single.nearest(queries[:2], 500).ids.shape
 
 
 def test_ingest_routes_by_content_hash_and_resumes(media, tmp_path):

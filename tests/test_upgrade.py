@@ -17,7 +17,7 @@ import pytest
 
 from vsearch import VideoIndex
 from vsearch.errors import RebuildNeededError
-from vsearch.upgrade import needs_upgrade
+from vsearch.library.upgrade import needs_upgrade
 from tools.ffmpeg_tools import cut_clip
 from tools.synth import make_video
 

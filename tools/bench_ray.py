@@ -93,7 +93,7 @@ def query_latency(files: list[Path], work: Path) -> dict[str, float]:
     from tools.ffmpeg_tools import cut_clip
     from vsearch import VideoIndex
     from vsearch.cluster import open_remote_shards
-    from vsearch.shards import ShardedIndex
+    from vsearch.library.sharded import ShardedIndex
 
     shard_paths = [work / "shard-0", work / "shard-1"]
     for path in shard_paths:
@@ -124,7 +124,7 @@ def writer_ceiling(work: Path, hours: int = 4) -> float:
     from vsearch import VideoIndex
     from vsearch.decode import VideoInfo
     from vsearch.describe import VideoDescriptors
-    from vsearch.prepare import PreparedVideo
+    from vsearch.ingest.readers import PreparedVideo
 
     shutil.rmtree(work / "writer", ignore_errors=True)
     rng = np.random.default_rng(0)
@@ -162,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from vsearch.cluster.ingest import RayReader
-    from vsearch.prepare import ThreadReader
+    from vsearch.ingest.readers import ThreadReader
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="vsearch-bench-ray-"))
     try:

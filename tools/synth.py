@@ -182,7 +182,7 @@ def make_library_index(index_path: Path, hours: float, real_video: Path, *, seed
 
     with VideoIndex.create(index_path, device="cpu") as index:
         index.add([real_video])
-        store = index._store  # synthetic videos are committed like real ones
+        store = index.folder.store  # synthetic videos are committed like real ones
         with store.snapshot() as snap:
             real_blocks = snap.blocks(next(snap.videos()), index.config.block_dim).copy()
         rng = np.random.default_rng(seed)

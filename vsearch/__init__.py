@@ -20,7 +20,7 @@ __all__ = [
 def __getattr__(name: str):
     # Lazy: `import vsearch` stays cheap; FAISS/LMDB load only when an index is used.
     if name == "VideoIndex":
-        from .index import VideoIndex
+        from .library.index import VideoIndex
 
         return VideoIndex
     if name == "IndexConfig":

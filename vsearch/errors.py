@@ -55,7 +55,7 @@ class ConfigMismatchError(VsearchError):
 class RebuildNeededError(ConfigMismatchError):
     """The index was written by an older vsearch whose vectors this one cannot use.
 
-    ``vsearch rebuild`` (:func:`vsearch.upgrade.upgrade_index`) decodes its videos
+    ``vsearch rebuild`` (:func:`vsearch.library.upgrade.upgrade_index`) decodes its videos
     again into the current format.
     """
 

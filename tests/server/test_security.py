@@ -76,5 +76,5 @@ def test_without_the_extra_serve_names_it_and_the_core_does_not_import_it(tmp_pa
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "ix")], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.strip() == 'vsearch: error: vsearch serve needs the \'serve\' extra: pip install "vsearch[serve]"'
-    core = "import sys, vsearch.cli, vsearch.index, vsearch.query; assert 'fastapi' not in sys.modules, 'fastapi'"
+    core = "import sys, vsearch.cli, vsearch.library.index, vsearch.search.pipeline; assert 'fastapi' not in sys.modules, 'fastapi'"
     assert subprocess.run([sys.executable, "-c", core], cwd=ROOT).returncode == 0

@@ -42,10 +42,10 @@ from ..errors import (
     VideoError,
     VsearchError,
 )
-from ..index import VideoIndex
+from ..library.index import VideoIndex
 from ..lock import WriterLock
 from ..models import IndexStats, QueryResult, VideoRecord
-from ..query import DEFAULT_MIN_SCORE
+from ..search.tuning import DEFAULT_MIN_SCORE
 from .config import ServerConfig
 from .jobs import Job, JobRunner
 from .live import LiveIndex

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 
-from ..index import VideoIndex
+from ..library.index import VideoIndex
 
 log = logging.getLogger(__name__)
 

@@ -3,13 +3,15 @@
 :func:`prepare_file` turns one file into a :class:`PreparedVideo` (its content hash
 and, unless that content is indexed already, its block descriptors). A *reader*
 prepares many files and hands them back **in the order given**, so that the one
-writer (``VideoIndex.writing``) commits them in that order whoever read them:
+writer (:class:`vsearch.ingest.writer.IndexWriter`) commits them in that order
+whoever read them:
 
 - :class:`ThreadReader` (default): a few files at a time in threads of this process;
 - ``vsearch.cluster.ingest.RayReader``: one Ray task per file, across a cluster.
 
 A reader never touches the index: it only sees the set of content hashes the
-index holds (``known``), to skip decoding those.
+index holds (``known``), to skip decoding those. :func:`prepare_imported` makes a
+prepared video of features another tool computed (nothing is decoded).
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Protocol
 
-from .config import IndexConfig
-from .decode import DEFAULT_TIMEOUT, check_readable
-from .device import Device
-from .describe import VideoDescriptors, describe_video
-from .errors import VideoError
-from .extractors import Extractor
-from .windows import indexed_windows, window_count
+from ..config import IndexConfig
+from ..decode import DEFAULT_TIMEOUT, VideoInfo, check_readable
+from ..device import Device
+from ..describe import VideoDescriptors, describe_video
+from ..errors import FeatureFileError, VideoError
+from ..extractors import Extractor
+from ..featurefiles.read import ImportedFeatures
+from ..windows import indexed_windows, window_count
 
 #: Files read (hashed, decoded, described) at once by :class:`ThreadReader`.
 PARALLEL_FILES = 2
@@ -96,6 +99,22 @@ def prepare_file(
         raise VideoError(path, f"damaged throughout: no {config.window_seconds:g} s stretch plays "
                                f"without a damaged span ({info.partial_reason()})")
     return PreparedVideo(path=path, digest=digest, described=described, damaged=damaged, windows=windows)
+
+
+def prepare_imported(imported: ImportedFeatures, config: IndexConfig) -> PreparedVideo:
+    """Imported features as a prepared video: on the block grid, dimension checked."""
+    if imported.dim != config.block_dim:
+        raise FeatureFileError(imported.source, f"features have {imported.dim} dimensions, the index holds "
+                                                f"{config.block_dim}")
+    blocks = imported.blocks(config)
+    windows = window_count(len(blocks), config)
+    if windows == 0:
+        raise FeatureFileError(imported.source, f"features span {imported.duration:.2f} s, shorter than one "
+                                                f"window ({config.window_seconds:g} s)")
+    info = VideoInfo(path=absolute(imported.video) if os.path.exists(imported.video) else imported.video,
+                     duration=imported.duration, fps=imported.fps, width=0, height=0, frame_count=len(blocks))
+    return PreparedVideo(path=info.path, digest=imported.digest, described=VideoDescriptors(info=info, blocks=blocks),
+                         windows=windows)
 
 
 class FileReader(Protocol):

@@ -23,34 +23,33 @@ Shards are named by several ``--index`` options or by a manifest, a JSON file::
 
 (relative paths are relative to the manifest's folder). A shard is anything with
 the :class:`Shard` methods: :class:`LocalShard` opens an index here;
-``vsearch.cluster.shards`` keeps one in a Ray actor on any machine of a cluster.
+``vsearch.cluster.actors`` keeps one in a Ray actor on any machine of a cluster.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 from concurrent.futures import Future
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from .config import IndexConfig
-from .decode import DEFAULT_TIMEOUT
-from .device import Device, resolve_device
-from .search.clip import DEFAULT_SPEEDS
-from .errors import ConfigMismatchError, IndexNotFoundError, VideoError, VsearchError
-from .extractors import Extractor, create_extractor
-from .featurefiles.read import FeatureRate
-from .index import ProgressCallback, VideoIndex, query_clip, query_feature_file
-from .models import IndexStats, IngestResult, LibraryStats, QueryResult, VideoRecord
-from .prepare import FileReader, ThreadReader
-from .query import DEFAULT_MIN_SCORE, Library
-from .windows import WINDOW_BITS, split_ids
+from ..config import IndexConfig
+from ..decode import DEFAULT_TIMEOUT
+from ..device import Device, resolve_device
+from ..errors import ConfigMismatchError, IndexNotFoundError, VideoError, VsearchError
+from ..extractors import Extractor, create_extractor
+from ..ingest.readers import PreparedVideo
+from ..ingest.writer import IndexWriter
+from ..models import IndexStats, IngestResult, LibraryStats, VideoRecord
+from ..store.matches import Matches
+from ..windows import WINDOW_BITS, split_ids
+from .base import BaseIndex
+from .index import VideoIndex
 
 MANIFEST_KEY = "shards"
 
@@ -63,7 +62,7 @@ class Shard(Protocol):
 
     def videos(self) -> list[VideoRecord]: ...
 
-    def nearest(self, vectors: np.ndarray, n: int) -> "Future[tuple[np.ndarray, np.ndarray]]":
+    def nearest(self, vectors: np.ndarray, n: int) -> "Future[Matches]":
         """Start the search (``VideoIndex.nearest``); the future holds its result."""
 
     def window_vectors(self, video_id: int) -> np.ndarray: ...
@@ -84,7 +83,7 @@ class LocalShard:
     def videos(self) -> list[VideoRecord]:
         return self.index.videos()
 
-    def nearest(self, vectors: np.ndarray, n: int) -> "Future[tuple[np.ndarray, np.ndarray]]":
+    def nearest(self, vectors: np.ndarray, n: int) -> "Future[Matches]":
         done: Future = Future()
         done.set_result(self.index.nearest(vectors, n))
         return done
@@ -109,21 +108,22 @@ def shard_for(digest: str, shards: int) -> int:
     return int(digest[:16], 16) % shards
 
 
-def merge_nearest(results: Sequence[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+def merge_nearest(results: Sequence[Matches], n: int) -> Matches:
     """Each shard's nearest windows (local ids) -> the ``n`` nearest of all, under global ids.
 
     Ties keep shard order (a stable sort); missing neighbours (id -1) sort last.
     """
     shards = len(results)
     distances, ids = [], []
-    for number, (dist, local) in enumerate(results):
+    for number, matches in enumerate(results):
+        dist, local = matches.distances, matches.ids
         videos, windows = split_ids(local)
-        missing = local < 0
+        missing = ~matches.found
         ids.append(np.where(missing, -1, (global_video_id(videos, number, shards) << np.int64(WINDOW_BITS)) + windows))
         distances.append(np.where(missing, np.inf, dist).astype(np.float32, copy=False))
     dist, glob = np.concatenate(distances, axis=1), np.concatenate(ids, axis=1)
     order = np.argsort(dist, axis=1, kind="stable")[:, :n]
-    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(glob, order, axis=1)
+    return Matches(np.take_along_axis(dist, order, axis=1), np.take_along_axis(glob, order, axis=1))
 
 
 def read_manifest(path: str | os.PathLike) -> list[str]:
@@ -178,12 +178,12 @@ def open_library(
     return VideoIndex.open(indexes[0], device=device, create=create, settings=settings)
 
 
-class ShardedIndex:
+class ShardedIndex(BaseIndex):
     """Several indexes searched as one library (see the module docstring).
 
     Open with :meth:`open` (local shards) or build from :class:`Shard` objects (e.g.
-    Ray actors, ``vsearch.cluster.shards.open_remote``). Every shard must have been
-    built with the same settings: their vectors are compared with one another.
+    Ray actors, ``vsearch.cluster.actors.open_remote_shards``). Every shard must have
+    been built with the same settings: their vectors are compared with one another.
     """
 
     def __init__(self, shards: Sequence[Shard], *, device: Device | None = None) -> None:
@@ -198,7 +198,6 @@ class ShardedIndex:
                 raise ConfigMismatchError(f"{shard.path}: built with other settings than {self.shards[0].path} "
                                           f"({differences}); shards of one library must match")
         self.device = device or resolve_device("cpu")
-        self._extractor: Extractor | None = None
         self._refresh()
 
     @classmethod
@@ -234,14 +233,12 @@ class ShardedIndex:
     def path(self) -> str:
         return ", ".join(shard.path for shard in self.shards)
 
-    @property
-    def extractor(self) -> Extractor:
-        """What describes query clips (one of the shards' own, when local)."""
-        if self._extractor is None:
-            first = self.shards[0]
-            self._extractor = (first.index.extractor if isinstance(first, LocalShard)
-                               else create_extractor(self.config, self.device))
-        return self._extractor
+    def _make_extractor(self) -> Extractor:
+        """One of the shards' own, when local (unless a moved model was given)."""
+        first = self.shards[0]
+        if isinstance(first, LocalShard) and self._model is None:
+            return first.index.extractor
+        return create_extractor(self.config, self.device, model=self._model)
 
     def close(self) -> None:
         for shard in self.shards:
@@ -250,12 +247,12 @@ class ShardedIndex:
     def __enter__(self) -> "ShardedIndex":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- reads --------------------------------------------------------------------
 
-    def nearest(self, vectors: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _videos_by_id(self) -> dict[int, VideoRecord]:
+        return self._records
+
+    def nearest(self, vectors: np.ndarray, n: int) -> Matches:
         """Every shard's ``n`` nearest windows, asked at once and merged (global ids)."""
         pending = [shard.nearest(vectors, n) for shard in self.shards]
         return merge_nearest([future.result() for future in pending], n)
@@ -264,50 +261,9 @@ class ShardedIndex:
         shard, local = self.locate(video_id)
         return shard.window_vectors(local)
 
-    def library(self) -> Library:
-        """The query path's view of all shards together."""
-        return Library(config=self.config, videos=self._records, search=self.nearest,
-                       windows=functools.lru_cache(maxsize=64)(self.window_vectors))
-
     def videos(self) -> list[VideoRecord]:
         """Every shard's videos, under library-wide ids, in id order."""
         return [self._records[vid] for vid in sorted(self._records)]
-
-    def check_decoder(self, decoder: str | None) -> None:
-        """Refuse a decoder other than the shards' (see ``VideoIndex.check_decoder``)."""
-        if decoder is not None and decoder != self.config.decoder:
-            raise ConfigMismatchError(f"{self.path}: built with the {self.config.decoder} decoder; clips must be "
-                                      f"decoded the same way: use --decoder {self.config.decoder}")
-
-    def use_features(self, spec: str | None) -> None:
-        """Check a query's ``--features`` against the shards' (see ``VideoIndex.use_features``)."""
-        if spec is None:
-            return
-        if self.config.extractor == "onnx" and spec.startswith("onnx:"):
-            # Made now: it checks the model's hash before any clip is read.
-            self._extractor = create_extractor(self.config, self.device, model=os.path.expanduser(spec[len("onnx:"):]))
-            return
-        if spec != self.config.features:
-            raise ConfigMismatchError(f"{self.path}: built with {self.config.features} features; clips must be "
-                                      f"described the same way, not with {spec}")
-
-    def query(
-        self, clip: str | os.PathLike, *, k: int = 5, min_score: float = DEFAULT_MIN_SCORE, mirrored: bool = True,
-        speeds: tuple[float, ...] = DEFAULT_SPEEDS, inset: bool = True, rotations: bool = True,
-        decoder: str | None = None, timeout: float = DEFAULT_TIMEOUT, max_duration: float | None = None,
-    ) -> QueryResult:
-        """Like ``VideoIndex.query``, over every shard; hits name videos by library-wide id."""
-        self.check_decoder(decoder)
-        return query_clip(clip, self.library(), device=self.device, extractor=self.extractor, k=k,
-                          min_score=min_score, mirrored=mirrored, speeds=speeds, inset=inset, rotations=rotations,
-                          timeout=timeout, max_duration=max_duration)
-
-    def query_features(
-        self, features: str | os.PathLike, *, layout: str | None = None, rate: FeatureRate = FeatureRate(),
-        k: int = 5, min_score: float = DEFAULT_MIN_SCORE,
-    ) -> QueryResult:
-        """Like ``VideoIndex.query_features``, over every shard."""
-        return query_feature_file(features, self.library(), layout=layout, rate=rate, k=k, min_score=min_score)
 
     def stats(self) -> LibraryStats:
         """Each shard's stats and the totals."""
@@ -319,53 +275,53 @@ class ShardedIndex:
         """Imported features go into one index (``VideoIndex.add_features``), not shards."""
         raise VsearchError("--from-features imports into one index, not into shards")
 
-    def add(
-        self, paths: Iterable[str | os.PathLike], *, progress: ProgressCallback | None = None,
-        timeout: float = DEFAULT_TIMEOUT, reader: FileReader | None = None,
-    ) -> list[IngestResult]:
-        """Index video files into the shards, as ``VideoIndex.add`` does into one.
-
-        A file goes to the shard holding its content already, else to
-        :func:`shard_for` its hash. A file whose path another shard holds with other
-        content is re-indexed where its new content belongs, then removed there (so
-        a crash between leaves the old entry too, until the same ingest runs again).
-        Results name videos by library-wide id.
-        """
+    @contextmanager
+    def writing(self, *, timeout: float = DEFAULT_TIMEOUT,
+                extractor: Extractor | None = None) -> Iterator["ShardedWriter"]:
+        """Hold every shard's writer lock (in shard order) and commit through the
+        yielded :class:`ShardedWriter`; only shards opened here can be written."""
         local = [shard.index for shard in self.shards if isinstance(shard, LocalShard)]
         if len(local) != len(self.shards):
             raise VsearchError("ingest into shards opened here (index folders or a manifest), not into Ray actors")
-        count = len(local)
-        extractor = local[0].extractor
-        reader = reader or ThreadReader()
-        results: list[IngestResult] = []
+        extractor = extractor or self.extractor
         with ExitStack() as stack:
-            writers = [stack.enter_context(index.writing(timeout=timeout)) for index in local]  # in shard order
-            known = set().union(*(writer.known for writer in writers))
-            read = reader.read(paths, config=self.config, device=self.device, extractor=extractor, known=known,
-                               timeout=timeout)
-            stack.callback(read.close)
-            for path, prepared in read:
-                if isinstance(prepared, VideoError):
-                    result = writers[0].commit(path, prepared)  # only reports the failure
-                else:
-                    holder = [n for n, writer in enumerate(writers) if writer.holds_hash(prepared.digest)]
-                    target = holder[0] if holder else shard_for(prepared.digest, count)
-                    result = writers[target].commit(path, prepared)
-                    if result.ok:
-                        known.add(prepared.digest)
-                    if result.status in ("added", "partial", "moved"):
-                        replaced = False
-                        for number, writer in enumerate(writers):
-                            stale = writer.holds_path(path) if number != target else None
-                            if stale is not None:
-                                writer.remove(stale)
-                                replaced = True
-                        if replaced and result.status == "added":
-                            result = dataclasses.replace(result, status="replaced")
-                    if result.video_id is not None:
-                        result = dataclasses.replace(result, video_id=global_video_id(result.video_id, target, count))
-                results.append(result)
-                if progress is not None:
-                    progress(result)
+            writers = [stack.enter_context(index.writing(timeout=timeout, extractor=extractor)) for index in local]
+            yield ShardedWriter(writers)
         self._refresh()
-        return results
+
+
+class ShardedWriter:
+    """The shards' writers as one (``ShardedIndex.add``): a file goes to the shard
+    holding its content already, else to :func:`shard_for` its hash. A file whose
+    path another shard holds with other content is re-indexed where its new content
+    belongs, then removed there (so a crash between leaves the old entry too, until
+    the same ingest runs again). Results name videos by library-wide id.
+    """
+
+    def __init__(self, writers: list[IndexWriter]) -> None:
+        self.writers = writers
+        #: Content hashes held by any shard (a reader skips decoding those).
+        self.known: set[str] = set().union(*(writer.known for writer in writers))
+
+    def commit(self, path: str, prepared: PreparedVideo | VideoError) -> IngestResult:
+        """Commit one prepared file into the shard it belongs to."""
+        writers, count = self.writers, len(self.writers)
+        if isinstance(prepared, VideoError):
+            return writers[0].commit(path, prepared)  # only reports the failure
+        holder = [n for n, writer in enumerate(writers) if writer.holds_hash(prepared.digest)]
+        target = holder[0] if holder else shard_for(prepared.digest, count)
+        result = writers[target].commit(path, prepared)
+        if result.ok:
+            self.known.add(prepared.digest)
+        if result.status in ("added", "partial", "moved"):
+            replaced = False
+            for number, writer in enumerate(writers):
+                stale = writer.holds_path(path) if number != target else None
+                if stale is not None:
+                    writer.remove(stale)
+                    replaced = True
+            if replaced and result.status == "added":
+                result = dataclasses.replace(result, status="replaced")
+        if result.video_id is not None:
+            result = dataclasses.replace(result, video_id=global_video_id(result.video_id, target, count))
+        return result

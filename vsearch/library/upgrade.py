@@ -10,7 +10,8 @@ folder, with the old settings, then swaps it in:
 2. ``INDEX/.rebuild/COMPLETE`` is written (fsync): from here the swap is finished by
    whoever opens the index next, whatever happens;
 3. the staged vector file replaces ``vectors.faiss``; ``meta.lmdb`` moves to
-   ``meta.lmdb.old`` and the staged one takes its place; the leftovers are removed.
+   ``meta.lmdb.old`` and the staged one takes its place; the leftovers are removed
+   (``vsearch.store.folder.finish_pending``, run by every open).
 
 Videos whose files are missing or no longer decode are not silently dropped: the
 rebuild stops, unchanged, unless asked to leave them out.
@@ -23,16 +24,15 @@ import os
 import shutil
 from typing import Callable
 
-from .store import metastore
-from .config import FORMAT_VERSION, IndexConfig
-from .decode import DEFAULT_TIMEOUT
-from .errors import VsearchError
-from .lock import WriterLock
-from .store.metastore import MetaStore
-from .models import IngestResult
-
-STAGING = ".rebuild"
-_COMPLETE = "COMPLETE"
+from ..config import FORMAT_VERSION, IndexConfig
+from ..decode import DEFAULT_TIMEOUT
+from ..errors import VsearchError
+from ..lock import WriterLock
+from ..models import IngestResult
+from ..store import metastore
+from ..store.folder import STAGING, finish_pending, mark_complete
+from ..store.metastore import MetaStore
+from .index import VideoIndex
 
 
 def needs_upgrade(path: str | os.PathLike) -> bool:
@@ -62,8 +62,6 @@ def upgrade_index(
     Raises :class:`VsearchError`, leaving the index unchanged, when a video's file is
     missing or cannot be decoded any more, unless ``drop_missing``.
     """
-    from .index import VideoIndex  # noqa: PLC0415 - index imports this module
-
     path = str(path)
     lock = WriterLock(path)
     lock.acquire(wait=2.0)
@@ -90,7 +88,7 @@ def upgrade_index(
             shutil.rmtree(staging, ignore_errors=True)
             raise VsearchError(_refusal(path, "no longer decodable", failed))
         results += [IngestResult(path=p, status="failed", reason="missing on disk") for p in missing]
-        _write_durably(os.path.join(staging, _COMPLETE))
+        mark_complete(staging)
         finish_pending(path, locked=True)
         return results
     finally:
@@ -102,50 +100,3 @@ def _refusal(path: str, what: str, files: list[str]) -> str:
     return (f"{path}: {len(files)} indexed video{'s are' if len(files) > 1 else ' is'} {what} ({shown}); "
             "restore them, or run `vsearch rebuild --drop-missing` to rebuild without them; "
             "the index is unchanged")
-
-
-def finish_pending(path: str | os.PathLike, *, locked: bool = False) -> None:
-    """Finish the swap of a completed rebuild that a crash interrupted (no-op otherwise)."""
-    path = str(path)
-    staging = os.path.join(path, STAGING)
-    if not os.path.exists(os.path.join(staging, _COMPLETE)):
-        return
-    lock = WriterLock(path)
-    if not locked:
-        lock.acquire(wait=10.0)
-    try:
-        if not os.path.exists(os.path.join(staging, _COMPLETE)):
-            return  # another process finished it while we waited
-        live, old = os.path.join(path, metastore.DIRNAME), os.path.join(path, metastore.DIRNAME + ".old")
-        staged_vectors = os.path.join(staging, "vectors.faiss")
-        if os.path.exists(staged_vectors):
-            os.replace(staged_vectors, os.path.join(path, "vectors.faiss"))
-        staged_meta = os.path.join(staging, metastore.DIRNAME)
-        if os.path.exists(staged_meta):
-            if os.path.exists(live):
-                shutil.rmtree(old, ignore_errors=True)
-                os.rename(live, old)
-            os.rename(staged_meta, live)
-            _fsync_dir(path)
-        shutil.rmtree(old, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
-    finally:
-        if not locked:
-            lock.release()
-
-
-def _write_durably(path: str) -> None:
-    with open(path, "w") as handle:
-        handle.write("staged index complete\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    _fsync_dir(os.path.dirname(path))
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-

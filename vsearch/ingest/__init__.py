@@ -1,0 +1,1 @@
+"""Ingest: readers prepare files (hash, decode, describe) anywhere; one writer commits them in order."""

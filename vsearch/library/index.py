@@ -1,0 +1,257 @@
+"""The index facade: one folder holding a metadata store and a vector store.
+
+:class:`VideoIndex` opens an index folder (:class:`vsearch.store.folder.IndexFolder`:
+LMDB and FAISS kept in step, the commit order, verify) and offers a library's
+operations (:class:`vsearch.library.base.BaseIndex`: queries, ingest), plus what one
+folder alone has: removal, rebuild, imported features, stats and verify.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..config import IndexConfig
+from ..decode import DEFAULT_TIMEOUT
+from ..device import Device, resolve_device
+from ..errors import ConfigMismatchError, FeatureFileError, NotIndexedError, VideoError
+from ..extractors import Extractor, create_extractor
+from ..featurefiles.read import FeatureRate, read_features
+from ..ingest.readers import absolute, prepare_imported
+from ..ingest.writer import IndexWriter
+from ..models import IndexStats, IngestResult, VerifyReport, VideoRecord
+from ..store.folder import IndexFolder, finish_pending
+from ..store.matches import Matches
+from .base import BaseIndex, ProgressCallback
+
+__all__ = ["VideoIndex", "default_index_path"]
+
+
+class VideoIndex(BaseIndex):
+    """A searchable library of videos.
+
+    Open with :meth:`open` (or :meth:`create`); use as a context manager so the
+    writer lock and stores are released. Reads need no lock; ``add``, ``remove`` and
+    ``rebuild`` take the writer lock for their duration.
+    """
+
+    def __init__(self, folder: IndexFolder, *, device: Device, model: str | None = None) -> None:
+        self._folder = folder
+        self.path = folder.path
+        self.config = folder.config
+        self.device = device
+        self._model = model or None
+        self._extractor = None
+
+    # -- opening ------------------------------------------------------------------
+
+    @classmethod
+    def exists(cls, path: str | os.PathLike) -> bool:
+        return IndexFolder.exists(path)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, config: IndexConfig | None = None, *, device: str = "auto") -> "VideoIndex":
+        """Create a new, empty index folder (or open it if it exists with the same config)."""
+        return cls.open(path, config=config or IndexConfig(), create=True, device=device)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike,
+        *,
+        config: IndexConfig | None = None,
+        settings: dict | None = None,
+        create: bool = False,
+        device: str = "auto",
+        repair: bool = True,
+    ) -> "VideoIndex":
+        """Open an index folder.
+
+        With ``create=True`` a missing index is created with ``config`` (or the
+        defaults overridden by ``settings``, a dict of IndexConfig fields). Settings are
+        fixed when an index is created: a ``config`` that differs from the stored one,
+        or ``settings`` that disagree with it, raise :class:`ConfigMismatchError`.
+        A gap between the vector file and the metadata store is always repaired in
+        memory; with ``repair`` (default) the repaired file is also saved.
+        """
+        path = str(path)
+        finish_pending(path)  # a rebuild that a crash interrupted mid-swap
+        dev = resolve_device(device)
+        model = (settings or {}).get("model_path") or (config.model_path if config is not None else None)
+        if config is None and settings:
+            if cls.exists(path):
+                with cls.open(path, device="cpu") as existing:
+                    current = existing.config
+                if settings.get("features", current.features) != current.features:
+                    raise ConfigMismatchError(f"{path}: index settings cannot be changed after creation (features: "
+                                              f"index has {current.features!r}, requested {settings['features']!r})")
+                config = dataclasses.replace(current, **settings)
+            else:
+                config = IndexConfig(**settings)
+        folder = IndexFolder.open(path, config=config, create=create, repair=repair)
+        return cls(folder, device=dev, model=model)
+
+    @property
+    def folder(self) -> IndexFolder:
+        """The storage: LMDB and FAISS kept in step (for tools and tests that look inside)."""
+        return self._folder
+
+    @property
+    def index_type(self) -> str:
+        """The FAISS factory string of the vector index."""
+        return self._folder.index_type
+
+    @property
+    def index_policy(self) -> str:
+        """``auto`` (the type follows the library's size) or a fixed FAISS factory string."""
+        return self._folder.index_policy
+
+    def _make_extractor(self) -> Extractor:
+        return create_extractor(self.config, self.device, model=self._model)
+
+    def close(self) -> None:
+        self._folder.close()
+
+    def view(self) -> "VideoIndex":
+        """Another handle on this open index, as committed now, for long-lived processes.
+
+        It loads the vector file (mapped) and reconciles it with one snapshot of the
+        metadata store, so it shows every video committed so far, whole, by any
+        process. Writes through another handle never change it: a server queries
+        one view from many threads and publishes a new view after a commit. Each
+        view may write (it takes the writer lock like any handle) and shares this
+        index's store, so it must not outlive it; closing it releases only its lock.
+        """
+        return VideoIndex(self._folder.view(), device=self.device, model=self._model)
+
+    def generation(self) -> tuple:
+        """A value that changes whenever something is committed to the index, by any
+        process: the metadata store's last transaction and the vector file's identity."""
+        return self._folder.generation()
+
+    def __enter__(self) -> "VideoIndex":
+        return self
+
+    def __repr__(self) -> str:
+        return (f"VideoIndex({self.path!r}, videos={len(self._folder.videos)}, vectors={self._folder.vectors.ntotal}, "
+                f"features={self.config.features!r})")
+
+    # -- writes ---------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self, *, timeout: float = DEFAULT_TIMEOUT, extractor: Extractor | None = None) -> Iterator[IndexWriter]:
+        """Hold the writer lock and commit prepared files through the yielded
+        :class:`IndexWriter`; the vector file is saved on the way out (also on error).
+        ``extractor`` reads again a file whose twin was removed meanwhile (default: the index's)."""
+        extractor = extractor or self.extractor
+        with self._folder.writing():
+            yield IndexWriter(self._folder, extractor=extractor, timeout=timeout)
+
+    def add_features(
+        self,
+        files: Iterable[str | os.PathLike],
+        *,
+        layout: str | None = None,
+        rate: FeatureRate = FeatureRate(),
+        progress: ProgressCallback | None = None,
+    ) -> list[IngestResult]:
+        """Index features another tool computed (see :mod:`vsearch.featurefiles.read`).
+
+        Only into an index of imported features (``IndexConfig(features="imported",
+        embedding_dim=D)``). Each file is handled on its own, like a video in
+        :meth:`add`: one of the wrong layout, shape, dimension or time axis (or a
+        pickle) yields a ``failed`` result naming the reason and the others go on;
+        the same features again are skipped, changed ones replace the video's.
+        """
+        if self.config.extractor != "imported":
+            raise ConfigMismatchError(f"{self.path}: this index computes its own {self.config.features} features; "
+                                      "import features into an index created with --from-features")
+        results: list[IngestResult] = []
+        with self._folder.writing():
+            writer = IndexWriter(self._folder, extractor=None)  # features are never read again
+            for file in files:
+                errors: list[FeatureFileError] = []
+                try:
+                    videos = read_features(file, layout=layout, rate=rate, errors=errors)
+                except FeatureFileError as exc:
+                    videos, errors = [], [exc]
+                done = [IngestResult(path=exc.path, status="failed", reason=exc.reason) for exc in errors]
+                for imported in videos:
+                    try:
+                        prepared = prepare_imported(imported, self.config)
+                    except VideoError as exc:
+                        done.append(IngestResult(path=imported.source, status="failed", reason=exc.reason))
+                        continue
+                    done.append(writer.commit(imported.source, prepared))
+                for result in done:  # the file's bad videos first
+                    results.append(result)
+                    if progress is not None:
+                        progress(result)
+        return results
+
+    def remove(self, paths: Iterable[str | os.PathLike]) -> list[VideoRecord]:
+        """Remove videos by path (as given at ingest, or absolute). Other ids never change."""
+        removed = []
+        with self._folder.writing():
+            with self._folder.snapshot() as snap:
+                records = []
+                for raw in paths:
+                    record = snap.video_by_path(absolute(raw)) or snap.video_by_path(os.fsdecode(os.fspath(raw)))
+                    if record is None:
+                        raise NotIndexedError(f"{os.fsdecode(os.fspath(raw))}: not in the index")
+                    records.append(record)
+            for record in records:
+                self._folder.remove(record)
+                removed.append(record)
+        return removed
+
+    def rebuild(self, *, index_type: str | None = None) -> int:
+        """Re-create the vector index from the stored block descriptors (no decoding).
+
+        ``index_type`` switches to another FAISS factory type (trained on every
+        stored window). The new file replaces the old one atomically.
+        """
+        return self._folder.rebuild(index_type=index_type)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def _videos_by_id(self) -> dict[int, VideoRecord]:
+        return self._folder.videos
+
+    def nearest(self, vectors: np.ndarray, n: int) -> Matches:
+        """Each vector's ``n`` nearest indexed windows, nearest first (fewer columns
+        when the index holds fewer windows); exact squared L2 distances whatever the
+        index type (a compact index's candidates are re-ranked: :mod:`vsearch.store.rerank`)."""
+        return self._folder.nearest(vectors, n)
+
+    def stored_windows(self, ids: np.ndarray) -> np.ndarray:
+        """Full-precision window vectors by id, from the stored blocks (NaN for a
+        window of a video no longer stored)."""
+        return self._folder.stored_windows(ids)
+
+    def window_vectors(self, video_id: int) -> np.ndarray:
+        """All window vectors of one video by window number, rebuilt from its stored
+        blocks; windows across a damaged span (not indexed) are zero."""
+        return self._folder.window_vectors(video_id)
+
+    def videos(self) -> list[VideoRecord]:
+        """Indexed videos, in id order."""
+        videos = self._folder.videos
+        return [videos[vid] for vid in sorted(videos)]
+
+    def stats(self) -> IndexStats:
+        return self._folder.stats()
+
+    def verify(self) -> VerifyReport:
+        """Check the vector file on disk against LMDB without changing anything."""
+        return self._folder.verify()
+
+
+def default_index_path() -> Path:
+    """``$VSEARCH_INDEX`` or ``indexes/default``."""
+    return Path(os.environ.get("VSEARCH_INDEX") or os.path.join("indexes", "default"))
