@@ -206,7 +206,7 @@ def test_json_times_are_rounded_to_the_millisecond(built_index, clips, media, tm
 
 
 def test_human_times_read_h_mm_ss_mmm():
-    from vsearch.cli import _hms
+    from vsearch.render import hms as _hms
 
     assert _hms(12.3666666) == "0:00:12.367"
     assert _hms(3725.5) == "1:02:05.500"
@@ -240,7 +240,7 @@ def test_progress_bar_fits_one_line_at_80_and_200_columns():
     from rich.console import Console
     from rich.progress import Progress
 
-    from vsearch.cli import progress_columns
+    from vsearch.render import progress_columns
 
     for width in (80, 200):
         buffer = io.StringIO()

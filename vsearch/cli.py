@@ -2,48 +2,32 @@
 
 from __future__ import annotations
 
-import csv
+import functools
 import json
 import logging
 import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import typer
-from typer.core import TyperGroup
 
 from . import __version__
 from .decode.source import DEFAULT_TIMEOUT
 from .errors import VsearchError
-
-class _Group(TyperGroup):
-    """Help as a reader expects it: flags without a ``<bool>`` type beside them.
-
-    (Typer shows every option's type; for an on/off flag that is noise. The metavar
-    is the documented way to replace it, set here for every command at once.)
-    """
-
-    @staticmethod
-    def _plain_flags(params):
-        for param in params:
-            if getattr(param, "is_bool_flag", False) and param.metavar is None:
-                param.metavar = ""
-        return params
-
-    def get_params(self, ctx):
-        return self._plain_flags(super().get_params(ctx))
-
-    def get_command(self, ctx, cmd_name):
-        command = super().get_command(ctx, cmd_name)
-        if command is not None:
-            self._plain_flags(command.get_params(ctx))
-        return command
-
+from .render import (
+    PlainFlagsGroup,
+    QueryOutput,
+    ingest_progress,
+    ingest_summary,
+    print_problem,
+    show,
+    stats_text,
+    verify_text,
+    video_line,
+)
 
 app = typer.Typer(
-    cls=_Group,
+    cls=PlainFlagsGroup,
     # Plain (click) help: options and their help side by side, wrapped to the
     # terminal; the framed layout squeezes the help text into a narrow column at 80.
     rich_markup_mode=None,
@@ -90,7 +74,7 @@ RateOpt = typer.Option(
 
 
 def _index_path(index: Optional[Path]) -> Path:
-    from .index import default_index_path
+    from .library.index import default_index_path
 
     return index if index is not None else default_index_path()
 
@@ -100,25 +84,22 @@ def _index_paths(indexes: Optional[List[Path]]) -> List[Path]:
     return list(indexes) if indexes else [_index_path(None)]
 
 
-def _show(path: str) -> str:
-    """A path printable on any terminal (non-UTF-8 bytes shown escaped)."""
-    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+def _exits(command: Callable) -> Callable:
+    """The command, with a vsearch error it raises turned into one line (a traceback
+    too with -v) and the error's exit code."""
+    @functools.wraps(command)
+    def run_command(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except VsearchError as exc:
+            typer.echo(f"vsearch: error: {show(str(exc))}", err=True)
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                import traceback
 
+                traceback.print_exception(exc)
+            raise typer.Exit(exc.exit_code) from None
 
-def _problem_line(result) -> str:
-    """``FAILED path: reason`` or ``PARTIAL path: reason`` for an ingest result ('' if fine)."""
-    if result.status not in ("failed", "partial"):
-        return ""
-    return f"{result.status.upper()} {_show(result.path)}: {result.reason}"
-
-
-def _fail(exc: VsearchError) -> "typer.Exit":
-    typer.echo(f"vsearch: error: {_show(str(exc))}", err=True)
-    if logging.getLogger().isEnabledFor(logging.DEBUG):
-        import traceback
-
-        traceback.print_exception(exc)
-    return typer.Exit(exc.exit_code)
+    return run_command
 
 
 def _version(value: bool) -> None:
@@ -135,65 +116,6 @@ def main(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-def progress_columns(width: int, unit: str) -> tuple:
-    """Columns of the ingest progress bar that fit on one line of ``width`` terminal columns.
-
-    The bar takes what the text leaves; the video-seconds count shows only where
-    there is room for it (about 150 columns).
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    wide = width >= 150
-    name = 28 if wide else 18
-    # name, count (up to 99999/99999), unit, rate, elapsed, "ETA", remaining, a space between
-    # each, and the video-seconds count when wide; the bar gets the rest (one column spare).
-    fixed = name + 11 + len(unit) + (16 if wide else 6) + 7 + 3 + 7 + 7 + (17 if wide else 0)
-    text = [TextColumn("{task.fields[rate]:>5.1f}x real time")] if wide else [TextColumn("{task.fields[rate]:>5.1f}x")]
-    if wide:
-        text.insert(0, TextColumn("{task.fields[video_s]:>8.0f} video-s"))
-    return (
-        TextColumn(f"{{task.description:<{name}.{name}}}", style="bold", markup=False),
-        BarColumn(bar_width=max(8, min(40, width - fixed - 1))),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        *text,
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-
-
-@contextmanager
-def _progress(enabled: bool, total: int, unit: str):
-    """A rich progress bar on stderr, or nothing (not a TTY, --quiet, --json)."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    console = Console(stderr=True)
-    with Progress(*progress_columns(console.width, unit), console=console, transient=False) as bar:
-        yield bar, bar.add_task("starting", total=total, video_s=0.0, rate=0.0)
-
-
-def _requested_settings(block_seconds, window_blocks, size, analysis_fps, decoder) -> dict:
-    """The index settings given on the command line (only those given)."""
-    given = {
-        k: v
-        for k, v in dict(block_seconds=block_seconds, window_blocks=window_blocks,
-                         analysis_fps=analysis_fps, decoder=decoder).items()
-        if v is not None
-    }
-    if size is not None:
-        try:
-            width, height = (int(v) for v in size.lower().split("x"))
-        except ValueError:
-            raise VsearchError(f"--size must look like 128x96, got {size!r}") from None
-        given.update(width=width, height=height)
-    return given
-
-
 @app.command(
     epilog="Examples:\n\n  vsearch ingest ~/footage --index indexes/footage\n\n"
     "  vsearch ingest new.mp4 --index indexes/footage --quiet\n\n"
@@ -202,6 +124,7 @@ def _requested_settings(block_seconds, window_blocks, size, analysis_fps, decode
     "  vsearch ingest --from-features feats/ --layout npy --rate 1 -i indexes/r50\n\n"
     "  vsearch ingest ~/footage -i shards.json --ray-address auto   (a Ray cluster, into shards)"
 )
+@_exits
 def ingest(
     paths: Optional[List[Path]] = typer.Argument(
         None, metavar="PATH", help="Video files or folders (searched recursively)."
@@ -241,77 +164,31 @@ def ingest(
     hash. With --ray, Ray tasks decode the files across a cluster while this process
     alone commits them, in order; run it again after an interruption to go on.
     """
-    from .decode import iter_video_files
-    from .extractors import feature_settings
-    from .featurefiles.read import FeatureRate, feature_files, imported_settings
-    from .shards import library_exists, open_library
+    from .library.settings import plan_ingest
+    from .library.sharded import open_library
 
     indexes = _index_paths(index)
-    path = ", ".join(map(str, indexes))
-    try:
-        if bool(paths) == (from_features is not None):
-            raise VsearchError("give video files or folders, or --from-features DIR (one of them)")
-        if from_features is None and (layout is not None or rate is not None):
-            raise VsearchError("--layout and --rate go with --from-features")
-        settings = _requested_settings(block_seconds, window_blocks, size, analysis_fps, decoder)
-        if features is not None:
-            kind = feature_settings(features)
-            if size is not None or library_exists(indexes):  # the model's input size is only a default
-                kind = {k: v for k, v in kind.items() if k not in ("width", "height")}
-            settings.update(kind)
+    plan = plan_ingest(indexes, paths=paths or (), from_features=from_features, layout=layout, rate=rate,
+                       features=features, size=size, block_seconds=block_seconds, window_blocks=window_blocks,
+                       analysis_fps=analysis_fps, decoder=decoder)
+    reader = None
+    if use_ray or ray_address:
         if from_features is not None:
-            feature_rate = FeatureRate.parse(rate)
-            files = feature_files([from_features])
-            if not library_exists(indexes):
-                settings.update(imported_settings(files, layout=layout, rate=feature_rate))
+            raise VsearchError("--ray decodes videos; --from-features reads no video")
+        from .cluster import RayReader
+
+        reader = RayReader.connected(ray_address)  # a cluster that cannot be joined fails before any change
+    with open_library(indexes, settings=plan.settings, create=True, device=device) as vindex, ingest_progress(
+        len(plan.files), bar=not quiet and not as_json and sys.stderr.isatty(), problems=not as_json
+    ) as report:
+        if from_features is not None:
+            results = vindex.add_features(plan.files, layout=layout, rate=plan.rate, progress=report)
         else:
-            files = list(iter_video_files(paths))
-        if not files and not library_exists(indexes):
-            # Nothing to add: an empty index would only hide the mistake.
-            raise VsearchError(f"no video files in {', '.join(map(str, paths or [from_features]))}; "
-                               "no index created")
-        reader = None
-        if use_ray or ray_address:
-            if from_features is not None:
-                raise VsearchError("--ray decodes videos; --from-features reads no video")
-            from .cluster import RayReader
-
-            reader = RayReader.connected(ray_address)  # a cluster that cannot be joined fails before any change
-        with open_library(indexes, settings=settings, create=True, device=device) as vindex, _progress(
-            not quiet and not as_json and sys.stderr.isatty(), len(files), "files"
-        ) as bar:
-            started = time.monotonic()
-            video_s = [0.0]
-
-            def report(result):
-                message = _problem_line(result)
-                if message and not as_json:
-                    bar[0].console.print(message, markup=False, highlight=False) if bar else typer.echo(message, err=True)
-                if bar:
-                    video_s[0] += result.duration_s if result.status in ("added", "replaced", "partial") else 0.0
-                    rate = video_s[0] / max(time.monotonic() - started, 1e-6)
-                    bar[0].update(bar[1], advance=1, description=Path(result.path).name, video_s=video_s[0], rate=rate)
-
-            if from_features is not None:
-                results = vindex.add_features(files, layout=layout, rate=feature_rate, progress=report)
-            else:
-                results = vindex.add(files, progress=report, timeout=decode_timeout, reader=reader)
-            stats = vindex.stats()
-    except VsearchError as exc:
-        raise _fail(exc)
-    counts = {s: sum(r.status == s for r in results)
-              for s in ("added", "replaced", "partial", "moved", "skipped", "failed")}
-    if as_json:
-        typer.echo(json.dumps({"results": [r.to_dict() for r in results], "summary": counts}))
-    elif not quiet or counts["failed"]:
-        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do"
-        typer.echo(f"{summary}; index {_show(str(path))} has {stats.videos} videos, {stats.vectors} vectors")
+            results = vindex.add(plan.files, progress=report, timeout=decode_timeout, reader=reader)
+        stats = vindex.stats()
+    counts = ingest_summary(results, stats, ", ".join(map(str, indexes)), as_json=as_json, quiet=quiet)
     if counts["failed"]:
         raise typer.Exit(EXIT_PARTIAL)
-
-
-_CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_end", "score", "distance", "speed",
-               "mirrored", "inset", "rotation", "ambiguous")
 
 
 @app.command(
@@ -322,6 +199,7 @@ _CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_e
     "  vsearch query --from-features clip.npy --layout npy --rate 1\n\n"
     "  vsearch query clip.mp4 -i shard-a -i shard-b      (or -i shards.json; add --ray for actors)"
 )
+@_exits
 def query(
     clips: Optional[List[Path]] = typer.Argument(
         None, metavar="CLIP", help="Query clips, or folders of them (searched recursively)."
@@ -370,101 +248,51 @@ def query(
     With several --index (or a manifest) every shard is searched and the hits
     merged by score: the same hits as one index holding all the videos.
     """
-    from .decode import iter_video_files, prestart
-    from .search.clip import DEFAULT_SPEEDS, check_speeds
-    from .featurefiles.read import FeatureRate
-    from .query import DEFAULT_MIN_SCORE
-    from .shards import open_library
+    from .decode import prestart
+    from .library.settings import plan_query
+    from .library.sharded import open_library
+    from .search.clip import parse_speeds
+    from .search.tuning import DEFAULT_MIN_SCORE
 
     prestart()  # the decoder process starts while the index opens
     if as_json and as_csv:
-        raise _fail(VsearchError("--json and --csv cannot be used together"))
-    try:
-        speed_list = check_speeds(DEFAULT_SPEEDS if speeds is None else [float(s) for s in speeds.split(",") if s.strip()])
-    except ValueError:
-        raise _fail(VsearchError(f"--speeds must be comma-separated numbers, got {speeds!r}"))
-    except VsearchError as exc:
-        raise _fail(exc)
+        raise VsearchError("--json and --csv cannot be used together")
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
+    speed_list = parse_speeds(speeds)
     if report is not None:
-        from .report import check_report_path
+        from .report import start_report
 
-        try:
-            check_report_path(report)
-        except VsearchError as exc:
-            raise _fail(exc)
-        # An old report must not pass for this run's, whatever happens below.
-        report.unlink(missing_ok=True)
-    try:
-        if bool(clips) == bool(from_features):
-            raise VsearchError("give query clips, or --from-features FILE (one of them)")
-        if not from_features and (layout is not None or rate is not None):
-            raise VsearchError("--layout and --rate go with --from-features")
-        if from_features and report is not None:
-            raise VsearchError("--report shows the clip's frames: it needs a video clip, not --from-features")
-        feature_rate = FeatureRate.parse(rate)
-        inputs = list(from_features) if from_features else list(iter_video_files(clips))
-        if not inputs:
-            raise VsearchError(f"no video files in {', '.join(map(str, clips))}")
-        if use_ray or ray_address:
-            from .cluster import open_remote_shards
+        start_report(report)
+    plan = plan_query(clips or (), from_features=from_features or (), layout=layout, rate=rate,
+                      report=report is not None)
+    if use_ray or ray_address:
+        from .cluster import open_remote_shards
 
-            vindex = open_remote_shards(_index_paths(index), address=ray_address, device=device)
-        else:
-            vindex = open_library(_index_paths(index), device=device)
-        vindex.check_decoder(decoder)
-        vindex.use_features(features)
-    except VsearchError as exc:
-        raise _fail(exc)
-    writer = csv.writer(sys.stdout, lineterminator="\n") if as_csv else None
-    if writer:
-        writer.writerow(_CSV_FIELDS)
-    answered, failures = [], []
+        vindex = open_remote_shards(_index_paths(index), address=ray_address, device=device)
+    else:
+        vindex = open_library(_index_paths(index), device=device)
+    vindex.check_decoder(decoder)
+    vindex.use_features(features)
+    output = QueryOutput(as_json=as_json, as_csv=as_csv)
     with vindex:
-        for clip in inputs:
+        for clip in plan.clips:
             try:
                 if from_features:
-                    result = vindex.query_features(clip, layout=layout, rate=feature_rate, k=k, min_score=threshold)
+                    result = vindex.query_features(clip, layout=layout, rate=plan.rate, k=k, min_score=threshold)
                 else:
                     result = vindex.query(clip, k=k, min_score=threshold, mirrored=mirrored, speeds=speed_list,
                                           inset=inset, rotations=rotations, timeout=decode_timeout)
             except VsearchError as exc:
-                typer.echo(f"vsearch: error: {_show(str(exc))}", err=True)
-                failures.append((clip, str(exc)))
+                output.fail(clip, exc)
                 continue
-            answered.append(result)
-            _print_result(result, as_json=as_json, writer=writer)
+            output.answer(result)
         if report is not None:
             from .report import write_report
 
-            try:
-                write_report(vindex, answered, report, threshold=threshold, failures=failures)
-            except VsearchError as exc:
-                raise _fail(exc)
-            typer.echo(f"report: {_show(str(report))} ({len(answered)} clip{'' if len(answered) == 1 else 's'})",
-                       err=True)
-    if failures:
+            write_report(vindex, output.answered, report, threshold=threshold, failures=output.failures)
+            output.reported(report)
+    if output.failures:
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def _print_result(result, *, as_json: bool, writer) -> None:
-    if as_json:
-        typer.echo(json.dumps(result.to_dict()))
-    elif writer is not None:
-        for rank, hit in enumerate(result.hits, 1):
-            row = hit.to_dict()
-            writer.writerow([result.query, rank, *(row[f] for f in _CSV_FIELDS[2:])])
-    else:
-        count = len(result.hits)
-        typer.echo(f"{_show(result.query)} ({result.duration:.2f} s): {count or 'no'} hit{'' if count == 1 else 's'}")
-        for rank, hit in enumerate(result.hits, 1):
-            edits = ([f"speed {hit.speed:g}x"] if hit.speed != 1.0 else []) + (["mirrored"] if hit.mirrored else []) + (
-                ["inset"] if hit.inset else []) + ([f"turned {hit.rotation} deg"] if hit.rotation else []) + (
-                ["ambiguous: other places fit as well"] if hit.ambiguous else [])
-            typer.echo(
-                f"  {rank}. {_show(hit.video)}  {_hms(hit.start)} - {_hms(hit.end)}  score {hit.score:.3f}"
-                f"  (clip {_hms(hit.query_start)} - {_hms(hit.query_end)}{''.join(', ' + e for e in edits)})"
-            )
 
 
 @app.command(
@@ -472,6 +300,7 @@ def _print_result(result, *, as_json: bool, writer) -> None:
     "  vsearch features ~/footage -o feats/      (one .npz per video)\n\n"
     "  vsearch features a.mp4 b.mp4 -o all.h5 --features seed"
 )
+@_exits
 def features(
     videos: List[Path] = typer.Argument(..., metavar="VIDEO", help="Video files or folders."),
     out: Path = typer.Option(..., "-o", "--out", help="Output: .npy, .npz, .h5 or a folder."),
@@ -482,36 +311,18 @@ def features(
     device: str = DeviceOpt,
 ) -> None:
     """Export per-block descriptors with their timestamps, without building an index."""
-    from .config import IndexConfig
-    from .decode import iter_video_files
-    from .device import resolve_device
-    from .featurefiles.write import export_features
-    from .extractors import feature_settings
+    from .featurefiles.write import export_videos
 
-    try:
-        config = IndexConfig(**feature_settings(kind), block_seconds=block_seconds)
-        written = export_features(list(iter_video_files(videos)), out, config, resolve_device(device))
-    except VsearchError as exc:
-        raise _fail(exc)
-    for path in written:
-        typer.echo(f"wrote {_show(str(path))}")
-
-
-def _hms(seconds: float) -> str:
-    """``h:mm:ss.mmm``: to the millisecond, hours without padding (``1:02:05.500``)."""
-    ms = int(round(seconds * 1000))
-    return f"{ms // 3_600_000}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+    for path in export_videos(videos, out, features=kind, block_seconds=block_seconds, device=device):
+        typer.echo(f"wrote {show(str(path))}")
 
 
 def _on_index(index: Optional[Path], action, **open_args):
-    """Open the index, run ``action(index)``, turn vsearch errors into an exit code."""
-    from .index import VideoIndex
+    """Open the index and run ``action(index)``."""
+    from .library.index import VideoIndex
 
-    try:
-        with VideoIndex.open(_index_path(index), device="cpu", **open_args) as vindex:
-            return action(vindex)
-    except VsearchError as exc:
-        raise _fail(exc)
+    with VideoIndex.open(_index_path(index), device="cpu", **open_args) as vindex:
+        return action(vindex)
 
 
 @app.command(
@@ -519,56 +330,14 @@ def _on_index(index: Optional[Path], action, **open_args):
     "  VSEARCH_INDEX=indexes/footage vsearch stats --json\n\n"
     "  vsearch stats -i shards.json      (each shard, then the library)"
 )
+@_exits
 def stats(index: Optional[List[Path]] = IndexesOpt, as_json: bool = JsonOpt) -> None:
     """Show what an index holds and how it was built (each shard and the total for several)."""
-    from .models import LibraryStats
-    from .shards import open_library
+    from .library.sharded import open_library
 
-    try:
-        with open_library(_index_paths(index), device="cpu") as library:
-            info = library.stats()
-    except VsearchError as exc:
-        raise _fail(exc)
-    if as_json:
-        typer.echo(json.dumps(info.to_dict()))
-        return
-    if not isinstance(info, LibraryStats):
-        typer.echo(_index_stats_text(info))
-        return
-    for number, shard in enumerate(info.shards):
-        typer.echo(f"shard {number}    {_show(shard.path)}: {shard.videos} videos, {_hms(shard.duration_s)}, "
-                   f"{shard.vectors} vectors ({shard.index_type}), {shard.bytes / 1e6:.1f} MB")
-    typer.echo(f"library    {len(info.shards)} shards: {info.videos} videos"
-               + (f" ({info.partial_videos} partial)" if info.partial_videos else "")
-               + f", {_hms(info.duration_s)}, {info.vectors} vectors, {info.bytes / 1e6:.1f} MB")
-    typer.echo(_settings_text(info.shards[0].config))  # the same for every shard
-
-
-def _index_stats_text(info) -> str:
-    return (
-        f"index      {_show(info.path)}\n"
-        f"videos     {info.videos}" + (f" ({info.partial_videos} partial: see 'vsearch list')" if info.partial_videos else "") + "\n"
-        f"duration   {_hms(info.duration_s)}\n"
-        f"vectors    {info.vectors} x {info.dim} ({info.index_type})\n"
-        f"on disk    {info.bytes / 1e6:.1f} MB\n"
-        + _settings_text(info.config) + "\n"
-        f"created    {info.created}\n"
-        f"updated    {info.updated}"
-    )
-
-
-def _settings_text(cfg: dict) -> str:
-    return (
-        f"features   {cfg['features']} (version {cfg['feature_version']}), block {cfg['block_seconds']} s, "
-        f"window {cfg['window_blocks']} blocks, {cfg['width']}x{cfg['height']} @ {cfg['analysis_fps']} fps"
-        # The pooling grid and normalisation are the kernels' own; a model has neither.
-        + (f", grid {cfg['grid'][0]}x{cfg['grid'][1]}, normalization {cfg['normalization']}"
-           if cfg["features"] in ("v1", "seed") else "") + "\n"
-        + (f"model      {_show(cfg['model_path'])} (hash {cfg['model_hash'][:12]}), "
-           f"{cfg['embedding_dim']} dimensions per block\n" if cfg.get("model_hash") else "")
-        + (f"imported   {cfg['embedding_dim']} dimensions per block\n" if cfg["features"] == "imported" else "") +
-        f"decoder    {cfg['decoder']} (index format {cfg['format_version']})"
-    )
+    with open_library(_index_paths(index), device="cpu") as library:
+        info = library.stats()
+    typer.echo(json.dumps(info.to_dict()) if as_json else stats_text(info))
 
 
 @app.command(
@@ -576,32 +345,34 @@ def _settings_text(cfg: dict) -> str:
     epilog="Examples:\n\n  vsearch list --index indexes/footage\n\n"
     "  vsearch list --index indexes/footage --json > videos.json",
 )
+@_exits
 def list_videos(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """List the indexed videos."""
     records = _on_index(index, lambda ix: ix.videos())
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in records]))
         return
-    for r in records:
-        typer.echo(f"{r.id:>6}  {_hms(r.duration_s)}  {r.blocks:>7} blocks  {_show(r.path)}"
-                   + (f"  PARTIAL ({r.reason})" if r.partial else ""))
+    for record in records:
+        typer.echo(video_line(record))
 
 
 @app.command(
     epilog="Examples:\n\n  vsearch remove ~/footage/old.mp4 --index indexes/footage\n\n"
     "  vsearch remove a.mp4 b.mp4 --index indexes/footage"
 )
+@_exits
 def remove(videos: List[Path] = typer.Argument(..., metavar="VIDEO", help="Indexed video paths."), index: Optional[Path] = IndexOpt) -> None:
     """Remove videos from an index; other videos keep their ids."""
     removed = _on_index(index, lambda ix: ix.remove(videos))
     for r in removed:
-        typer.echo(f"removed {_show(r.path)}")
+        typer.echo(f"removed {show(r.path)}")
 
 
 @app.command(
     epilog="Examples:\n\n  vsearch verify --index indexes/footage\n\n"
     "  vsearch verify --index indexes/footage --json || echo damaged"
 )
+@_exits
 def verify(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """Check that the vector file agrees with the metadata store (exit 1 if not).
 
@@ -609,14 +380,7 @@ def verify(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     any write command (or opening from Python) repairs from the metadata store.
     """
     report = _on_index(index, lambda ix: ix.verify(), repair=False)
-    if as_json:
-        typer.echo(json.dumps(report.to_dict()))
-    else:
-        partial = f" ({report.partial_videos} partial)" if report.partial_videos else ""
-        typer.echo(f"{'consistent' if report.ok else 'INCONSISTENT'}: {report.videos} videos{partial}, "
-                   f"{report.vectors} vectors")
-        for problem in report.problems:
-            typer.echo(f"  {_show(problem)}")
+    typer.echo(json.dumps(report.to_dict()) if as_json else verify_text(report))
     if not report.ok:
         raise typer.Exit(1)
 
@@ -626,6 +390,7 @@ def verify(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     "  vsearch rebuild --index indexes/footage --index-type IVF1024,Flat\n\n"
     "  vsearch rebuild --index indexes/old --drop-missing   (older vsearch)"
 )
+@_exits
 def rebuild(
     index: Optional[Path] = IndexOpt,
     index_type: Optional[str] = typer.Option(
@@ -642,25 +407,17 @@ def rebuild(
     An index written by an older vsearch is rebuilt by decoding its videos again,
     with the same settings; the old one stays in place until the new one is complete.
     """
-    from .upgrade import needs_upgrade, upgrade_index
+    from .library.upgrade import needs_upgrade, upgrade_index
 
     path = _index_path(index)
-    try:
-        if needs_upgrade(path):
-            typer.echo(f"{_show(str(path))}: written by an older vsearch; decoding its videos again", err=True)
-
-            def report(result):
-                if message := _problem_line(result):
-                    typer.echo(message, err=True)
-
-            results = upgrade_index(path, device=device, drop_missing=drop_missing, timeout=decode_timeout,
-                                    progress=report)
-            kept = sum(r.ok for r in results)
-            typer.echo(f"rebuilt {kept} videos in the current format ({len(results) - kept} left out)")
-            if index_type is None:
-                return
-    except VsearchError as exc:
-        raise _fail(exc)
+    if needs_upgrade(path):
+        typer.echo(f"{show(str(path))}: written by an older vsearch; decoding its videos again", err=True)
+        results = upgrade_index(path, device=device, drop_missing=drop_missing, timeout=decode_timeout,
+                                progress=print_problem)
+        kept = sum(r.ok for r in results)
+        typer.echo(f"rebuilt {kept} videos in the current format ({len(results) - kept} left out)")
+        if index_type is None:
+            return
     total, kind = _on_index(index, lambda ix: (ix.rebuild(index_type=index_type), ix.index_type))
     typer.echo(f"rebuilt {total} vectors ({kind})")
 
@@ -670,6 +427,7 @@ def rebuild(
     "  VSEARCH_TOKEN=s3cret vsearch serve -i indexes/footage --host 0.0.0.0\n\n"
     "  curl -F clip=@clip.mp4 http://127.0.0.1:8000/query"
 )
+@_exits
 def serve(
     index: Optional[Path] = IndexOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; beyond loopback a token is required."),
@@ -699,17 +457,14 @@ def serve(
     """
     from .server import ServerConfig, require_extra, serve as run_server
 
-    try:
-        require_extra()
-        config = ServerConfig(
-            index=_index_path(index), host=host, port=port, token=token, allow_dirs=tuple(allow_dirs),
-            max_upload_bytes=int(max_upload_mb * (1 << 20)), max_clip_seconds=max_clip_seconds,
-            upload_dir=upload_dir, device=device, decode_timeout=decode_timeout,
-            **({"query_workers": workers} if workers else {}),
-        )
-        run_server(config)
-    except VsearchError as exc:
-        raise _fail(exc)
+    require_extra()
+    config = ServerConfig(
+        index=_index_path(index), host=host, port=port, token=token, allow_dirs=tuple(allow_dirs),
+        max_upload_bytes=int(max_upload_mb * (1 << 20)), max_clip_seconds=max_clip_seconds,
+        upload_dir=upload_dir, device=device, decode_timeout=decode_timeout,
+        **({"query_workers": workers} if workers else {}),
+    )
+    run_server(config)
 
 
 #: Exit code for a bug (an exception vsearch did not raise on purpose).
@@ -730,7 +485,7 @@ def run() -> None:
         if message:  # (empty when no arguments made click print the help)
             context = getattr(exc, "ctx", None)
             hint = f" (see '{context.command_path} --help')" if context is not None else ""
-            typer.echo(f"vsearch: error: {_show(message)}{hint}", err=True)
+            typer.echo(f"vsearch: error: {show(message)}{hint}", err=True)
         sys.exit(1)
     except typer.Abort:
         typer.echo("vsearch: aborted", err=True)
@@ -738,7 +493,7 @@ def run() -> None:
     except Exception as exc:  # noqa: BLE001 - the last line of defence for users
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             raise
-        typer.echo(f"vsearch: internal error: {type(exc).__name__}: {_show(str(exc))} (run with --verbose for details)",
+        typer.echo(f"vsearch: internal error: {type(exc).__name__}: {show(str(exc))} (run with --verbose for details)",
                    err=True)
         sys.exit(EXIT_INTERNAL)
     sys.exit(code or 0)

@@ -5,6 +5,10 @@ all the clips of a query).
 A person confirms a match at a glance: aligned thumbnails should show the same
 picture, and the window score should stay above the threshold over the matched
 span. Every plot shares one scale (clip seconds, score 0 to 1), so hits compare.
+
+The curves are the window scores the search gives with each hit
+(``QueryResult.window_scores``); frames are decoded only for the thumbnails, once
+per clip and once per hit's library video.
 """
 
 from __future__ import annotations
@@ -20,13 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .decode import VideoSource
-from .search.clip import QueryClip, Reading
 from .errors import VsearchError
-from .models import Hit, QueryResult
-from .query import DEFAULT_MIN_SCORE, similarity
+from .models import Hit, QueryResult, WindowScores
+from .search.tuning import DEFAULT_MIN_SCORE
 
 if TYPE_CHECKING:
-    from .index import VideoIndex
+    from .library.base import BaseIndex
 
 THUMB_HEIGHT = 90
 FRAMES_PER_HIT = 5
@@ -62,30 +65,12 @@ def check_report_path(out: str | os.PathLike) -> Path:
     return out
 
 
-def _score_curve(index: "VideoIndex", clip: str, hit: Hit) -> tuple[np.ndarray, np.ndarray]:
-    """Score (0-1, as hits are scored) of each query window against the library
-    window the hit aligns it with, by the clip time the window starts at."""
-    reader = QueryClip(clip, index.config, index.device, mirrored=hit.mirrored, speeds=(hit.speed,),
-                       inset=hit.inset, rotations=bool(hit.rotation), extractor=index.extractor)
-    reading = Reading(speed=hit.speed, mirrored=hit.mirrored, inset=hit.inset, rotation=hit.rotation // 90)
-    windows = reader.windows([r for r in reader.readings if r == reading] or reader.readings[:1])
-    library = index.window_vectors(hit.video_id)
-    offset = hit.start - hit.query_start * hit.speed
-    best: tuple[float, np.ndarray, np.ndarray] | None = None
-    for view in np.unique(windows.views):
-        rows = np.flatnonzero(windows.views == view)
-        idx = np.rint((windows.starts[rows] * hit.speed + offset) / index.config.block_seconds).astype(int)
-        ok = (idx >= 0) & (idx < len(library))
-        if not ok.any():
-            continue
-        query = windows.vectors[rows[ok]]
-        diff = query - library[idx[ok]]
-        scores = similarity(np.einsum("ij,ij->i", diff, diff), np.einsum("ij,ij->i", query, query))
-        if best is None or scores.mean() > best[0]:
-            best = (float(scores.mean()), windows.starts[rows[ok]], scores)
-    if best is None:
-        return np.zeros(0), np.zeros(0)
-    return best[1], best[2]
+def start_report(out: str | os.PathLike) -> Path:
+    """Check ``out`` before any work is done, and remove an old report there: it must
+    not pass for this run's, whatever happens next."""
+    out = check_report_path(out)
+    out.unlink(missing_ok=True)
+    return out
 
 
 def _aligned_times(hit: Hit, library_duration: float, library_fps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -241,12 +226,13 @@ def _png(sections: list[dict], threshold: float) -> np.ndarray:
                                   constant_values=40 if r.shape[0] == 4 else 255) for r in rows])
 
 
-def write_report(index: "VideoIndex", results: QueryResult | list[QueryResult], out: str | os.PathLike, *,
+def write_report(index: "BaseIndex", results: QueryResult | list[QueryResult], out: str | os.PathLike, *,
                  threshold: float = DEFAULT_MIN_SCORE, failures: list[tuple[str, str]] = ()) -> Path:
     """Write ``out`` (``.html`` or ``.png``): every query result on one page.
 
     ``failures`` lists (clip, reason) of clips that could not be answered; the HTML
     page names them. The file is written whole or not at all (temporary file, rename).
+    A result without window scores (made by hand) is drawn without curves.
     """
     out = check_report_path(out)
     results = [results] if isinstance(results, QueryResult) else list(results)
@@ -254,14 +240,17 @@ def write_report(index: "VideoIndex", results: QueryResult | list[QueryResult], 
     decoder = index.config.decoder
     clips = []
     for result in results:
+        times = [_aligned_times(hit, records[hit.video_id].duration_s, records[hit.video_id].fps)
+                 for hit in result.hits]
+        # The clip's thumbnails of every hit, in one decode of the clip.
+        clip_frames = _thumbs(result.query, np.concatenate([qt for qt, _ in times]), decoder) if times else []
         sections = []
-        for hit in result.hits:
-            record = records[hit.video_id]
-            qt, lt = _aligned_times(hit, record.duration_s, record.fps)
-            curve_t, curve_s = _score_curve(index, result.query, hit)
-            sections.append(dict(hit=hit, qt=qt, lt=lt, query=_thumbs(result.query, qt, decoder),
-                                 library=_thumbs(hit.video, lt, decoder), curve_t=curve_t, curve_s=curve_s,
-                                 duration=result.duration, first_of_clip=not sections))
+        for number, (hit, (qt, lt)) in enumerate(zip(result.hits, times)):
+            scores = result.window_scores[number] if number < len(result.window_scores) else WindowScores()
+            sections.append(dict(hit=hit, qt=qt, lt=lt, query=clip_frames[number * FRAMES_PER_HIT:][:FRAMES_PER_HIT],
+                                 library=_thumbs(hit.video, lt, decoder), curve_t=np.asarray(scores.times, np.float64),
+                                 curve_s=np.asarray(scores.scores, np.float32), duration=result.duration,
+                                 first_of_clip=not sections))
         clips.append((result, sections))
     if out.suffix.lower() == ".png":
         data = encode_png(_png([sec for _, sections in clips for sec in sections], threshold))

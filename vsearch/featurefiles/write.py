@@ -21,9 +21,11 @@ from typing import Iterable
 import numpy as np
 
 from ..config import IndexConfig
-from ..device import Device
+from ..decode import iter_video_files
 from ..describe import VideoDescriptors, describe_video
+from ..device import Device, resolve_device
 from ..errors import VsearchError
+from ..extractors import feature_settings
 
 
 def _timestamps(count: int, config: IndexConfig) -> np.ndarray:
@@ -83,3 +85,11 @@ def export_features(
                 group.create_dataset("timestamps", data=_timestamps(len(desc.blocks), config))
                 group.attrs.update(path=str(video.resolve()), fps=desc.info.fps, duration=desc.info.duration)
     return [out]
+
+
+def export_videos(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, features: str = "v1",
+                  block_seconds: float = 0.5, device: str = "auto") -> list[Path]:
+    """``vsearch features``: the videos in ``paths`` (folders searched) described with
+    ``features`` (``v1``, ``seed``, ``onnx:MODEL``) in blocks of ``block_seconds``, written to ``out``."""
+    config = IndexConfig(**feature_settings(features), block_seconds=block_seconds)
+    return export_features(list(iter_video_files(list(paths))), out, config, resolve_device(device))

@@ -1,0 +1,241 @@
+"""What the command line prints: human text, JSON lines, CSV rows and the ingest progress bar.
+
+Human output gives times as ``h:mm:ss.mmm``; JSON and CSV give seconds to the
+millisecond and scores to 1e-4 (the models' ``to_dict``). Paths are printed with
+bytes that are not UTF-8 escaped, so any terminal shows them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import typer
+from typer.core import TyperGroup
+
+from .models import IndexStats, IngestResult, LibraryStats, QueryResult, VerifyReport, VideoRecord
+
+class PlainFlagsGroup(TyperGroup):
+    """Help as a reader expects it: flags without a ``<bool>`` type beside them.
+
+    (Typer shows every option's type; for an on/off flag that is noise. The metavar
+    is the documented way to replace it, set here for every command at once.)
+    """
+
+    @staticmethod
+    def _plain_flags(params):
+        for param in params:
+            if getattr(param, "is_bool_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+    def get_params(self, ctx):
+        return self._plain_flags(super().get_params(ctx))
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            self._plain_flags(command.get_params(ctx))
+        return command
+
+
+#: Columns of ``vsearch query --csv``.
+CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_end", "score", "distance", "speed",
+              "mirrored", "inset", "rotation", "ambiguous")
+
+#: Ingest outcomes, in the order the summary names them.
+STATUSES = ("added", "replaced", "partial", "moved", "skipped", "failed")
+
+
+def show(path: str) -> str:
+    """A path printable on any terminal (non-UTF-8 bytes shown escaped)."""
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def hms(seconds: float) -> str:
+    """``h:mm:ss.mmm``: to the millisecond, hours without padding (``1:02:05.500``)."""
+    ms = int(round(seconds * 1000))
+    return f"{ms // 3_600_000}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def problem_line(result: IngestResult) -> str:
+    """``FAILED path: reason`` or ``PARTIAL path: reason`` for an ingest result ('' if fine)."""
+    if result.status not in ("failed", "partial"):
+        return ""
+    return f"{result.status.upper()} {show(result.path)}: {result.reason}"
+
+
+def print_problem(result: IngestResult) -> None:
+    """Print a file's ``FAILED``/``PARTIAL`` line on stderr (nothing for a file that went well)."""
+    if message := problem_line(result):
+        typer.echo(message, err=True)
+
+
+class QueryOutput:
+    """Prints each clip's result as asked (JSON lines, CSV rows after a header, or
+    text) and each failure on stderr, and keeps both for the visual report."""
+
+    def __init__(self, *, as_json: bool, as_csv: bool) -> None:
+        self.as_json = as_json
+        self.answered: list[QueryResult] = []
+        self.failures: list[tuple[str, str]] = []
+        self._csv = csv.writer(sys.stdout, lineterminator="\n") if as_csv else None
+        if self._csv:
+            self._csv.writerow(CSV_FIELDS)
+
+    def fail(self, clip: str | Path, exc: Exception) -> None:
+        typer.echo(f"vsearch: error: {show(str(exc))}", err=True)
+        self.failures.append((clip, str(exc)))
+
+    def reported(self, path: Path) -> None:
+        count = len(self.answered)
+        typer.echo(f"report: {show(str(path))} ({count} clip{'' if count == 1 else 's'})", err=True)
+
+    def answer(self, result: QueryResult) -> None:
+        self.answered.append(result)
+        if self.as_json:
+            typer.echo(json.dumps(result.to_dict()))
+        elif self._csv is not None:
+            for rank, hit in enumerate(result.hits, 1):
+                row = hit.to_dict()
+                self._csv.writerow([result.query, rank, *(row[f] for f in CSV_FIELDS[2:])])
+        else:
+            count = len(result.hits)
+            typer.echo(f"{show(result.query)} ({result.duration:.2f} s): {count or 'no'} hit{'' if count == 1 else 's'}")
+            for rank, hit in enumerate(result.hits, 1):
+                edits = ([f"speed {hit.speed:g}x"] if hit.speed != 1.0 else []) + (["mirrored"] if hit.mirrored else []) + (
+                    ["inset"] if hit.inset else []) + ([f"turned {hit.rotation} deg"] if hit.rotation else []) + (
+                    ["ambiguous: other places fit as well"] if hit.ambiguous else [])
+                typer.echo(
+                    f"  {rank}. {show(hit.video)}  {hms(hit.start)} - {hms(hit.end)}  score {hit.score:.3f}"
+                    f"  (clip {hms(hit.query_start)} - {hms(hit.query_end)}{''.join(', ' + e for e in edits)})"
+                )
+
+
+def progress_columns(width: int, unit: str) -> tuple:
+    """Columns of the ingest progress bar that fit on one line of ``width`` terminal columns.
+
+    The bar takes what the text leaves; the video-seconds count shows only where
+    there is room for it (about 150 columns).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    wide = width >= 150
+    name = 28 if wide else 18
+    # name, count (up to 99999/99999), unit, rate, elapsed, "ETA", remaining, a space between
+    # each, and the video-seconds count when wide; the bar gets the rest (one column spare).
+    fixed = name + 11 + len(unit) + (16 if wide else 6) + 7 + 3 + 7 + 7 + (17 if wide else 0)
+    text = [TextColumn("{task.fields[rate]:>5.1f}x real time")] if wide else [TextColumn("{task.fields[rate]:>5.1f}x")]
+    if wide:
+        text.insert(0, TextColumn("{task.fields[video_s]:>8.0f} video-s"))
+    return (
+        TextColumn(f"{{task.description:<{name}.{name}}}", style="bold", markup=False),
+        BarColumn(bar_width=max(8, min(40, width - fixed - 1))),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        *text,
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+
+
+@contextmanager
+def ingest_progress(total: int, *, bar: bool, problems: bool = True) -> Iterator[Callable[[IngestResult], None]]:
+    """What to call with each file's result during an ingest: a rich progress bar on
+    stderr (``bar``: a terminal, not --quiet or --json) that also prints the
+    ``FAILED``/``PARTIAL`` lines (``problems``), or those lines alone on stderr."""
+    if not bar:
+        yield print_problem if problems else (lambda result: None)
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    with Progress(*progress_columns(console.width, "files"), console=console, transient=False) as progress:
+        task = progress.add_task("starting", total=total, video_s=0.0, rate=0.0)
+        started, video_s = time.monotonic(), 0.0
+
+        def report(result: IngestResult) -> None:
+            nonlocal video_s
+            message = problem_line(result)
+            if message and problems:
+                progress.console.print(message, markup=False, highlight=False)
+            video_s += result.duration_s if result.status in ("added", "replaced", "partial") else 0.0
+            rate = video_s / max(time.monotonic() - started, 1e-6)
+            progress.update(task, advance=1, description=Path(result.path).name, video_s=video_s, rate=rate)
+
+        yield report
+
+
+def ingest_summary(results: list[IngestResult], stats: IndexStats | LibraryStats, path: str, *, as_json: bool,
+                   quiet: bool) -> dict[str, int]:
+    """Print what an ingest did (JSON, or one line unless ``quiet`` and nothing failed);
+    returns the count of each status."""
+    counts = {s: sum(r.status == s for r in results) for s in STATUSES}
+    if as_json:
+        typer.echo(json.dumps({"results": [r.to_dict() for r in results], "summary": counts}))
+    elif not quiet or counts["failed"]:
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do"
+        typer.echo(f"{summary}; index {show(path)} has {stats.videos} videos, {stats.vectors} vectors")
+    return counts
+
+
+def stats_text(info: IndexStats | LibraryStats) -> str:
+    """``vsearch stats`` for one index, or each shard then the library."""
+    if not isinstance(info, LibraryStats):
+        return index_stats_text(info)
+    lines = [f"shard {number}    {show(shard.path)}: {shard.videos} videos, {hms(shard.duration_s)}, "
+             f"{shard.vectors} vectors ({shard.index_type}), {shard.bytes / 1e6:.1f} MB"
+             for number, shard in enumerate(info.shards)]
+    lines.append(f"library    {len(info.shards)} shards: {info.videos} videos"
+                 + (f" ({info.partial_videos} partial)" if info.partial_videos else "")
+                 + f", {hms(info.duration_s)}, {info.vectors} vectors, {info.bytes / 1e6:.1f} MB")
+    lines.append(settings_text(info.shards[0].config))  # the same for every shard
+    return "\n".join(lines)
+
+
+def index_stats_text(info: IndexStats) -> str:
+    return (
+        f"index      {show(info.path)}\n"
+        f"videos     {info.videos}" + (f" ({info.partial_videos} partial: see 'vsearch list')" if info.partial_videos else "") + "\n"
+        f"duration   {hms(info.duration_s)}\n"
+        f"vectors    {info.vectors} x {info.dim} ({info.index_type})\n"
+        f"on disk    {info.bytes / 1e6:.1f} MB\n"
+        + settings_text(info.config) + "\n"
+        f"created    {info.created}\n"
+        f"updated    {info.updated}"
+    )
+
+
+def settings_text(cfg: dict) -> str:
+    return (
+        f"features   {cfg['features']} (version {cfg['feature_version']}), block {cfg['block_seconds']} s, "
+        f"window {cfg['window_blocks']} blocks, {cfg['width']}x{cfg['height']} @ {cfg['analysis_fps']} fps"
+        # The pooling grid and normalisation are the kernels' own; a model has neither.
+        + (f", grid {cfg['grid'][0]}x{cfg['grid'][1]}, normalization {cfg['normalization']}"
+           if cfg["features"] in ("v1", "seed") else "") + "\n"
+        + (f"model      {show(cfg['model_path'])} (hash {cfg['model_hash'][:12]}), "
+           f"{cfg['embedding_dim']} dimensions per block\n" if cfg.get("model_hash") else "")
+        + (f"imported   {cfg['embedding_dim']} dimensions per block\n" if cfg["features"] == "imported" else "") +
+        f"decoder    {cfg['decoder']} (index format {cfg['format_version']})"
+    )
+
+
+def video_line(record: VideoRecord) -> str:
+    """One line of ``vsearch list``."""
+    return (f"{record.id:>6}  {hms(record.duration_s)}  {record.blocks:>7} blocks  {show(record.path)}"
+            + (f"  PARTIAL ({record.reason})" if record.partial else ""))
+
+
+def verify_text(report: VerifyReport) -> str:
+    """``vsearch verify``: consistent or not, then each problem."""
+    partial = f" ({report.partial_videos} partial)" if report.partial_videos else ""
+    lines = [f"{'consistent' if report.ok else 'INCONSISTENT'}: {report.videos} videos{partial}, "
+             f"{report.vectors} vectors"]
+    return "\n".join(lines + [f"  {show(problem)}" for problem in report.problems])
