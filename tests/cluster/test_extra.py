@@ -23,6 +23,6 @@ def test_without_the_extra_ray_options_name_it(media, tmp_path, command):
 
 
 def test_the_core_does_not_import_ray():
-    core = ("import sys, vsearch.cli, vsearch.index, vsearch.query, vsearch.shards, vsearch.prepare, vsearch.cluster; "
+    core = ("import sys, vsearch.cli, vsearch.library.index, vsearch.search.pipeline, vsearch.library.sharded, vsearch.ingest.readers, vsearch.cluster; "
             "assert 'ray' not in sys.modules, 'ray'")
     assert subprocess.run([sys.executable, "-c", core], cwd=ROOT).returncode == 0

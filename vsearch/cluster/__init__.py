@@ -4,8 +4,10 @@
   describes it anywhere on the cluster; the driver stays the one committing writer
   (``VideoIndex.add(reader=...)``), so commit order, the writer lock, content-hash
   dedup and ``kill -9`` safety are those of a single machine;
-- :mod:`.shards`: one Ray actor per shard keeps its index open in memory; a query
-  fans out to every actor and merges (``vsearch.shards.ShardedIndex``).
+- :mod:`.connection`: :func:`connect` (a local cluster on loopback, or ``auto`` /
+  ``HOST:PORT``) and :func:`require_ray`;
+- :mod:`.actors`: one Ray actor per shard keeps its index open in memory; a query
+  fans out to every actor and merges (``vsearch.library.sharded.ShardedIndex``).
 
 Ray is imported only here, and only when a Ray feature is used: the
 single-machine path never imports it. Video files (and an ONNX model) must be at
@@ -14,69 +16,9 @@ the same paths on every machine, and vsearch installed there.
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
-import sys
-from types import ModuleType
-
-from ..errors import MissingExtraError, VsearchError
+from .connection import connect, require_ray
 
 __all__ = ["RayReader", "connect", "open_remote_shards", "require_ray"]
-
-#: Seconds to wait for a head node to answer before saying it does not.
-_CONNECT_TIMEOUT_S = 5.0
-
-
-def require_ray() -> ModuleType:
-    """The ``ray`` module, or :class:`MissingExtraError` naming the extra."""
-    try:
-        import ray
-    except ImportError:
-        raise MissingExtraError("--ray", "ray") from None
-    return ray
-
-
-def connect(address: str | None = None) -> ModuleType:
-    """Join the Ray cluster at ``address`` (``auto``: the one ``ray start`` runs on this
-    machine; ``HOST:PORT``: a head node's GCS address), or with None start a local one
-    on loopback using every core. A driver already connected stays connected."""
-    if address is None and "ray" not in sys.modules:
-        # A cluster of this machine alone listens on loopback only (Ray otherwise binds
-        # the machine's network address); read by Ray when it is imported.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray = require_ray()
-    if ray.is_initialized():
-        return ray
-    if address is not None and address != "auto":
-        _check_reachable(address)
-    try:
-        if address is None:
-            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", logging_level=logging.WARNING)
-        else:
-            ray.init(address=address, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise VsearchError(f"cannot join the Ray cluster at {address}: {first_line(exc)}") from None
-    return ray
-
-
-def _check_reachable(address: str) -> None:
-    """Fail at once when nothing listens at HOST:PORT (Ray itself would wait minutes)."""
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=_CONNECT_TIMEOUT_S):
-            pass
-    except ValueError:
-        raise VsearchError(f"--ray-address must be auto or HOST:PORT, got {address!r}") from None
-    except OSError as exc:
-        raise VsearchError(f"cannot join the Ray cluster at {address}: nothing answers there "
-                           f"({exc.strerror or exc})") from None
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception's message, first line only (Ray's carry whole tracebacks)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def __getattr__(name: str):
@@ -86,7 +28,7 @@ def __getattr__(name: str):
 
         return RayReader
     if name == "open_remote_shards":
-        from .shards import open_remote_shards
+        from .actors import open_remote_shards
 
         return open_remote_shards
     raise AttributeError(name)

@@ -33,8 +33,8 @@ from ..device import Device, resolve_device
 from ..describe import VideoDescriptors
 from ..errors import VideoError
 from ..extractors import Extractor, create_extractor
-from ..prepare import PreparedVideo, ReadResult, absolute, prepare_file
-from . import connect, first_line
+from ..ingest.readers import PreparedVideo, ReadResult, absolute, prepare_file
+from .connection import connect, first_line
 
 #: Name of the Ray task (workers show ``ray::vsearch.prepare`` while running one).
 TASK_NAME = "vsearch.prepare"
@@ -50,7 +50,7 @@ def _worker_extractor(config_json: str, device_name: str) -> tuple[IndexConfig, 
 
 def prepare_on_worker(path: str, config_json: str, device_name: str, known: list[str], timeout: float,
                       decode_threads: int) -> dict[str, Any]:
-    """The Ray task: one file prepared (see ``vsearch.prepare.prepare_file``), as plain data:
+    """The Ray task: one file prepared (see ``vsearch.ingest.readers.prepare_file``), as plain data:
     ``{"failed": reason}`` or the record's fields as JSON text plus the blocks array."""
     config, device, extractor = _worker_extractor(config_json, device_name)
     try:

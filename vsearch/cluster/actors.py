@@ -2,10 +2,10 @@
 
 :func:`open_remote_shards` starts a :class:`ShardServer` actor per shard folder
 (spread over the cluster's machines; each opens its index where it runs, so the
-folder must be there) and returns a ``vsearch.shards.ShardedIndex`` over
+folder must be there) and returns a ``vsearch.library.sharded.ShardedIndex`` over
 :class:`RemoteShard` handles. The driver decodes and describes the query clip
 once; each search asks every actor at once for its nearest windows and merges
-them (``vsearch.shards.merge_nearest``), and alignment fetches one video's stored
+them (``vsearch.library.sharded.merge_nearest``), and alignment fetches one video's stored
 windows from the actor holding it. Only NumPy arrays and plain records cross the
 wire. The hits are those of the same shards opened locally.
 """
@@ -23,8 +23,9 @@ from ..config import IndexConfig
 from ..device import resolve_device
 from ..errors import VsearchError
 from ..models import IndexStats, VideoRecord
-from ..shards import ShardedIndex, shard_paths
-from . import connect, first_line
+from ..library.sharded import ShardedIndex, shard_paths
+from ..store.matches import Matches
+from .connection import connect, first_line
 
 
 #: How often a shard actor that died is started again.
@@ -35,7 +36,7 @@ class ShardServer:
     """The actor's body: one index, opened read-only for queries and kept in memory."""
 
     def __init__(self, path: str) -> None:
-        from ..index import VideoIndex
+        from ..library.index import VideoIndex
 
         # An index that cannot be opened is reported by `describe`, as the vsearch
         # error it is (an actor that dies in its constructor only says it died).
@@ -51,7 +52,7 @@ class ShardServer:
         return {"path": self.index.path, "config": self.index.config.to_dict(),
                 "videos": [dataclasses.asdict(record) for record in self.index.videos()]}
 
-    def nearest(self, vectors: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, vectors: np.ndarray, n: int) -> Matches:
         return self.index.nearest(vectors, n)
 
     def window_vectors(self, video_id: int) -> np.ndarray:
@@ -65,7 +66,7 @@ class ShardServer:
 
 
 class RemoteShard:
-    """A :class:`vsearch.shards.Shard` served by a :class:`ShardServer` actor."""
+    """A :class:`vsearch.library.sharded.Shard` served by a :class:`ShardServer` actor."""
 
     def __init__(self, actor: Any, described: dict[str, Any]) -> None:
         self.actor = actor
@@ -76,7 +77,7 @@ class RemoteShard:
     def videos(self) -> list[VideoRecord]:
         return list(self._videos)
 
-    def nearest(self, vectors: np.ndarray, n: int) -> "Future[tuple[np.ndarray, np.ndarray]]":
+    def nearest(self, vectors: np.ndarray, n: int) -> "Future[Matches]":
         return self.actor.nearest.remote(vectors, n).future()
 
     def window_vectors(self, video_id: int) -> np.ndarray:
