@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tools.ffmpeg_tools import cut_clip, joined_video, scale_filter
-from tools.synth import make_video
+from tools.support import cut_clip, joined_video, make_video, scale_filter
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 
@@ -60,6 +61,14 @@ def built_index(media, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture()
+def scratch_index(built_index, tmp_path):
+    """A private copy of the built index that a test may modify."""
+    path = tmp_path / "ix"
+    shutil.copytree(built_index, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def shards(media, tmp_path_factory) -> list[Path]:
     """The three library videos of ``built_index`` split over two shards (a: 11 and 13; b: 12)."""
@@ -90,3 +99,30 @@ def run_cli(*args: str, env: dict | None = None, check: bool = False) -> subproc
     if check and proc.returncode != 0:
         raise AssertionError(f"vsearch {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+def ids_by_video(index) -> dict[str, np.ndarray]:
+    """The window ids each video of an open ``VideoIndex`` holds in its vector file, by path."""
+    ids = index.folder.vectors.ids()
+    return {r.path: np.sort(ids[(ids >> 32) == r.id]) for r in index.videos()}
+
+
+def random_frames(seed: int, n: int = 20) -> np.ndarray:
+    """``n`` grey 96 x 128 frames of smooth random structure (float32, 20-235)."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(120, 40, size=(n, 96, 128)).cumsum(axis=2) / 8
+    return np.clip(base - base.min() + 20, 0, 235).astype(np.float32)
+
+
+def comparable(hits) -> list[dict]:
+    """Hits without their video ids (one index and shards number videos differently)."""
+    return [{k: v for k, v in hit.to_dict().items() if k != "video_id"} for hit in hits]
+
+
+def assert_same_hits(single, sharded) -> None:
+    """The hits of one index and of shards holding the same videos agree (scores to 2e-4)."""
+    assert len(single) == len(sharded), (comparable(single), comparable(sharded))
+    for one, other in zip(comparable(single), comparable(sharded)):
+        assert one.keys() == other.keys()
+        for key, value in one.items():
+            assert other[key] == (pytest.approx(value, abs=2e-4) if isinstance(value, float) else value), key

@@ -13,10 +13,9 @@ import pytest
 from vsearch import VideoIndex
 from vsearch.errors import IndexLockedError
 from vsearch.lock import WriterLock
-from tools.ffmpeg_tools import cut_clip
-from tools.synth import make_video
+from tools.support import cut_clip, make_video
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -103,7 +103,7 @@ def describe_videos(files: list[Path], config: IndexConfig) -> list[np.ndarray]:
 def make_clips(files: list[Path], blocks: list[np.ndarray], config: IndexConfig, *, count: int, seconds: float,
                work: Path, seed: int) -> list[EvalClip]:
     from tools.eval import _random_start
-    from tools.ffmpeg_tools import apply_transform
+    from tools.support import apply_transform
     from vsearch.device import resolve_device
     from vsearch.search.clip import QueryClip
 

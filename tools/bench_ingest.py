@@ -23,7 +23,7 @@ how much the peak grows from the shortest to the longest: memory must not follow
 the file's length.
 
 ``--library-hours H`` also ingests the 1080p web file into a library of H hours (one
-real video plus synthetic ones, see ``tools.synth.make_library_index``) and prints the
+real video plus synthetic ones, see ``tools.support.synth.make_library_index``) and prints the
 peak memory next to the empty-index ingest and the size of the library's vector file:
 a writer holds the vector index in memory, and should hold little else.
 """
@@ -40,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from tools.ffmpeg_tools import ffmpeg_exe, probe_duration, run_ffmpeg
+from tools.support import ffmpeg_exe, probe_duration, run_ffmpeg
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "videos"
@@ -198,7 +198,7 @@ def long_file_memory(short: Path, minutes: list[float], short_seconds: float, wo
 
 def library_memory(files: list[str], hours: float, workdir: Path) -> None:
     """Peak memory of the same ingest into an empty index and into a library of ``hours``."""
-    from tools.synth import make_library_index, make_video
+    from tools.support import make_library_index, make_video
     from vsearch import VideoIndex
 
     library = workdir / f"library_{hours:g}h"

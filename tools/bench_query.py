@@ -40,7 +40,7 @@ def real_windows(videos: Path | None, limit: int = 40) -> np.ndarray:
 
     config, device = IndexConfig(), resolve_device("cpu")
     if videos is None:
-        from tools.synth import make_video
+        from tools.support import make_video
 
         tmp = Path(tempfile.mkdtemp())
         files = [make_video(tmp / f"s{i}.mp4", seconds=20, seed=900 + i) for i in range(8)]
@@ -136,8 +136,8 @@ def end_to_end(hours: float, videos: Path | None, runs: int = 5) -> None:
     import subprocess
     import sys
 
-    from tools.ffmpeg_tools import cut_clip
-    from tools.synth import make_library_index, make_video
+    from tools.support import cut_clip
+    from tools.support import make_library_index, make_video
     from vsearch import VideoIndex
 
     work = Path(tempfile.mkdtemp(prefix="vsearch-e2e-"))

@@ -9,7 +9,7 @@ clips of ``--seconds`` s per group, cut from random library videos (seed 7):
 
 - ``copy``: re-encoded, otherwise unedited (the plain reading finds them);
 - ``mild``: CRF 28 at half size, brightness, gamma, crop 10 %, 24 fps;
-- ``hard``: the hard edits of ``tools/ffmpeg_tools`` in turn (flip, speed, rotation,
+- ``hard``: the hard edits of ``tools.support.ffmpeg`` in turn (flip, speed, rotation,
   picture-in-picture, logo, crop ...), which search the edited readings too.
 
 The baseline is checked out (``git worktree``) at ``--baseline`` (default: HEAD, the
@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools.ffmpeg_tools import HARD, apply_transform, probe_duration
+from tools.support import HARD, apply_transform, probe_duration
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "videos"

@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools.ffmpeg_tools import probe_duration, run_ffmpeg
+from tools.support import probe_duration, run_ffmpeg
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".m4v"}
 
@@ -90,7 +90,7 @@ def query_latency(files: list[Path], work: Path) -> dict[str, float]:
     (needs a running cluster)."""
     import numpy as np
 
-    from tools.ffmpeg_tools import cut_clip
+    from tools.support import cut_clip
     from vsearch import VideoIndex
     from vsearch.cluster import open_remote_shards
     from vsearch.library.sharded import ShardedIndex

@@ -33,8 +33,8 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".m4
 
 
 def _videos(folder: Path | None, count: int, work: Path) -> tuple[Path, list[Path]]:
-    from tools.ffmpeg_tools import probe_duration
-    from tools.synth import make_video
+    from tools.support import probe_duration
+    from tools.support import make_video
 
     if folder is None:
         folder = work / "videos"
@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.seconds > 120 or max(args.clients) > 64:
         sys.exit("bounded on purpose: at most 120 s per level and 64 clients")
 
-    from tools.serve_process import ServerProcess, wait_job
-    from tools.ffmpeg_tools import cut_clip, probe_duration
+    from tools.support import ServerProcess, wait_job
+    from tools.support import cut_clip, probe_duration
     from vsearch import VideoIndex
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.ffmpeg_tools import encoder_args, ffmpeg_exe, run_ffmpeg
-from tools.synth import make_video
+from tools.support import encoder_args, ffmpeg_exe, make_video, run_ffmpeg
 
 SOURCE_SECONDS = 20.0
 SOURCE_FPS = 25

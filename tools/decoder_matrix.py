@@ -2,7 +2,7 @@
 
     python -m tools.decoder_matrix [--workdir DIR] [--decoders pyav decord] [--timeout 60]
 
-A master video whose frames show their own number (``tools.synth.make_stamped_video``)
+A master video whose frames show their own number (``tools.support.synth.make_stamped_video``)
 is transcoded into each case of :data:`CASES` with ffmpeg. For every case and decoder,
 the frame numbers the decoder returns at the analysis instants are compared with the
 frames ffmpeg itself shows at those instants (``ffmpeg -i FILE`` with its default
@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.ffmpeg_tools import ffmpeg_exe, last_stderr_line, run_ffmpeg
-from tools.synth import make_stamped_video, read_stamp
+from tools.support import ffmpeg_exe, last_stderr_line, make_stamped_video, read_stamp, run_ffmpeg
 
 #: The master: frame n at n / MASTER_FPS seconds, MASTER_SECONDS long.
 MASTER_FPS = 25

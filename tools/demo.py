@@ -21,8 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.ffmpeg_tools import cut_clip, probe_duration, scale_filter
-from tools.synth import make_video
+from tools.support import cut_clip, make_video, probe_duration, scale_filter
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "videos"

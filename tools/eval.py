@@ -12,7 +12,7 @@ near-static shaky stills, slow zooms, dark fades, scrolling textures, slideshows
 screen recordings, flat-colour cartoons); one more of each kind, made from the held-out
 videos, is never indexed. So no negative shows an indexed frame. Seeded random clips (lengths uniform in ``--clip-seconds``, a
 ``--short-share`` of 2-4 s, starts never on the block grid) are each edited by one
-transformation of ``tools/ffmpeg_tools.TRANSFORMS`` with strengths and placements
+transformation of ``tools.support.ffmpeg.TRANSFORMS`` with strengths and placements
 drawn from the seed. A fresh seed is drawn per run and printed; ``--seed`` repeats one.
 
 **Folds.** Every file (indexed, held out or generated) belongs to one of ``--folds``
@@ -57,10 +57,17 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.ffmpeg_tools import (
-    HARD, MILD, TRANSFORMS, apply_transform, first_picture_time, generated_clip, joined_video, probe_duration,
+from tools.support import (
+    HARD,
+    MILD,
+    TRANSFORMS,
+    apply_transform,
+    first_picture_time,
+    generated_clip,
+    joined_video,
+    make_video,
+    probe_duration,
 )
-from tools.synth import make_video
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "videos"

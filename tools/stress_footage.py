@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.ffmpeg_tools import ffmpeg_exe, probe_duration, run_ffmpeg
+from tools.support import ffmpeg_exe, probe_duration, run_ffmpeg
 
 KINDS: tuple[str, ...] = (
     "still_shake", "slow_zoom", "fade_dark", "texture_scroll", "slideshow", "screen_recording", "cartoon",

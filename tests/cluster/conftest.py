@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.ffmpeg_tools import run_ffmpeg
+from tools.support import run_ffmpeg
 
 
 @pytest.fixture(scope="package")

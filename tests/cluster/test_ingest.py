@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 
-from tests.conftest import LIBRARY_SEEDS
 from vsearch import VideoIndex
 from vsearch.cluster.ingest import TASK_NAME, RayReader
 
+from tests.conftest import LIBRARY_SEEDS
 from .conftest import running_tasks
 
 

@@ -22,8 +22,7 @@ from tools.decoder_matrix import (
     ffmpeg_frames,
     stamps,
 )
-from tools.ffmpeg_tools import run_ffmpeg
-from tools.synth import make_stamped_video
+from tools.support import make_stamped_video, run_ffmpeg
 
 #: Cases decord gets wrong (README, "Decoders"): it ignores MP4 edit lists (frames past
 #: the edit's end are returned) and starts an MPEG-TS file with a clock offset 4 s late.

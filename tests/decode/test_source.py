@@ -11,7 +11,7 @@ from vsearch.decode import VideoSource, iter_video_files
 from vsearch.device import resolve_device
 from vsearch.describe import describe_video
 from vsearch.errors import VideoError, VsearchError
-from tools.ffmpeg_tools import run_ffmpeg
+from tools.support import run_ffmpeg
 
 CPU = resolve_device("cpu")
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,7 @@ import pytest
 
 from vsearch.decode import VideoSource
 from vsearch.errors import VideoError
-from tools.ffmpeg_tools import run_ffmpeg
-from tools.synth import make_video
+from tools.support import make_video, run_ffmpeg
 
 
 @pytest.fixture(scope="module")

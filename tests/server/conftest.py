@@ -1,6 +1,6 @@
 """Media for server tests: the folder servers may read, and long videos to add.
 
-The servers themselves are ``tools.serve_process.ServerProcess`` (real child processes).
+The servers themselves are ``tools.support.server.ServerProcess`` (real child processes).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.ffmpeg_tools import cut_clip, run_ffmpeg
+from tools.support import cut_clip, run_ffmpeg
 
 
 def loop_video(src: Path, dst: Path, times: int) -> Path:

@@ -16,7 +16,7 @@ pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from tools.serve_process import ServerProcess, wait_job  # noqa: E402
+from tools.support import ServerProcess, wait_job  # noqa: E402
 
 TOKEN = "s3cret-token"
 

@@ -9,17 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.server.conftest import loop_video
 from vsearch import VideoIndex
 from vsearch.lock import WriterLock
+
+from tests.conftest import run_cli
+from tests.server.conftest import loop_video
 
 # The server's extra: without it these tests are skipped (CI installs it with 'test').
 pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from tools.serve_process import ServerProcess, wait_job  # noqa: E402
+from tools.support import ServerProcess, wait_job  # noqa: E402
 
 
 @pytest.fixture(scope="module")

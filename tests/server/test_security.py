@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
 from vsearch.errors import PathNotAllowedError, VideoError, VsearchError
 from vsearch.server.security import AllowedRoots, check_bind, is_loopback, token_matches
+
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,24 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
 from vsearch import IndexConfig, VideoIndex
 from vsearch.errors import ConfigMismatchError, VsearchError
 from vsearch.ingest.readers import file_digest
 from vsearch.library.sharded import ShardedIndex, read_manifest, shard_for, write_manifest
 
-
-def comparable(hits) -> list[dict]:
-    """Hits without their video ids (one index and shards number videos differently)."""
-    return [{k: v for k, v in hit.to_dict().items() if k != "video_id"} for hit in hits]
-
-
-def assert_same_hits(single, sharded) -> None:
-    assert len(single) == len(sharded), (comparable(single), comparable(sharded))
-    for one, other in zip(comparable(single), comparable(sharded)):
-        assert one.keys() == other.keys()
-        for key, value in one.items():
-            assert other[key] == (pytest.approx(value, abs=2e-4) if isinstance(value, float) else value), key
+from tests.conftest import assert_same_hits, run_cli
 
 
 @pytest.mark.parametrize("name, options", [

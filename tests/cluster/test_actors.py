@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import run_cli
 from vsearch import VideoIndex
 from vsearch.cluster import open_remote_shards
 
-from ..test_shards import assert_same_hits
+from tests.conftest import run_cli
+from tests.conftest import assert_same_hits
 
 
 def test_actor_shards_answer_as_one_index(ray_cluster, built_index, shards, clips, joined_clip):

@@ -16,12 +16,11 @@ import numpy as np
 import pytest
 
 from vsearch import VideoIndex
-from tools.ffmpeg_tools import run_ffmpeg
-from tools.synth import make_video
+from tools.support import make_video, run_ffmpeg
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import tools.stress_footage as stress
-from tools.ffmpeg_tools import probe_duration
-from tools.synth import make_video
+from tools.support import make_video, probe_duration
 
 SIZE = (160, 90)
 SECONDS = 3.0

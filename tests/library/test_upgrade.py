@@ -18,12 +18,11 @@ import pytest
 from vsearch import VideoIndex
 from vsearch.errors import RebuildNeededError
 from vsearch.library.upgrade import needs_upgrade
-from tools.ffmpeg_tools import cut_clip
-from tools.synth import make_video
+from tools.support import cut_clip, make_video
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _downgrade(index: Path) -> None:

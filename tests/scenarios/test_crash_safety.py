@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from vsearch import VideoIndex
-from tools.synth import make_video
+from tools.support import make_video
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRIALS = int(os.environ.get("VSEARCH_KILL_TRIALS", "30"))
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from tools.eval import score_positive, summarise
-from tools.ffmpeg_tools import apply_transform, probe_duration
+from tools.support import apply_transform, probe_duration
 from vsearch.decode import VideoSource
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _job(hits, true_start=10.0, span=5.0, clip=5.0):
@@ -114,7 +114,7 @@ def test_a_shared_intro_may_be_found_only_on_the_intro():
 
 
 def test_edit_strengths_follow_the_seed():
-    from tools.ffmpeg_tools import TRANSFORMS, transform_args
+    from tools.support import TRANSFORMS, transform_args
 
     varied = [name for name, spec in TRANSFORMS.items() if "vary" in spec]
     assert {"crop_off_centre", "subtitles", "moving_watermark", "stack3", "gamma"} <= set(varied)

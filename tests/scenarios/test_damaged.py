@@ -7,16 +7,15 @@ import json
 import shutil
 
 import pytest
+import numpy as np
 
 from vsearch import IndexConfig, VideoIndex
 from vsearch.errors import ClipTooShortError, VideoError
-import numpy as np
-
 from tools.damage_matrix import CONTAINERS, build, evaluate, whole_copy
 from tools.decoder_matrix import ffmpeg_frames
-from tools.ffmpeg_tools import cut_clip, run_ffmpeg
+from tools.support import cut_clip, run_ffmpeg
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 #: Copies whose headers state the video's duration, so a cut is known as truncated.
 TRUNCATION_KNOWN = {"mp4_front", "mkv", "webm"}

@@ -1,18 +1,16 @@
-"""Output formats, visual reports and feature export, as a user runs them."""
+"""The visual report: one page for all clips, drawn from the search's window scores."""
 
 from __future__ import annotations
 
-import csv
-import io
 import subprocess
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 
-from tools.ffmpeg_tools import ffmpeg_exe
+from tools.support import ffmpeg_exe
 
-from .conftest import LIBRARY_SEEDS, run_cli
+from tests.conftest import LIBRARY_SEEDS, run_cli
 
 
 def _decode_png(data: bytes) -> np.ndarray:
@@ -22,20 +20,6 @@ def _decode_png(data: bytes) -> np.ndarray:
     header = data[16:24]
     width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")
     return np.frombuffer(proc.stdout, np.uint8).reshape(height, width, 3)
-
-
-def test_csv_output_has_one_row_per_hit(built_index, clips):
-    proc = run_cli("query", str(clips["exact"][0]), str(clips["negative"][0]), "--index", str(built_index),
-                   "--csv", "-k", "2", check=True)
-    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
-    assert rows and all(r["query"] == str(clips["exact"][0]) for r in rows)
-    assert rows[0]["rank"] == "1" and rows[0]["video"] == str(clips["exact"][1])
-    assert abs(float(rows[0]["start"]) - clips["exact"][2]) <= 0.15
-
-
-def test_default_output_is_a_readable_table(built_index, clips):
-    out = run_cli("query", str(clips["exact"][0]), "--index", str(built_index), check=True).stdout
-    assert "1 hit" in out and " 0:00:05." in out and "score 0.9" in out
 
 
 def test_png_report_shows_matching_frames_side_by_side(built_index, clips, tmp_path):
@@ -94,7 +78,7 @@ def test_html_report_is_self_contained(built_index, clips, tmp_path):
 
 
 def test_report_of_a_turned_clip_draws_its_alignment(built_index, clips, tmp_path):
-    from tools.ffmpeg_tools import cut_clip
+    from tools.support import cut_clip
 
     _, source, start = clips["exact"]
     turned = cut_clip(source, tmp_path / "turned.mp4", start=start, duration=5.0, crf=20, vf="transpose=1")
@@ -157,7 +141,7 @@ def test_report_plots_share_one_scale_with_axes_threshold_and_span(built_index, 
 
 
 def test_report_never_labels_a_library_frame_past_the_end(built_index, media, tmp_path):
-    from tools.ffmpeg_tools import cut_clip, probe_duration
+    from tools.support import cut_clip, probe_duration
     from vsearch.models import Hit
     from vsearch.report import _aligned_times
 
@@ -195,38 +179,27 @@ def test_report_renders_in_a_real_browser(built_index, clips, tmp_path):
         assert shot.stat().st_size > 10_000
 
 
-def test_feature_export_npz_and_npy(media, tmp_path):
-    video = media[f"lib{LIBRARY_SEEDS[0]}"]
-    run_cli("features", str(video), "-o", str(tmp_path / "f.npz"), check=True)
-    with np.load(tmp_path / "f.npz") as data:
-        assert data["features"].shape == (32, 112) and data["features"].dtype == np.float32
-        np.testing.assert_allclose(data["timestamps"][:2], [[0.0, 0.5], [0.5, 1.0]])
-        assert float(data["fps"]) == pytest.approx(25.0) and float(data["block"]) == 0.5
-    run_cli("features", str(video), "-o", str(tmp_path / "seed.npy"), "--features", "seed", check=True)
-    seed = np.load(tmp_path / "seed.npy")
-    assert seed.shape == (32, 7)  # the original 7-D per-block output
+def test_report_draws_the_search_window_scores_and_decodes_each_clip_once(built_index, clips, tmp_path, monkeypatch):
+    import vsearch.report
+    from vsearch import VideoIndex
+    from vsearch.decode import VideoSource
 
+    clip = clips["exact"][0]
+    with VideoIndex.open(built_index, device="cpu") as index:
+        result = index.query(clip, k=3, min_score=0.0)
+        decoded: list[str] = []
 
-def test_feature_export_folder_and_hdf5(media, tmp_path):
-    videos = [str(media[f"lib{s}"]) for s in LIBRARY_SEEDS]
-    out = run_cli("features", *videos, "-o", str(tmp_path / "feats"), check=True).stdout
-    assert out.count("wrote") == 3 and len(list((tmp_path / "feats").glob("*.npz"))) == 3
-    proc = run_cli("features", *videos, "-o", str(tmp_path / "x.npy"))
-    assert proc.returncode != 0 and "one .npy file holds one video" in proc.stderr
-    h5py = pytest.importorskip("h5py")
-    run_cli("features", *videos, "-o", str(tmp_path / "all.h5"), check=True)
-    with h5py.File(tmp_path / "all.h5") as handle:
-        assert len(handle) == 3
-        group = handle[next(iter(handle))]
-        assert group["features"].shape == (32, 112) and group["timestamps"].shape == (32, 2)
+        class CountingSource(VideoSource):
+            def frames_at(self, times, **options):
+                decoded.append(self.path)
+                return super().frames_at(times, **options)
 
-
-def test_help_has_examples_and_completion():
-    top = run_cli("--help", check=True).stdout
-    assert "vsearch query clip.mp4" in top and "--install-completion" in top
-    assert "Examples" in run_cli("query", "--help", check=True).stdout
-
-
-def test_progress_stays_quiet_when_not_a_terminal(media, tmp_path):
-    proc = run_cli("ingest", str(media["extra"]), "--index", str(tmp_path / "ix"), check=True)
-    assert "video-s" not in proc.stderr and proc.stderr.strip() == ""
+        monkeypatch.setattr(vsearch.report, "VideoSource", CountingSource)
+        target = vsearch.report.write_report(index, result, tmp_path / "r.html", threshold=0.0)
+    assert len(result.hits) >= 2 and decoded.count(str(clip)) == 1  # the clip once, whatever its hits
+    assert len(decoded) == 1 + len(result.hits)  # and each hit's library video once
+    text = target.read_text()
+    # Each hit's curve: a point per window score the search gave it, on the shared scale.
+    assert text.count("<polyline") == len(result.hits)
+    polylines = text.split("<polyline points=\"")[1:]
+    assert [len(p.split('"')[0].split()) for p in polylines] == [len(s.scores) for s in result.window_scores]

@@ -4,7 +4,7 @@ Each seed gives a clearly different video: a large smooth random texture panned 
 a smoothly varying "camera", a few moving blobs, and a hard cut to a new texture
 every few seconds. Used by the tests and by the demo when no real footage exists.
 
-    python -m tools.synth OUTDIR --count 6 --seconds 20
+    python -m tools.support.synth OUTDIR --count 6 --seconds 20
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.ffmpeg_tools import encoder_args, ffmpeg_exe, last_stderr_line
+from tools.support.ffmpeg import encoder_args, ffmpeg_exe, last_stderr_line
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -106,7 +106,7 @@ def make_video(
     """Render a seeded synthetic video to ``path`` and return it.
 
     ``round(seconds * fps)`` frames of ``size`` (width, height), a hard cut to a new
-    texture every ``cut_every`` seconds. Any codec of ``ffmpeg_tools.encoder_args``.
+    texture every ``cut_every`` seconds. Any codec of ``tools.support.ffmpeg.encoder_args``.
     """
     frames = _frames(seconds, seed, fps, size, cut_every)
     return _encode(frames, Path(path), fps=fps, size=size,
@@ -199,7 +199,7 @@ def make_library_index(index_path: Path, hours: float, real_video: Path, *, seed
 
 
 def main() -> None:
-    """``python -m tools.synth OUTDIR``: write synth_00.mp4, synth_01.mp4, ... and print their paths."""
+    """``python -m tools.support.synth OUTDIR``: write synth_00.mp4, synth_01.mp4, ... and print their paths."""
     parser = argparse.ArgumentParser(description="Write seeded synthetic test videos.")
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--count", type=int, default=6)

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import LIBRARY_SEEDS, run_cli
 from vsearch import IndexConfig, VideoIndex
 from vsearch.errors import ConfigMismatchError, FeatureFileError, VsearchError
 from vsearch.featurefiles.read import FeatureRate, feature_files, read_features
+
+from tests.conftest import LIBRARY_SEEDS, run_cli
 
 DIM = 32
 
