@@ -22,7 +22,7 @@ from ..config import IndexConfig
 from ..decode import DEFAULT_TIMEOUT
 from ..device import Device
 from ..errors import ConfigMismatchError, VideoError
-from ..extractors import Extractor
+from ..extractors import ONNX_PREFIX, Extractor
 from ..featurefiles.read import FeatureRate
 from ..ingest.readers import FileReader, PreparedVideo, ThreadReader
 from ..models import IndexStats, IngestResult, LibraryStats, QueryResult, VideoRecord
@@ -33,8 +33,6 @@ from ..search.tuning import DEFAULT_MIN_SCORE
 from ..store.matches import Matches
 
 ProgressCallback = Callable[[IngestResult], None]
-
-ONNX_PREFIX = "onnx:"
 
 
 class Writer(Protocol):
