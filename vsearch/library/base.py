@@ -85,7 +85,7 @@ class BaseIndex(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def __enter__(self) -> "BaseIndex":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:

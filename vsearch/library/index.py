@@ -134,9 +134,6 @@ class VideoIndex(BaseIndex):
         process: the metadata store's last transaction and the vector file's identity."""
         return self._folder.generation()
 
-    def __enter__(self) -> "VideoIndex":
-        return self
-
     def __repr__(self) -> str:
         return (f"VideoIndex({self.path!r}, videos={len(self._folder.videos)}, vectors={self._folder.vectors.ntotal}, "
                 f"features={self.config.features!r})")

@@ -244,9 +244,6 @@ class ShardedIndex(BaseIndex):
         for shard in self.shards:
             shard.close()
 
-    def __enter__(self) -> "ShardedIndex":
-        return self
-
     # -- reads --------------------------------------------------------------------
 
     def _videos_by_id(self) -> dict[int, VideoRecord]:
