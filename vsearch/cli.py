@@ -132,7 +132,7 @@ def ingest(
     index: Optional[List[Path]] = IndexesOpt,
     features: Optional[str] = typer.Option(
         None, "--features",
-        help='New index only: v1 (default), seed, or onnx:MODEL.onnx (an image model; pip install "vsearch[onnx]").',
+        help='New index only: v2 (default), seed, or onnx:MODEL.onnx (an image model; pip install "vsearch[onnx]").',
     ),
     from_features: Optional[Path] = typer.Option(
         None, "--from-features", help="Index features computed by another tool: a file or folder of .npz/.npy/.h5."
@@ -305,7 +305,7 @@ def features(
     videos: List[Path] = typer.Argument(..., metavar="VIDEO", help="Video files or folders."),
     out: Path = typer.Option(..., "-o", "--out", help="Output: .npy, .npz, .h5 or a folder."),
     kind: str = typer.Option(
-        "v1", "--features", help="v1, seed for the original 7-D per-block output, or onnx:MODEL.onnx."
+        "v2", "--features", help="v2 (cells), seed for the original 7-D per-block output, or onnx:MODEL.onnx."
     ),
     block_seconds: float = typer.Option(0.5, "--block", help="Block length in seconds."),
     device: str = DeviceOpt,

@@ -23,13 +23,17 @@ FORMAT_VERSION = 2
 
 #: Feature kinds and the version of their definition. Bump a version whenever the
 #: numbers a kind produces change, so old indexes are refused instead of mis-matched.
-#: ``v1`` and ``seed`` are the hand-made kernels; ``onnx`` an image model run per
+#: ``v2`` and ``seed`` are the hand-made kernels; ``onnx`` an image model run per
 #: frame (the model itself is pinned by ``model_hash``); ``imported`` features
 #: computed by another tool (see :mod:`vsearch.extractors`).
-FEATURE_VERSIONS = {"v1": 2, "seed": 1, "onnx": 1, "imported": 1}
+FEATURE_VERSIONS = {"v2": 1, "seed": 1, "onnx": 1, "imported": 1}
+
+#: Feature kinds of older vsearch versions: an index of one is rebuilt (its videos
+#: decoded again) into the kind that replaced it.
+RETIRED_FEATURES = {"v1": "v2"}
 
 #: Feature kinds computed by the hand-made kernels.
-KERNEL_FEATURES = ("v1", "seed")
+KERNEL_FEATURES = ("v2", "seed")
 
 #: Number of kernel channels in both feature kinds.
 NUM_KERNELS = 7
@@ -40,14 +44,17 @@ class IndexConfig:
     """Settings that determine the vectors of an index.
 
     Attributes:
-        features: ``"v1"`` (rectified, grid-pooled, normalised kernel responses),
-            ``"seed"`` (the original 7-D sums of raw linear responses).
+        features: ``"v2"`` (rectified, normalised kernel responses pooled on a fine
+            grid of cells, see :mod:`vsearch.cells`), ``"seed"`` (the original 7-D
+            sums of raw linear responses), ``"onnx"``, ``"imported"``.
         block_seconds: duration of one block descriptor.
         window_blocks: consecutive blocks concatenated into one searchable vector.
         width, height: working resolution every frame is scaled to, whatever its
             aspect ratio (so pixel aspect ratio and resizing do not matter).
         analysis_fps: frames are sampled by timestamp at this fixed rate.
-        grid: spatial pooling grid (rows, cols) of the ``v1`` features.
+        grid: the coarse grid (rows, cols) of ``v2`` search vectors.
+        cells: the fine grid (rows, cols) ``v2`` blocks are stored on; search and
+            detail vectors are pooled from it (a multiple of ``grid``).
         decoder: the decoder frames come from (``pyav`` or ``decord``); decoders
             differ in scaling and colour conversion, so an index keeps its own.
         embedding_dim: per-block dimension of learned features (``onnx``,
@@ -58,13 +65,14 @@ class IndexConfig:
             used when none is given; not compared (a moved model is the same model).
     """
 
-    features: str = "v1"
+    features: str = "v2"
     block_seconds: float = 0.5
     window_blocks: int = 3
     width: int = 128
     height: int = 96
     analysis_fps: float = 10.0
     grid: tuple[int, int] = (4, 4)
+    cells: tuple[int, int] = (8, 8)
     decoder: str = "pyav"
     embedding_dim: int = 0
     model_hash: str = ""
@@ -77,8 +85,13 @@ class IndexConfig:
 
     @property
     def crop_borders(self) -> bool:
-        """Letterbox/pillarbox bars are cut off before description (v1 only)."""
-        return self.features == "v1"
+        """Letterbox/pillarbox bars are cut off before description (v2 only)."""
+        return self.features == "v2"
+
+    @property
+    def pooled(self) -> bool:
+        """Blocks are stored as cells and searched as vectors pooled from them (v2)."""
+        return self.features == "v2"
 
     def __post_init__(self) -> None:
         if self.features not in FEATURE_VERSIONS:
@@ -88,6 +101,7 @@ class IndexConfig:
         if self.decoder not in DECODERS:
             raise ConfigMismatchError(f"unknown decoder {self.decoder!r}; expected one of {', '.join(DECODERS)}")
         object.__setattr__(self, "grid", tuple(int(g) for g in self.grid))
+        object.__setattr__(self, "cells", tuple(int(c) for c in self.cells))
         learned = self.extractor != "kernels"
         if learned and self.embedding_dim < 1:
             raise ConfigMismatchError(f"{self.features} features need their dimension (embedding_dim)")
@@ -108,9 +122,12 @@ class IndexConfig:
         gh, gw = self.grid
         if len(self.grid) != 2 or gh < 1 or gw < 1:
             raise ConfigMismatchError("grid must be two positive integers")
-        if self.width < 8 * gw or self.height < 8 * gh:
+        ch, cw = self.cells
+        if len(self.cells) != 2 or ch % gh or cw % gw:
+            raise ConfigMismatchError(f"cells {ch}x{cw} must be a multiple of the grid {gh}x{gw}")
+        if self.width < 8 * gw or self.height < 8 * gh or self.width < 4 * cw or self.height < 4 * ch:
             raise ConfigMismatchError(
-                f"working resolution {self.width}x{self.height} is too small for a {gh}x{gw} grid"
+                f"working resolution {self.width}x{self.height} is too small for a {gh}x{gw} grid of {ch}x{cw} cells"
             )
 
     @property
@@ -128,15 +145,22 @@ class IndexConfig:
 
     @property
     def block_dim(self) -> int:
+        """Numbers stored per block (v2: the channels of every cell)."""
         if self.embedding_dim:
             return self.embedding_dim
         if self.features == "seed":
             return NUM_KERNELS
-        return NUM_KERNELS * self.grid[0] * self.grid[1]
+        return NUM_KERNELS * self.cells[0] * self.cells[1]
+
+    @property
+    def search_block_dim(self) -> int:
+        """Numbers per block in a searched window vector (v2: the channels on the coarse grid)."""
+        return NUM_KERNELS * self.grid[0] * self.grid[1] if self.pooled else self.block_dim
 
     @property
     def dim(self) -> int:
-        return self.block_dim * self.window_blocks
+        """Dimension of the window vectors the vector index holds."""
+        return self.search_block_dim * self.window_blocks
 
     @property
     def feature_version(self) -> int:
@@ -151,6 +175,7 @@ class IndexConfig:
         """JSON-ready form, with the derived values a reader may want to see."""
         data = dataclasses.asdict(self)
         data["grid"] = list(self.grid)
+        data["cells"] = list(self.cells)
         if self.extractor == "kernels":  # an index of the kernels is stored as before learned features
             for name in ("embedding_dim", "model_hash", "model_path"):
                 del data[name]
@@ -177,6 +202,9 @@ class IndexConfig:
                 f"index format version {version} is not supported by this vsearch "
                 f"(expects {FORMAT_VERSION}); upgrade vsearch or ingest its videos into a new index"
             )
+        if data.get("features") in RETIRED_FEATURES:
+            raise RebuildNeededError(f"index holds {data['features']} features, which this vsearch replaced with "
+                                     f"{RETIRED_FEATURES[data['features']]}")
         fields = {f.name for f in dataclasses.fields(cls)}
         config = cls(**{k: v for k, v in data.items() if k in fields})
         if data.get("feature_version") != config.feature_version:

@@ -180,19 +180,35 @@ def detect_static_overlay(frames: np.ndarray, grid: tuple[int, int]) -> np.ndarr
     return covered
 
 
+#: Grey levels: two analysis frames whose pixels differ by less than this on average
+#: show the same picture. A camera never holds that still (sensor noise and the
+#: slightest sway give 0.2 and more); a still picture re-encoded, whatever its group of
+#: pictures, changes by a few hundredths.
+STILL_LEVEL = 0.1
+
+
+def frozen_frames(frames: np.ndarray) -> np.ndarray:
+    """Per frame: its picture is the one before (the first frame: False)."""
+    if len(frames) < 2:
+        return np.zeros(len(frames), dtype=bool)
+    axes = tuple(range(1, np.ndim(frames)))  # grey or RGB
+    change = np.abs(np.diff(np.asarray(frames, dtype=np.float32), axis=0)).mean(axis=axes)
+    return np.concatenate([[False], change < STILL_LEVEL])
+
+
 def frozen_blocks(frames: np.ndarray, frames_per_block: int) -> np.ndarray:
-    """Blocks whose pictures do not change at all (one boolean per complete block).
+    """Blocks whose pictures do not change (one boolean per complete block).
 
     A frozen picture is a held frame (a variable frame rate hold, frames lost to
-    damage and filled in by a re-encode): no camera, however still, gives exactly
-    identical pictures, and the motion it would be matched on is absent.
+    damage and filled in by a re-encode) or a still picture played as a video:
+    the motion it would be matched on is absent, and whatever else holds still
+    matches it. Pictures count as the same below :data:`STILL_LEVEL`, so a still
+    encoded with any group of pictures is frozen, not only exact repeats.
     """
     blocks = len(frames) // frames_per_block
     if blocks == 0:
         return np.zeros(0, dtype=bool)
-    frames = np.asarray(frames[: blocks * frames_per_block])
-    same = np.all(frames[1:] == frames[:-1], axis=tuple(range(1, frames.ndim)))  # grey or RGB
-    same = np.concatenate([[False], same]).reshape(blocks, frames_per_block)
+    same = frozen_frames(frames[: blocks * frames_per_block]).reshape(blocks, frames_per_block)
     return same[:, 1:].all(axis=1)
 
 

@@ -74,7 +74,10 @@ class Hit:
     it, else the nearest speed searched. ``mirrored`` says the clip is flipped,
     ``inset`` that it was found as a picture-in-picture inset of the clip, and
     ``rotation`` by how many degrees (0, 90, 180, 270) the clip is turned clockwise.
-    ``ambiguous`` says that the video fits but other places in it, a window or more
+    ``region`` is the part of the library's frame the clip shows: ``frame`` (all of
+    it), a crop (``centre``, ``top-left``, ``top-right``, ``bottom-left``,
+    ``bottom-right``: about three quarters of each side) or a portrait reframe
+    (``left``, ``middle``, ``right``: a vertical slice). ``ambiguous`` says that the video fits but other places in it, a window or more
     away, fit about as well (still or repetitive footage): the start is one of
     several, and the score is capped at 0.9.
     """
@@ -91,6 +94,7 @@ class Hit:
     mirrored: bool = False
     inset: bool = False
     rotation: int = 0
+    region: str = "frame"
     ambiguous: bool = False
 
     def to_dict(self) -> dict[str, Any]:

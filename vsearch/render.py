@@ -218,8 +218,9 @@ def settings_text(cfg: dict) -> str:
         f"features   {cfg['features']} (version {cfg['feature_version']}), block {cfg['block_seconds']} s, "
         f"window {cfg['window_blocks']} blocks, {cfg['width']}x{cfg['height']} @ {cfg['analysis_fps']} fps"
         # The pooling grid and normalisation are the kernels' own; a model has neither.
-        + (f", grid {cfg['grid'][0]}x{cfg['grid'][1]}, normalization {cfg['normalization']}"
-           if cfg["features"] in ("v1", "seed") else "") + "\n"
+        + (f", grid {cfg['grid'][0]}x{cfg['grid'][1]} of {cfg['cells'][0]}x{cfg['cells'][1]} cells, "
+           f"normalization {cfg['normalization']}" if cfg["features"] == "v2" else "")
+        + (f", normalization {cfg['normalization']}" if cfg["features"] == "seed" else "") + "\n"
         + (f"model      {show(cfg['model_path'])} (hash {cfg['model_hash'][:12]}), "
            f"{cfg['embedding_dim']} dimensions per block\n" if cfg.get("model_hash") else "")
         + (f"imported   {cfg['embedding_dim']} dimensions per block\n" if cfg["features"] == "imported" else "") +

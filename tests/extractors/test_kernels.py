@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vsearch import cells
 from vsearch.config import IndexConfig
 from vsearch.device import GPU_TOLERANCE, gpu_available, resolve_device
 from vsearch.errors import ConfigMismatchError, VsearchError
@@ -18,10 +19,12 @@ from vsearch.extractors.kernels import (
     seed_descriptors,
 )
 
+from vsearch.windows import block_vectors
+
 from tests.conftest import random_frames
 
 
-@pytest.mark.parametrize("kind", ["v1", "seed"])
+@pytest.mark.parametrize("kind", ["v2", "seed"])
 def test_kernel_extractor_gives_the_kernels_numbers(kind):
     config = IndexConfig(features=kind)
     frames = np.random.default_rng(1).integers(0, 256, size=(23, 96, 128)).astype(np.float32)
@@ -33,7 +36,7 @@ def test_kernel_extractor_gives_the_kernels_numbers(kind):
 def test_kernel_index_config_is_stored_as_before():
     stored = IndexConfig().to_dict()
     assert set(stored) == {"features", "block_seconds", "window_blocks", "width", "height", "analysis_fps", "grid",
-                           "decoder", "format_version", "feature_version", "dim", "normalization"}
+                           "cells", "decoder", "format_version", "feature_version", "dim", "normalization"}
     assert IndexConfig.from_dict(stored) == IndexConfig()
 
 
@@ -48,7 +51,7 @@ def test_learned_configs_round_trip_and_validate():
     imported = IndexConfig(features="imported", embedding_dim=512)
     assert imported.extractor == "imported" and imported.dim == 1536 and imported.normalization == "l2"
     for bad in (dict(features="onnx", embedding_dim=24), dict(features="imported"),
-                dict(features="v1", embedding_dim=8), dict(features="imported", embedding_dim=8, model_hash="x")):
+                dict(features="v2", embedding_dim=8), dict(features="v1"), dict(cells=(6, 6)), dict(features="imported", embedding_dim=8, model_hash="x")):
         with pytest.raises(ConfigMismatchError):
             IndexConfig(**bad)
     with pytest.raises(VsearchError, match="--from-features"):
@@ -101,28 +104,55 @@ def test_seed_descriptor_is_sum_of_raw_responses(tiny_block):
     np.testing.assert_allclose(seed[0], expected, rtol=1e-5, atol=1e-2)
 
 
-def test_v1_ignores_brightness_offset():
+def _finished(frames: np.ndarray, config: IndexConfig) -> np.ndarray:
+    """Search vectors per block (the cells pooled on the coarse grid and finished)."""
+    return block_vectors(block_descriptors(frames, config, np), config)
+
+
+def test_v2_ignores_brightness_offset():
     config = IndexConfig()
     frames = random_frames(1)
     a = block_descriptors(frames, config, np)
     b = block_descriptors(frames + 17.0, config, np)
-    np.testing.assert_allclose(a, b, atol=1e-4)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_v1_nearly_ignores_contrast_but_sees_where_structure_is():
+def test_v2_nearly_ignores_contrast_but_sees_where_structure_is():
     config = IndexConfig()
     frames = random_frames(1)
     flattened = frames.copy()
     flattened[:, :40, :50] = 128 + (flattened[:, :40, :50] - 128) * 0.2  # one corner loses texture
-    a = block_descriptors(frames, config, np)
-    assert a.shape == (4, config.block_dim)
+    a = _finished(frames, config)
+    assert block_descriptors(frames, config, np).shape == (4, config.block_dim)
+    assert a.shape == (4, config.search_block_dim)
 
     def change(other: np.ndarray) -> float:
-        return float(np.linalg.norm(a - block_descriptors(other, config, np)) / np.linalg.norm(a))
+        return float(np.linalg.norm(a - _finished(other, config)) / np.linalg.norm(a))
 
     assert change(frames * 0.8) < 0.03
     assert change(flattened) > 0.3
     assert change(frames[:, :, ::-1]) > 0.3
+
+
+def test_blocks_of_every_phase_come_from_one_pass():
+    config = IndexConfig()
+    frames = random_frames(2, n=43)
+    extractor = create_extractor(config, resolve_device("cpu"))
+    phases = extractor.describe_cells(frames, (config.cells, (6, 6)))
+    assert len(phases) == config.frames_per_block
+    for phase, described in enumerate(phases):
+        direct = block_descriptors(frames[phase:], config, np)
+        np.testing.assert_allclose(described[config.cells].reshape(len(direct), -1), direct, rtol=1e-5, atol=1e-6)
+        assert described[(6, 6)].shape == (len(direct), len(KERNEL_NAMES), 6, 6)
+
+
+def test_cells_on_the_search_grid_are_pooled_cells():
+    """4 x 4 search cells are exactly the 2 x 2 means of the 8 x 8 stored ones."""
+    config = IndexConfig()
+    frames = random_frames(6)
+    stored = cells.as_cells(block_descriptors(frames, config, np), config.cells)
+    coarse = stored.reshape(len(stored), 7, 4, 2, 4, 2).mean(axis=(3, 5))
+    np.testing.assert_allclose(cells.pool(stored, config.grid), coarse, rtol=1e-5)
 
 
 def test_descriptors_are_deterministic():
@@ -139,7 +169,7 @@ def test_incomplete_trailing_block_is_ignored():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not gpu_available(), reason="no CUDA GPU with CuPy")
-@pytest.mark.parametrize("features", ["v1", "seed"])
+@pytest.mark.parametrize("features", ["v2", "seed"])
 def test_gpu_matches_cpu(features):
     config = IndexConfig(features=features)
     frames = random_frames(5, n=40)
@@ -150,18 +180,20 @@ def test_gpu_matches_cpu(features):
     assert np.abs(cpu_out - gpu_out).max() <= GPU_TOLERANCE * scale
 
 
-def test_mirrored_descriptors_equal_describing_flipped_frames():
-    from vsearch.extractors.kernels import mirror_descriptors
-
+@pytest.mark.parametrize("turn", ["mirrored", "half_turned"])
+def test_permuted_cells_equal_describing_turned_frames(turn):
     config = IndexConfig()
     frames = random_frames(7)
-    direct = block_descriptors(frames[:, :, ::-1].copy(), config, np)
-    permuted = mirror_descriptors(block_descriptors(frames, config, np), config)
-    np.testing.assert_allclose(permuted, direct, atol=1e-4)
+    turned = frames[:, :, ::-1] if turn == "mirrored" else frames[:, ::-1, ::-1]
+    direct = cells.as_cells(block_descriptors(np.ascontiguousarray(turned), config, np), config.cells)
+    permuted = getattr(cells, turn)(cells.as_cells(block_descriptors(frames, config, np), config.cells))
+    np.testing.assert_allclose(permuted, direct, rtol=1e-4, atol=1e-5)
+    # Permutations commute with finishing and pooling onto any grid.
+    for grid in ((4, 4), (6, 6)):
+        np.testing.assert_allclose(cells.finish(cells.pool(permuted, grid)), cells.finish(cells.pool(direct, grid)),
+                                   rtol=1e-4, atol=1e-5)
 
 
-def test_mirroring_no_descriptors_gives_none():
-    from vsearch.extractors.kernels import mirror_descriptors
-
-    config = IndexConfig()
-    assert mirror_descriptors(np.zeros((0, config.block_dim), np.float32), config).shape == (0, config.block_dim)
+def test_turning_no_cells_gives_none():
+    assert cells.mirrored(np.zeros((0, 7, 8, 8), np.float32)).shape == (0, 7, 8, 8)
+    assert cells.half_turned(np.zeros((0, 7, 8, 8), np.float32)).shape == (0, 7, 8, 8)

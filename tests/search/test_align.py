@@ -12,7 +12,8 @@ from vsearch.search.align import Aligner, refine
 from vsearch.search.pipeline import cover_frozen_ends
 from vsearch.windows import window_vectors
 
-CONFIG = IndexConfig()
+#: Descriptors that are vectors as they are (no cells to pool): alignment alone is tested.
+CONFIG = IndexConfig(features="imported", embedding_dim=112)
 
 
 def _clip_windows(blocks: np.ndarray, speed: float = 1.0) -> ClipWindows:
@@ -37,7 +38,7 @@ def _record(blocks: np.ndarray) -> VideoRecord:
 
 
 def _aligner(library: np.ndarray, clip: ClipWindows) -> Aligner:
-    return Aligner(library=lambda video_id: library, readings=lambda reading: clip, speeds=(1.0,))
+    return Aligner(library=lambda video_id, region: library, readings=lambda reading, region: clip, speeds=(1.0,))
 
 
 def test_refine_pins_a_clip_that_opens_on_a_still_shot():

@@ -8,6 +8,10 @@ import pytest
 from vsearch import VideoIndex
 from vsearch.errors import ConfigMismatchError
 
+#: Entries of the scratch index: 3 videos of 30 windows, each with the whole frame,
+#: and every third window (10) with each of 8 regions.
+ENTRIES = 3 * (30 + 8 * 10)
+
 
 @pytest.mark.parametrize("damage", ["delete", "garbage", "truncate"])
 def test_lost_or_damaged_vector_file_is_repaired_from_lmdb(scratch_index, clips, damage):
@@ -19,14 +23,14 @@ def test_lost_or_damaged_vector_file_is_repaired_from_lmdb(scratch_index, clips,
     else:
         vectors.write_bytes(vectors.read_bytes()[: vectors.stat().st_size // 2])
     with VideoIndex.open(scratch_index, device="cpu") as index:
-        assert index.stats().vectors == 30 * 3
+        assert index.stats().vectors == ENTRIES
         assert index.verify().ok  # the repair was saved, not only done in memory
         assert index.query(clips["exact"][0]).hits[0].video == str(clips["exact"][1])
 
 
 def test_rebuild_can_switch_index_type_and_back(scratch_index, clips):
     with VideoIndex.open(scratch_index, device="cpu") as index:
-        assert index.rebuild(index_type="IVF2,Flat") == 30 * 3
+        assert index.rebuild(index_type="IVF2,Flat") == ENTRIES
         assert index.stats().index_type == "IVF2,Flat"
     with VideoIndex.open(scratch_index, device="cpu") as index:
         assert index.index_type == "IVF2,Flat" and index.verify().ok
@@ -157,7 +161,7 @@ def test_rebuild_validates_the_factory_string_and_size_first(scratch_index):
     with VideoIndex.open(scratch_index, device="cpu") as index:
         with pytest.raises(ConfigMismatchError) as caught:
             index.rebuild(index_type="IVF1024,Flat")
-        assert str(caught.value) == "IVF1024 needs at least 39,936 training vectors; this index has 90; use Flat"
+        assert str(caught.value) == "IVF1024 needs at least 39,936 training vectors; this index has 330; use IVF8,Flat or Flat"
         with pytest.raises(ConfigMismatchError, match=r"PQ8 needs at least 9,984 training vectors"):
             index.rebuild(index_type="IVF2,PQ8")
         with pytest.raises(ConfigMismatchError, match=r"^invalid index type 'IVF2,Bogus'") as caught:

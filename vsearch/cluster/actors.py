@@ -55,8 +55,8 @@ class ShardServer:
     def nearest(self, vectors: np.ndarray, n: int) -> Matches:
         return self.index.nearest(vectors, n)
 
-    def window_vectors(self, video_id: int) -> np.ndarray:
-        return self.index.window_vectors(video_id)
+    def video_blocks(self, video_id: int) -> np.ndarray:
+        return self.index.video_blocks(video_id)
 
     def stats(self) -> dict[str, Any]:
         return dataclasses.asdict(self.index.stats())
@@ -80,10 +80,10 @@ class RemoteShard:
     def nearest(self, vectors: np.ndarray, n: int) -> "Future[Matches]":
         return self.actor.nearest.remote(vectors, n).future()
 
-    def window_vectors(self, video_id: int) -> np.ndarray:
+    def video_blocks(self, video_id: int) -> np.ndarray:
         import ray
 
-        return ray.get(self.actor.window_vectors.remote(video_id))
+        return ray.get(self.actor.video_blocks.remote(video_id))
 
     def stats(self) -> IndexStats:
         import ray

@@ -1,6 +1,6 @@
 """Extractors: what turns analysis frames into per-block descriptors, one module each.
 
-- ``kernels`` (:mod:`.kernels`): the hand-made 3-D kernels, ``--features v1|seed`` (default);
+- ``kernels`` (:mod:`.kernels`): the hand-made 3-D kernels, ``--features v2|seed`` (default);
 - ``onnx`` (:mod:`.onnx`): an image model per frame, ``--features onnx:PATH.onnx``
   (``pip install "vsearch[onnx]"``);
 - ``imported``: features computed by another tool, read from ``.npz`` / ``.npy`` /
@@ -27,14 +27,14 @@ ONNX_PREFIX = "onnx:"
 
 
 def feature_settings(spec: str) -> dict[str, Any]:
-    """Index settings for a ``--features`` value: ``v1``, ``seed`` or ``onnx:PATH``
+    """Index settings for a ``--features`` value: ``v2``, ``seed`` or ``onnx:PATH``
     (the model's hash and embedding size, and its input size as the working size)."""
     if spec.startswith(ONNX_PREFIX):
         from .onnx import onnx_settings  # noqa: PLC0415 - needs the optional onnx extra
 
         return onnx_settings(os.path.expanduser(spec[len(ONNX_PREFIX):]))
     if spec not in KERNEL_FEATURES:
-        raise VsearchError(f"--features must be v1, seed or onnx:PATH.onnx, got {spec!r}")
+        raise VsearchError(f"--features must be v2, seed or onnx:PATH.onnx, got {spec!r}")
     return {"features": spec}
 
 

@@ -18,16 +18,19 @@ region, 7 numbers per block. Zero-sum kernels make that sum collapse to boundary
 terms and global brightness change, so it barely discriminates; it is kept for
 comparison.
 
-``v1`` keeps the kernels but makes the descriptor discriminative and robust:
+``v2`` keeps the kernels but makes the descriptor discriminative and robust:
 each block is normalised for brightness and contrast, responses are rectified
 (absolute value; the Sobel channel is the gradient magnitude ``|Sx| + |Sy|``),
-averaged over time, pooled over a coarse spatial grid of the (aspect-free) working
-frame, square-rooted and centred per channel across the grid cells, so that a block
-is described by *where* each kind of motion and structure is, not by how much
-there is overall. Resolution changes matter little because the working frame is
-small and pooled.
+averaged over time and pooled over a fine grid of cells (8 x 8) of the
+(aspect-free) working frame. Those cells are what an index stores; the vectors it
+searches (4 x 4, and parts of the frame) and the detail it verifies with (8 x 8) are
+pooled and finished from them (:mod:`vsearch.cells`).
 
-Before description, ``v1`` frames have their letterbox/pillarbox bars cut off
+Every response is computed once per run of three frames (:func:`frame_responses`), so
+the blocks of any phase, as a query clip needs all five, cost one pass
+(:func:`block_cells`).
+
+Before description, ``v2`` frames have their letterbox/pillarbox bars cut off
 (:func:`vsearch.frames.detect_borders`, on a video's first chunk or on the query
 clip), so a boxed copy describes like its source.
 
@@ -39,12 +42,29 @@ avoid Python loops over frames or pixels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..config import IndexConfig
 from .base import Extractor
+
+
+@dataclass(frozen=True)
+class FrameResponses:
+    """Rectified kernel responses of a run of frames, pooled on grids.
+
+    ``runs[grid]``: ``(frames - 2, 6, *grid)``, the six 3-frame kernels (motion right,
+    left, up, down; Laplacian; Sobel magnitude) centred on each frame but the first and
+    last; ``pairs[grid]``: ``(frames - 1, *grid)``, the 2-frame inversion of each pair;
+    ``energy``: ``(frames, 2)`` float64, each frame's pixel sum and sum of squares.
+    """
+
+    runs: dict
+    pairs: dict
+    energy: Any
+    pixels: int
 
 KERNEL_NAMES = ("motion_r", "motion_l", "motion_u", "motion_d", "laplacian", "inversion", "sobel")
 
@@ -57,7 +77,7 @@ def reference_kernels() -> dict[str, np.ndarray]:
     """The seven kernels as explicit (t, y, x) correlation arrays.
 
     The fast implementations below use array shifts instead; tests check both agree.
-    ``inversion`` has 2 taps in time, the others 3. Sobel is the x-derivative; ``v1``
+    ``inversion`` has 2 taps in time, the others 3. Sobel is the x-derivative; ``v2``
     also uses its transpose for the gradient magnitude.
     """
     k = {name: np.zeros((3, 3, 3), np.float32) for name in KERNEL_NAMES if name != "inversion"}
@@ -94,7 +114,7 @@ def linear_responses(blocks: Any) -> dict[str, Any]:
 
     ``blocks`` is ``(n_blocks, frames, H, W)``; each output is
     ``(n_blocks, T, H-2, W-2)`` with ``T = frames-2`` (``frames-1`` for inversion).
-    ``sobel_y`` is returned as well for the ``v1`` gradient magnitude.
+    ``sobel_y`` is returned as well for the gradient magnitude.
     """
     prev, cur, nxt = blocks[:, :-2], blocks[:, 1:-1], blocks[:, 2:]
     center = prev[..., 1:-1, 1:-1]
@@ -135,48 +155,79 @@ def _grid_pool(maps: Any, grid: tuple[int, int]) -> Any:
     return cropped.reshape(n, c, gh, ch, gw, cw).mean(axis=(3, 5))
 
 
-def v1_descriptors(blocks: Any, grid: tuple[int, int], xp: Any) -> Any:
-    """Rectified, grid-pooled, brightness/contrast-normalised kernel responses."""
-    mean = blocks.mean(axis=(1, 2, 3), keepdims=True)
-    std = blocks.std(axis=(1, 2, 3), keepdims=True)
-    norm = (blocks - mean) / (std + _CONTRAST_FLOOR)
-    resp = linear_responses(norm)
-    channels = [xp.abs(resp[name]).mean(axis=1) for name in KERNEL_NAMES[:-1]]
-    channels.append((xp.abs(resp["sobel"]) + xp.abs(resp["sobel_y"])).mean(axis=1))
-    pooled = _grid_pool(xp.stack(channels, axis=1), grid)
-    pooled = xp.sqrt(pooled)
-    centred = pooled - pooled.mean(axis=(2, 3), keepdims=True)
-    return centred.reshape(centred.shape[0], -1).astype(xp.float32)
+def frame_responses(frames: Any, grids: tuple[tuple[int, int], ...], xp: Any) -> FrameResponses:
+    """Rectified kernel responses of every run of frames in ``frames`` ((n, H, W) grey),
+    each pooled on each of ``grids``: computed once, whatever phase blocks start at.
 
-
-def mirror_descriptors(blocks: np.ndarray, config: IndexConfig) -> np.ndarray:
-    """Descriptors of the horizontally mirrored video, from the original's.
-
-    Mirroring swaps motion_r and motion_l and reverses the grid's columns; the other
-    kernels are mirror-symmetric and the valid region and grid crop are centred, so
-    for ``v1`` this equals describing flipped frames (tests check it) at no cost.
+    The kernels are zero-sum, so the brightness and contrast normalisation of a block
+    (subtract its mean, divide by its standard deviation plus a floor) divides each
+    response by a number that depends on the block only: responses are pooled raw,
+    and :func:`block_cells` applies it per block from the frames' pixel sums.
     """
-    if config.features != "v1":
-        raise ValueError("mirroring by permutation needs v1 descriptors")
-    gh, gw = config.grid
-    order = [KERNEL_NAMES.index(n) for n in ("motion_l", "motion_r", "motion_u", "motion_d",
-                                             "laplacian", "inversion", "sobel")]
-    cube = blocks.reshape(len(blocks), len(KERNEL_NAMES), gh, gw)
-    return np.ascontiguousarray(cube[:, order, :, ::-1].reshape(blocks.shape))
+    frames = xp.asarray(frames, dtype=xp.float32)
+    n = frames.shape[0]
+    flat = frames.reshape(n, -1).astype(xp.float64)
+    energy = xp.stack([flat.sum(axis=1), (flat * flat).sum(axis=1)], axis=1)
+    runs: dict[tuple[int, int], Any] = {}
+    pairs: dict[tuple[int, int], Any] = {}
+    if n >= 3:
+        prev, cur, nxt = frames[:-2], frames[1:-1], frames[2:]
+        centre = prev[:, 1:-1, 1:-1]
+        stacked = prev + cur + nxt  # a 2-D kernel stacked over 3 frames = applied to their sum
+        maps = (
+            lambda: xp.abs(nxt[:, 1:-1, 2:] - centre),
+            lambda: xp.abs(nxt[:, 1:-1, :-2] - centre),
+            lambda: xp.abs(nxt[:, :-2, 1:-1] - centre),
+            lambda: xp.abs(nxt[:, 2:, 1:-1] - centre),
+            lambda: xp.abs(_lap(stacked)),
+            lambda: xp.abs(_sobel_x(stacked)) + xp.abs(_sobel_y(stacked)),
+        )
+        pooled = {grid: [] for grid in grids}
+        for make in maps:  # one full-size map at a time: memory stays a few frames' worth
+            response = make()
+            for grid in grids:
+                pooled[grid].append(_grid_pool(response[:, None], grid)[:, 0])
+        runs = {grid: xp.stack(channels, axis=1) for grid, channels in pooled.items()}
+    if n >= 2:
+        change = xp.abs(frames[1:, 1:-1, 1:-1] - frames[:-1, 1:-1, 1:-1])
+        pairs = {grid: _grid_pool(change[:, None], grid)[:, 0] for grid in grids}
+    return FrameResponses(runs=runs, pairs=pairs, energy=energy, pixels=frames.shape[1] * frames.shape[2])
+
+
+def block_cells(responses: FrameResponses, grid: tuple[int, int], frames_per_block: int, xp: Any, *,
+                phase: int = 0) -> Any:
+    """The normalised, rectified, time-averaged responses of each complete block whose
+    first frame is ``phase + k * frames_per_block``, pooled on ``grid``:
+    ``(blocks, channels, *grid)`` float32, before finishing (see :mod:`vsearch.cells`)."""
+    fpb = frames_per_block
+    count = max((len(responses.energy) - phase) // fpb, 0)
+    if count == 0 or not responses.runs:
+        return xp.zeros((0, len(KERNEL_NAMES), *grid), dtype=xp.float32)
+    first = phase + xp.arange(count) * fpb
+    runs = responses.runs[grid][first[:, None] + xp.arange(fpb - 2)[None, :]].mean(axis=1)
+    change = responses.pairs[grid][first[:, None] + xp.arange(fpb - 1)[None, :]].mean(axis=1)
+    sums = responses.energy[first[:, None] + xp.arange(fpb)[None, :]].sum(axis=1)
+    size = fpb * responses.pixels
+    mean = sums[:, 0] / size
+    std = xp.sqrt(xp.maximum(sums[:, 1] / size - mean * mean, 0.0))
+    cells = xp.concatenate([runs[:, :5], change[:, None], runs[:, 5:]], axis=1)
+    return (cells / (std + _CONTRAST_FLOOR)[:, None, None, None]).astype(xp.float32)
 
 
 def block_descriptors(frames: Any, config: IndexConfig, xp: Any) -> Any:
     """Descriptors of every complete block in ``frames`` ((n, H, W) float32 grey).
 
-    Returns ``(n // frames_per_block, config.block_dim)`` float32; trailing frames
-    that do not fill a block are ignored.
+    Returns ``(n // frames_per_block, config.block_dim)`` float32 (``v2``: the cells,
+    unfinished; ``seed``: seven sums); trailing frames that do not fill a block are ignored.
     """
-    blocks = _as_blocks(xp.asarray(frames, dtype=xp.float32), config.frames_per_block)
-    if blocks.shape[0] == 0:
-        return xp.zeros((0, config.block_dim), dtype=xp.float32)
     if config.features == "seed":
+        blocks = _as_blocks(xp.asarray(frames, dtype=xp.float32), config.frames_per_block)
+        if blocks.shape[0] == 0:
+            return xp.zeros((0, config.block_dim), dtype=xp.float32)
         return seed_descriptors(blocks, xp)
-    return v1_descriptors(blocks, config.grid, xp)
+    responses = frame_responses(frames, (config.cells,), xp)
+    cells = block_cells(responses, config.cells, config.frames_per_block, xp)
+    return cells.reshape(cells.shape[0], config.block_dim)
 
 
 class KernelExtractor(Extractor):
@@ -186,3 +237,13 @@ class KernelExtractor(Extractor):
 
     def describe(self, frames: Any) -> Any:
         return block_descriptors(frames, self.config, self.device.xp)
+
+    def describe_cells(self, frames: Any, grids: tuple[tuple[int, int], ...]) -> list[dict]:
+        """``v2`` only: for each sub-block phase (blocks starting at frame 0, 1, ...
+        ``frames_per_block - 1``), the unfinished cells of its blocks on each of
+        ``grids`` (``{grid: (blocks, channels, *grid)}``, NumPy), from one pass over
+        the frames."""
+        xp, fpb = self.device.xp, self.config.frames_per_block
+        responses = frame_responses(frames, grids, xp)
+        return [{grid: self.device.to_numpy(block_cells(responses, grid, fpb, xp, phase=phase)) for grid in grids}
+                for phase in range(fpb)]

@@ -87,9 +87,9 @@ def export_features(
     return [out]
 
 
-def export_videos(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, features: str = "v1",
+def export_videos(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, features: str = "v2",
                   block_seconds: float = 0.5, device: str = "auto") -> list[Path]:
     """``vsearch features``: the videos in ``paths`` (folders searched) described with
-    ``features`` (``v1``, ``seed``, ``onnx:MODEL``) in blocks of ``block_seconds``, written to ``out``."""
+    ``features`` (``v2``, ``seed``, ``onnx:MODEL``) in blocks of ``block_seconds``, written to ``out``."""
     config = IndexConfig(**feature_settings(features), block_seconds=block_seconds)
     return export_features(list(iter_video_files(list(paths))), out, config, resolve_device(device))

@@ -31,6 +31,7 @@ from ..search.library import Library
 from ..search.pipeline import query_clip, query_feature_file
 from ..search.tuning import DEFAULT_MIN_SCORE
 from ..store.matches import Matches
+from ..windows import video_windows
 
 ProgressCallback = Callable[[IngestResult], None]
 
@@ -68,8 +69,8 @@ class BaseIndex(ABC):
         """Each vector's ``n`` nearest indexed windows, nearest first, exact distances."""
 
     @abstractmethod
-    def window_vectors(self, video_id: int) -> np.ndarray:
-        """All window vectors of one video by window number (zero where not indexed)."""
+    def video_blocks(self, video_id: int) -> np.ndarray:
+        """The stored blocks of one video by block number (zero over damaged spans)."""
 
     @abstractmethod
     def writing(self, *, timeout: float = DEFAULT_TIMEOUT,
@@ -127,10 +128,15 @@ class BaseIndex(ABC):
 
     # -- reads ------------------------------------------------------------------------------
 
+    def window_vectors(self, video_id: int) -> np.ndarray:
+        """All search vectors of one video's whole-frame windows by window number, rebuilt
+        from its stored blocks; windows across a damaged span (not indexed) are zero."""
+        return video_windows(self.video_blocks(video_id), self._videos_by_id()[video_id], self.config)
+
     def library(self) -> Library:
-        """What the query path reads: the videos, the neighbour search and the stored windows."""
+        """What the query path reads: the videos, the neighbour search and the stored blocks."""
         return Library(config=self.config, videos=self._videos_by_id(), search=self.nearest,
-                       windows=functools.lru_cache(maxsize=64)(self.window_vectors))
+                       blocks=functools.lru_cache(maxsize=64)(self.video_blocks))
 
     def query(
         self,

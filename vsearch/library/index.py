@@ -231,10 +231,9 @@ class VideoIndex(BaseIndex):
         window of a video no longer stored)."""
         return self._folder.stored_windows(ids)
 
-    def window_vectors(self, video_id: int) -> np.ndarray:
-        """All window vectors of one video by window number, rebuilt from its stored
-        blocks; windows across a damaged span (not indexed) are zero."""
-        return self._folder.window_vectors(video_id)
+    def video_blocks(self, video_id: int) -> np.ndarray:
+        """The stored blocks of one video by block number (zero over damaged spans)."""
+        return self._folder.video_blocks(video_id)
 
     def videos(self) -> list[VideoRecord]:
         """Indexed videos, in id order."""

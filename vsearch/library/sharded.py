@@ -65,7 +65,7 @@ class Shard(Protocol):
     def nearest(self, vectors: np.ndarray, n: int) -> "Future[Matches]":
         """Start the search (``VideoIndex.nearest``); the future holds its result."""
 
-    def window_vectors(self, video_id: int) -> np.ndarray: ...
+    def video_blocks(self, video_id: int) -> np.ndarray: ...
 
     def stats(self) -> IndexStats: ...
 
@@ -88,8 +88,8 @@ class LocalShard:
         done.set_result(self.index.nearest(vectors, n))
         return done
 
-    def window_vectors(self, video_id: int) -> np.ndarray:
-        return self.index.window_vectors(video_id)
+    def video_blocks(self, video_id: int) -> np.ndarray:
+        return self.index.video_blocks(video_id)
 
     def stats(self) -> IndexStats:
         return self.index.stats()
@@ -254,9 +254,9 @@ class ShardedIndex(BaseIndex):
         pending = [shard.nearest(vectors, n) for shard in self.shards]
         return merge_nearest([future.result() for future in pending], n)
 
-    def window_vectors(self, video_id: int) -> np.ndarray:
+    def video_blocks(self, video_id: int) -> np.ndarray:
         shard, local = self.locate(video_id)
-        return shard.window_vectors(local)
+        return shard.video_blocks(local)
 
     def videos(self) -> list[VideoRecord]:
         """Every shard's videos, under library-wide ids, in id order."""

@@ -24,7 +24,7 @@ import os
 import shutil
 from typing import Callable
 
-from ..config import FORMAT_VERSION, IndexConfig
+from ..config import FORMAT_VERSION, RETIRED_FEATURES, IndexConfig
 from ..decode import DEFAULT_TIMEOUT
 from ..errors import VsearchError
 from ..lock import WriterLock
@@ -36,17 +36,19 @@ from .index import VideoIndex
 
 
 def needs_upgrade(path: str | os.PathLike) -> bool:
-    """True when ``path`` holds an index of an older format than this vsearch writes."""
+    """True when ``path`` holds an index of an older format, or of features this vsearch
+    replaced (``v1``: now ``v2``), than this vsearch writes."""
     finish_pending(path)
     if not os.path.isfile(os.path.join(path, metastore.DIRNAME, "data.mdb")):
         return False
     store = MetaStore(os.path.join(path, metastore.DIRNAME), readonly=True)
     try:
         with store.snapshot() as snap:
-            version = (snap.meta("config") or {}).get("format_version")
+            stored = snap.meta("config") or {}
     finally:
         store.close()
-    return isinstance(version, int) and version < FORMAT_VERSION
+    version = stored.get("format_version")
+    return (isinstance(version, int) and version < FORMAT_VERSION) or stored.get("features") in RETIRED_FEATURES
 
 
 def upgrade_index(
@@ -75,7 +77,9 @@ def upgrade_index(
         finally:
             old.close()
         fields = {f.name for f in dataclasses.fields(IndexConfig)} - {"decoder"}
-        config = IndexConfig(**{k: v for k, v in stored.items() if k in fields})
+        settings = {k: v for k, v in stored.items() if k in fields}
+        settings["features"] = RETIRED_FEATURES.get(settings.get("features", ""), settings.get("features", "v2"))
+        config = IndexConfig(**settings)
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing and not drop_missing:
             raise VsearchError(_refusal(path, "missing on disk", missing))

@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..cells import FRAME, REGIONS, Region
 from ..config import IndexConfig
 from ..models import Hit, VideoRecord, WindowScores
 from .clip import Clip, ClipWindows, Reading
@@ -28,22 +29,30 @@ from .tuning import (
     GLOBAL_SECONDS,
     RELOCATE_MARGIN,
     AMBIGUITY,
-    AMBIGUOUS_SCORE,
+    EVIDENCE_SECONDS,
     RATE_CHUNK_SECONDS,
     RATE_MIN_SHARPNESS,
     RATE_MAX_SHIFT,
 )
-from .votes import similarity
+from .votes import similarity, windows_per_phase
+
+_REGIONS_BY_NAME = {region.name: region for region in REGIONS}
+
+
+def region_of(hit: Hit) -> Region:
+    """The part of the library frame a hit's clip shows."""
+    return _REGIONS_BY_NAME.get(hit.region, FRAME)
 
 
 @dataclass(frozen=True)
 class Aligner:
-    """What refining hits needs: a video's stored windows (``library(video_id)``), the
-    clip's windows in one reading (``readings(reading)``, described once and kept),
-    and the speeds there are readings for."""
+    """What refining hits needs: a video's windows of a region, at the grid hits are
+    compared at (``library(video_id, region)``), the clip's windows in one reading at
+    the same grid (``readings(reading, region)``, described once and kept), and the
+    speeds there are readings for."""
 
-    library: Callable[[int], np.ndarray]
-    readings: Callable[[Reading], ClipWindows]
+    library: Callable[[int, Region], np.ndarray]
+    readings: Callable[[Reading, Region], ClipWindows]
     speeds: tuple[float, ...]
 
 
@@ -75,9 +84,11 @@ def refine(hit: Hit, offset: float, aligner: Aligner, config: IndexConfig, recor
     the voted offset. Then the whole clip is placed on the whole video
     (:func:`_settle_globally`: moved, or marked ambiguous with its score capped) and
     :func:`fit_rate` measures the playback rate along it; a rate beyond the
-    reading's +-5 % sends the hit to the reading nearest to it.
+    reading's +-5 % sends the hit to the reading nearest to it. Everything is compared
+    at the detail of the hit's region (``v2``: the stored cells), which tells apart
+    footage the search grid finds alike. The score is left to :func:`verified_score`.
     """
-    library = aligner.library(hit.video_id)
+    library = aligner.library(hit.video_id, region_of(hit))
     if len(library) == 0:
         return hit
     best = (-np.inf, offset, hit.speed)
@@ -110,9 +121,7 @@ def refine(hit: Hit, offset: float, aligner: Aligner, config: IndexConfig, recor
         rate, offset = fitted
     start = min(max(offset + hit.query_start * rate, 0.0), record.duration_s)
     end = min(max(offset + hit.query_end * rate, start), record.duration_s)
-    if distinct:
-        return replace(hit, start=start, end=end, speed=rate)
-    return replace(hit, start=start, end=end, speed=rate, score=min(hit.score, AMBIGUOUS_SCORE), ambiguous=True)
+    return replace(hit, start=start, end=end, speed=rate, ambiguous=not distinct)
 
 
 def _align_locally(
@@ -122,7 +131,7 @@ def _align_locally(
     ``offset``, over ``REFINE_SECONDS`` of clip, and the offset giving it (ties: nearest)."""
     steps = np.arange(-REFINE_RADIUS, REFINE_RADIUS + 1e-9, config.frame_step)
     reading = _reading_of(hit, speed)
-    clip = aligner.readings(reading)
+    clip = aligner.readings(reading, region_of(hit))
     rows = rows_of(clip, reading, hit.query_start, hit.query_start + REFINE_SECONDS)
     if len(rows) == 0:
         return None
@@ -139,7 +148,7 @@ def _place(
 ) -> tuple[float, bool, tuple[float, float] | None]:
     """The whole clip's reading at ``speed`` placed on the video: (offset, distinct, fitted rate)."""
     reading = _reading_of(hit, speed)
-    clip = aligner.readings(reading)
+    clip = aligner.readings(reading, region_of(hit))
     rows = rows_of(clip, reading, hit.query_start, hit.query_end)
     offset, distinct = _settle_globally(clip, rows, offset, library, config)
     return offset, distinct, fit_rate(clip, rows, offset, library, config, max_shift=0.5)
@@ -317,17 +326,12 @@ def mean_alignment(
     return (out, lands.sum(axis=1)) if counts else out
 
 
-def window_scores(hit: Hit, clip: Clip, library: np.ndarray, config: IndexConfig) -> WindowScores:
-    """Score (0-1, as hits are scored) of each window of the clip's reading that ``hit``
-    was found in, against the library window the hit aligns it with, by the clip
-    second the window starts at: of the sub-block phase that aligns best."""
-    same = [r for r in clip.readings
-            if r.mirrored == hit.mirrored and r.inset == hit.inset and r.rotation == hit.rotation // 90]
-    # A fitted rate (1.07) was found in the reading at the searched speed nearest to it (1.1).
-    readings = [min(same, key=lambda r: abs(r.speed - hit.speed))] if same else clip.readings[:1]
-    windows = clip.windows(readings, allow_empty=True)
+def _view_scores(hit: Hit, windows: ClipWindows, library: np.ndarray, config: IndexConfig
+                 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Per view (sub-block phase) of ``windows``: the clip seconds its windows start at
+    and their similarity to the library windows ``hit``'s alignment lands them on."""
     offset = hit.start - hit.query_start * hit.speed
-    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    out = []
     for view in np.unique(windows.views):
         rows = np.flatnonzero(windows.views == view)
         idx = np.rint((windows.starts[rows] * hit.speed + offset) / config.block_seconds).astype(int)
@@ -337,8 +341,48 @@ def window_scores(hit: Hit, clip: Clip, library: np.ndarray, config: IndexConfig
         query = windows.vectors[rows[ok]]
         diff = query - library[idx[ok]]
         scores = similarity(np.einsum("ij,ij->i", diff, diff), np.einsum("ij,ij->i", query, query))
-        if best is None or scores.mean() > best[0]:
-            best = (float(scores.mean()), windows.starts[rows[ok]], scores)
-    if best is None:
+        scores[~np.any(library[idx[ok]] != 0, axis=1)] = 0.0  # windows not indexed (damaged spans)
+        out.append((int(view), windows.starts[rows[ok]], scores))
+    return out
+
+
+def _hit_windows(hit: Hit, readings: list[Reading], windows: Callable[[Reading], ClipWindows]) -> ClipWindows:
+    """The clip's windows in the reading ``hit`` was found in (a fitted rate, 1.07, at the
+    searched speed nearest to it, 1.1), of those in ``readings``."""
+    same = [r for r in readings
+            if r.mirrored == hit.mirrored and r.inset == hit.inset and r.rotation == hit.rotation // 90]
+    return windows(min(same, key=lambda r: abs(r.speed - hit.speed)) if same else readings[0])
+
+
+def verified_score(hit: Hit, aligner: Aligner, config: IndexConfig, duration: float) -> float:
+    """How well the clip matches at ``hit``'s final alignment, at the detail of its region:
+    of the sub-block phase that aligns best, the summed similarity of its strongest
+    windows over the number that should match (``EVIDENCE_SECONDS`` of clip, or all of
+    a shorter one), as votes are scored. Frozen windows are no evidence and count as
+    missing."""
+    region = region_of(hit)
+    readings = [Reading(speed=s, mirrored=hit.mirrored, inset=hit.inset, rotation=hit.rotation // 90)
+                for s in (aligner.speeds if not (hit.inset or hit.rotation) else (1.0,))]
+    windows = _hit_windows(hit, readings, lambda reading: aligner.readings(reading, region))
+    library = aligner.library(hit.video_id, region)
+    horizon = windows_per_phase(min(EVIDENCE_SECONDS, duration), config)
+    best = 0.0
+    for view, _, scores in _view_scores(hit, windows, library, config):
+        expected = max(int(horizon[view % config.frames_per_block]), 1)
+        best = max(best, float(np.sort(scores)[::-1][:expected].sum() / expected))
+    return min(best, 1.0)
+
+
+def window_scores(hit: Hit, clip: Clip, library: np.ndarray, config: IndexConfig) -> WindowScores:
+    """Score (0-1, as hits are scored) of each window of the clip's reading that ``hit``
+    was found in, against the library window the hit aligns it with (``library``: the
+    windows of the hit's region at its detail), by the clip second the window starts
+    at: of the sub-block phase that aligns best."""
+    region = region_of(hit)
+    windows = _hit_windows(hit, clip.readings,
+                           lambda reading: clip.windows([reading], allow_empty=True, grid=region.detail))
+    views = _view_scores(hit, windows, library, config)
+    if not views:
         return WindowScores()
-    return WindowScores(times=tuple(best[1].tolist()), scores=tuple(best[2].tolist()))
+    _, starts, scores = max(views, key=lambda view: view[2].mean())
+    return WindowScores(times=tuple(starts.tolist()), scores=tuple(scores.tolist()))

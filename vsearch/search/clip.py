@@ -14,24 +14,25 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .. import cells
+from ..cells import REGIONS
 from ..config import IndexConfig
 from ..decode import DEFAULT_TIMEOUT, VideoSource
 from ..device import Device
 from ..errors import ClipTooShortError, FeatureFileError, VideoError, VsearchError
 from ..extractors import Extractor, create_extractor
-from ..extractors.kernels import mirror_descriptors
 from ..featurefiles.read import ImportedFeatures
 from ..frames import (
     DETECTION_BLOCKS,
     detect_borders,
     detect_inset,
     detect_static_overlay,
-    frozen_blocks,
+    frozen_frames,
     remove_borders,
     resize_frames,
     rotate_frames,
 )
-from ..windows import flagged_per_window, window_vectors
+from ..windows import flagged_per_window, stack_windows, window_vectors
 
 # A picture-in-picture inset is described from the clip decoded this many times larger.
 _INSET_DETAIL = 3
@@ -145,10 +146,15 @@ class QueryClip:
     clip at ``s`` times the analysis rate, so a sped-up copy is described on the
     library's own time base (motion per frame included); a mirrored reading finds
     flipped copies; a rotated one (at speed 1) copies turned by quarter turns; an
-    inset reading (v1 only) describes a picture-in-picture inset found in the clip,
+    inset reading (v2 only) describes a picture-in-picture inset found in the clip,
     scaled up to the working size. Reading ``r`` (in :attr:`readings` order) owns
     views ``r * frames_per_block + phase``. Rotated and inset readings need an
     extractor of grey frames (the kernels); others get speeds and mirroring only.
+
+    ``v2`` readings are described once, as cells on every grid the search compares
+    at (the search grid and each region's detail grid, :mod:`vsearch.cells`), all
+    phases from one pass; mirrored and half-turned readings are permutations of
+    those cells, exactly what describing the turned frames gives.
     A clip longer than ``max_duration`` seconds is refused
     (:class:`~vsearch.errors.ClipTooLongError`) as soon as its headers or its
     pictures show it, before it is held in memory whole.
@@ -183,15 +189,14 @@ class QueryClip:
         self._frames = {Reading(speed=s): remove_borders(f, borders, np) for s, f in zip(speeds, per_speed)}
         plain = self._frames.get(Reading())
         first = next(iter(self._frames.values()))
-        #: Per analysis frame of the clip: the picture is exactly the one before (held).
-        self.still = (np.concatenate([[False], np.all(first[1:] == first[:-1], axis=tuple(range(1, first.ndim)))])
-                      if len(first) else first)
+        #: Per analysis frame of the clip: the picture is the one before (held, or a still).
+        self.still = frozen_frames(first)
         self._still_rate = config.analysis_fps * speeds[0]
-        v1 = config.features == "v1" and plain is not None
-        #: Grid cells hidden by a still overlay (a logo box) in the clip, or None.
-        self.overlay = detect_static_overlay(plain[: fpb * DETECTION_BLOCKS], config.grid) if v1 else None
+        pooled = config.pooled and plain is not None
+        #: Cells (of the stored grid) hidden by a still overlay (a logo box) in the clip, or None.
+        self.overlay = detect_static_overlay(plain[: fpb * DETECTION_BLOCKS], config.cells) if pooled else None
         inset = inset and "inset" in extractor.edited_readings
-        margins = detect_inset(plain[: fpb * DETECTION_BLOCKS]) if inset and v1 else None
+        margins = detect_inset(plain[: fpb * DETECTION_BLOCKS]) if inset and pooled else None
         if margins is not None:
             self._frames[Reading(inset=True)] = (
                 remove_borders(plain, margins, np) if any(borders)
@@ -202,7 +207,12 @@ class QueryClip:
             self.readings += [reading, replace(reading, mirrored=True)] if mirrored else [reading]
         if rotations and plain is not None and "rotations" in extractor.edited_readings:
             self.readings += [Reading(rotation=turns) for turns in ROTATIONS]
-        self._cache: dict[Reading, ClipWindows] = {}
+        self._cache: dict[tuple[Reading, tuple[int, int] | None], ClipWindows] = {}
+        self._cells: dict[Reading, list[dict]] = {}
+        self._frozen: dict[Reading, np.ndarray] = {}
+        #: The grids ``v2`` readings are described on: the stored cells (the search grid
+        #: is pooled from them) and every region's detail grid.
+        self._grids = tuple(dict.fromkeys([config.cells] + [r.detail for r in REGIONS])) if config.pooled else ()
 
     def _inset_in_detail(self, margins: tuple[int, int, int, int], count: int, timeout: float) -> np.ndarray:
         """The inset at the working size, cut from the clip decoded ``_INSET_DETAIL`` times larger.
@@ -227,7 +237,7 @@ class QueryClip:
         return frames[:count]
 
     def frames(self, reading: Reading) -> np.ndarray:
-        """The analysis frames of an unmirrored reading (rotated ones turned on demand)."""
+        """The analysis frames of an unmirrored reading (turned ones turned on demand)."""
         if reading not in self._frames and reading.rotation:
             self._frames[reading] = rotate_frames(self._frames[replace(reading, rotation=0)], reading.rotation, np)
         return self._frames[reading]
@@ -238,13 +248,16 @@ class QueryClip:
         span = self.still[max(first, 0) : max(last, 0)]
         return float(span.mean()) if len(span) else 0.0
 
-    def windows(self, readings: list[Reading] | None = None, *, allow_empty: bool = False) -> ClipWindows:
-        """Windows of the given readings (all by default), each described once and kept.
+    def windows(self, readings: list[Reading] | None = None, *, allow_empty: bool = False,
+                grid: tuple[int, int] | None = None) -> ClipWindows:
+        """Windows of the given readings (all by default), each described once and kept:
+        search vectors, or (``v2``) the vectors of the whole clip frame on ``grid``.
 
         Raises :class:`ClipTooShortError` when there are none, unless ``allow_empty``.
         """
         chosen = self.readings if readings is None else [r for r in self.readings if r in readings]
-        parts = [self._describe(r) for r in chosen]
+        grid = (grid or self.config.grid) if self.config.pooled else None
+        parts = [self._describe(r, grid) for r in chosen]
         if allow_empty and not parts:
             parts = [ClipWindows.empty(self.duration, self.config.dim)]
         if not allow_empty and sum(len(p.vectors) for p in parts) == 0:
@@ -256,31 +269,55 @@ class QueryClip:
             )
         return ClipWindows.concatenate(parts, self.duration)
 
-    def _describe(self, reading: Reading) -> ClipWindows:
+    def _held(self, reading: Reading) -> np.ndarray:
+        """Per analysis frame of an unturned reading: the picture is the one before."""
+        if reading not in self._frozen:
+            self._frozen[reading] = frozen_frames(self.frames(reading))
+        return self._frozen[reading]
+
+    def _cells_of(self, reading: Reading) -> list[dict]:
+        """``v2``: per phase, the reading's unfinished cells on every grid (permuted from
+        the plain reading's for mirrored and half-turned ones)."""
+        if reading not in self._cells:
+            if reading.mirrored:
+                self._cells[reading] = [{g: cells.mirrored(c) for g, c in phase.items()}
+                                        for phase in self._cells_of(reading.unmirrored)]
+            elif reading.rotation == 2:
+                self._cells[reading] = [{g: cells.half_turned(c) for g, c in phase.items()}
+                                        for phase in self._cells_of(replace(reading, rotation=0))]
+            else:
+                self._cells[reading] = self.extractor.describe_cells(self.frames(reading), self._grids)
+        return self._cells[reading]
+
+    def _phase_blocks(self, reading: Reading, grid: tuple[int, int] | None) -> list[np.ndarray]:
+        """Per phase, the reading's finished block vectors (search grid unless ``grid``)."""
+        config = self.config
+        if not config.pooled:
+            frames = self.frames(reading.unmirrored)
+            if reading.mirrored:
+                frames = frames[:, :, ::-1]  # no cell layout to permute: describe the flip
+            return [self.device.to_numpy(self.extractor.describe(frames[phase:]))
+                    for phase in range(config.frames_per_block)]
+        target = grid or config.grid
+        source = target if target in self._grids else config.cells
+        return [cells.finish(cells.pool(phase[source], target)) for phase in self._cells_of(reading)]
+
+    def _describe(self, reading: Reading, grid: tuple[int, int] | None = None) -> ClipWindows:
         config, fpb = self.config, self.config.frames_per_block
         first_view = self.readings.index(reading) * fpb
-        if reading.mirrored and config.features == "v1":
-            # Mirroring permutes v1 descriptors exactly: no need to describe again.
-            base = self._describe(reading.unmirrored)
-            blocks = base.vectors.reshape(-1, config.block_dim)
-            return replace(
-                base,
-                vectors=mirror_descriptors(blocks, config).reshape(base.vectors.shape),
-                views=base.views % fpb + first_view,
-                mirrored=np.ones(len(base.vectors), dtype=bool),
-            )
-        if reading in self._cache:
-            return self._cache[reading]
-        frames = self.frames(reading.unmirrored)
-        if reading.mirrored:
-            frames = frames[:, :, ::-1]  # seed has no layout to permute: describe the flip
+        if (reading, grid) in self._cache:
+            return self._cache[reading, grid]
+        # Turning or mirroring a picture does not make it move: frozen as the reading it comes from.
+        held = self._held(Reading(speed=reading.speed, inset=reading.inset))
         vectors, starts = [], []
-        for phase in range(fpb):
-            windows = window_vectors(self.device.to_numpy(self.extractor.describe(frames[phase:])), config)
+        for phase, blocks in enumerate(self._phase_blocks(reading, grid)):
+            windows = stack_windows(blocks, config)
             # Windows mostly of a frozen picture carry no evidence: they are left out,
             # and count as missing when a hit is scored (a clip that is mostly a held
             # frame is ambiguous, not a confident match of whatever else holds still).
-            frozen = flagged_per_window(frozen_blocks(frames[phase:], fpb), config)
+            count = (len(held) - phase) // fpb
+            frozen = flagged_per_window(held[phase : phase + count * fpb].reshape(count, fpb)[:, 1:].all(axis=1),
+                                        config)
             moving = 2 * frozen[: len(windows)] <= config.window_blocks
             vectors.append(windows[moving])
             starts.append(((phase / config.analysis_fps + np.arange(len(windows)) * config.block_seconds)
@@ -296,7 +333,7 @@ class QueryClip:
             inset=np.full(sum(n), reading.inset),
             rotation=np.full(sum(n), reading.rotation, dtype=np.int64),
         )
-        self._cache[reading] = out
+        self._cache[reading, grid] = out
         return out
 
 
@@ -324,8 +361,10 @@ class FeatureClip:
         #: No still overlay is looked for (that needs frames).
         self.overlay = None
 
-    def windows(self, readings: list[Reading] | None = None, *, allow_empty: bool = False) -> ClipWindows:
-        """The plain reading's windows (whatever ``readings`` asks for: there is no other)."""
+    def windows(self, readings: list[Reading] | None = None, *, allow_empty: bool = False,
+                grid: tuple[int, int] | None = None) -> ClipWindows:
+        """The plain reading's windows (whatever ``readings`` asks for: there is no other;
+        features have no grid to pool on)."""
         if len(self._windows.vectors) == 0 and not allow_empty:
             raise ClipTooShortError(self.path, f"features span {self.duration:.2f} s, shorter than one window "
                                                f"({self.config.window_seconds:g} s)")

@@ -49,10 +49,11 @@ from ..extractors import Extractor
 from ..featurefiles.read import FeatureRate, read_features
 from ..models import Hit, QueryResult, VideoRecord, WindowScores
 from ..store.matches import Matches
-from .align import Aligner, refine, window_scores
+from .align import Aligner, refine, region_of, verified_score, window_scores
+from .calibration import calibrate
 from .clip import Clip, ClipWindows, FeatureClip, QueryClip, Reading, check_speeds
 from .library import Library
-from .overlay import mask_windows, occlusion_masks, rescore_overlaid
+from .overlay import coarse, mask_windows, occlusion_masks, rescore_overlaid
 from .tuning import (
     FLOOR,
     NEIGHBOURS_PER_WINDOW,
@@ -63,6 +64,7 @@ from .tuning import (
     MASKED_CANDIDATES,
     MASKED_FLOOR,
     MIN_CANDIDATES,
+    AMBIGUOUS_SCORE,
 )
 from .votes import is_duplicate, vote
 
@@ -83,7 +85,7 @@ def search_clip(clip: Clip, library: Library, *, k: int, min_score: float) -> li
         hits = find_segments(searched, clip, library, k=k, floor=min(FLOOR, min_score))
     if not (hits and hits[0].score >= CONFIDENT_SCORE):
         candidates = find_segments(searched, clip, library, k=max(k, OVERLAY_CANDIDATES), floor=min(FLOOR, min_score))
-        hits = rescore_overlaid(candidates + masked_candidates(clip, library), searched.windows, library, clip.overlay)
+        hits = rescore_overlaid(candidates + masked_candidates(clip, library), clip, library, clip.overlay)
     hits = [cover_frozen_ends(h, clip.frozen_share, clip.duration, library.videos[h.video_id]) for h in hits]
     return [h for h in hits if h.score >= min_score][:k]
 
@@ -130,8 +132,8 @@ def find_segments(
     """Vote, align the best candidate segments (unless not ``refined``) and drop their
     echoes: up to ``k`` hits >= ``floor``."""
     aligner = Aligner(
-        library=library.windows,
-        readings=lambda reading: clip.windows([reading], allow_empty=True),
+        library=library.detail,
+        readings=lambda reading, region: clip.windows([reading], allow_empty=True, grid=region.detail),
         speeds=tuple(sorted({r.speed for r in clip.readings if not r.inset and not r.rotation})),
     )
     return aggregate(searched.windows, searched.matches, library.videos, library.config, k=k, min_score=floor,
@@ -151,25 +153,34 @@ def aggregate(
     """Turn per-window neighbours (``matches``) into the top ``k`` segment hits with score >= ``min_score``.
 
     With an ``aligner``, each hit's start and speed are refined by aligning the clip
-    with the video's stored windows (see :func:`.align.refine`). A segment that repeats a
-    better one (:func:`.votes.is_duplicate`) is dropped.
+    with the video's stored windows (see :func:`.align.refine`), and the hit is scored
+    at that alignment, at the detail of its region (:func:`.align.verified_score`),
+    calibrated (:func:`.calibration.calibrate`); an ambiguous hit's score is capped at
+    ``AMBIGUOUS_SCORE``. A segment that repeats a better one
+    (:func:`.votes.is_duplicate`) is dropped.
     """
-    kept: list[Hit] = []
+    kept: list[tuple[Hit, float]] = []
     for segment in vote(clip, matches, videos, config, candidates=max(10 * k, MIN_CANDIDATES)):
         if segment.hit.score < min_score:
             break
-        hit = segment.hit
-        if any(is_duplicate(hit, better) for better in kept):
+        hit, evidence = segment.hit, segment.hit.score
+        if any(is_duplicate(hit, better) for better, _ in kept):
             continue  # an echo already, before it is aligned (aligning is the costly part)
         if aligner is not None:
             hit = refine(hit, segment.offset, aligner, config, videos[hit.video_id])
-        if any(is_duplicate(hit, better) for better in kept):
+            edits = int(hit.speed != 1.0) + hit.mirrored + hit.inset + (hit.rotation != 0)
+            evidence = calibrate(verified_score(hit, aligner, config, clip.duration), config, region_of(hit), edits)
+            hit = replace(hit, score=min(evidence, AMBIGUOUS_SCORE) if hit.ambiguous else evidence)
+            if hit.score < min_score:
+                continue
+        if any(is_duplicate(hit, better) for better, _ in kept):
             continue
-        kept.append(hit)
+        kept.append((hit, evidence))
         if len(kept) == k:
             break
-    # Alignment may have capped an ambiguous hit's score below a later one's.
-    return sorted(kept, key=lambda h: (-h.score, h.distance))
+    # Verification may have put a later segment first; capped ambiguous hits rank by
+    # their own evidence, so the stretch that fits best comes first.
+    return [hit for hit, _ in sorted(kept, key=lambda pair: (-pair[0].score, -pair[1], pair[0].distance))]
 
 
 def masked_candidates(clip: Clip, library: Library) -> list[Hit]:
@@ -183,7 +194,7 @@ def masked_candidates(clip: Clip, library: Library) -> list[Hit]:
     scores the candidates properly, both sides masked.
     """
     config = library.config
-    if config.features != "v1":
+    if not config.pooled:
         return []
     found: list[Hit] = []
     for reading in (Reading(), Reading(mirrored=True)):
@@ -192,10 +203,11 @@ def masked_candidates(clip: Clip, library: Library) -> list[Hit]:
         windows = clip.windows([reading], allow_empty=True)
         if len(windows.vectors) == 0:
             continue
-        masks = occlusion_masks(config.grid)[:2] + ([clip.overlay] if clip.overlay is not None else [])
+        masks = occlusion_masks(config.grid, bands=2) + (
+            [coarse(clip.overlay, config.grid)] if clip.overlay is not None else [])
         for mask in masks:
             mask = mask[:, ::-1] if reading.mirrored else mask
-            masked = replace(windows, vectors=mask_windows(windows.vectors, mask, config))
+            masked = replace(windows, vectors=mask_windows(windows.vectors, mask, config.grid, config))
             searched = _Searched(masked, nearest_windows(masked, library))
             # Not refined: refining aligns the unmasked windows, which the band spoils;
             # rescoring aligns the masked ones.
@@ -254,4 +266,4 @@ def query_feature_file(
 
 def scored_windows(clip: Clip, library: Library, hits: list[Hit]) -> list[WindowScores]:
     """Each hit's window scores along its alignment (see :func:`.align.window_scores`)."""
-    return [window_scores(hit, clip, library.windows(hit.video_id), library.config) for hit in hits]
+    return [window_scores(hit, clip, library.detail(hit.video_id, region_of(hit)), library.config) for hit in hits]

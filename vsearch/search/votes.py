@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cells import REGIONS
 from ..config import IndexConfig
 from ..models import Hit, VideoRecord
 from ..store.matches import Matches
-from ..windows import split_ids
+from ..windows import REGION_STRIDE, region_codes, split_ids
 from .clip import ClipWindows
 from .tuning import EVIDENCE_SECONDS, EDIT_MARGIN, NMS_IOU, DUPLICATE_MARGIN
 
@@ -51,8 +52,10 @@ def vote(
 ) -> list["Segment"]:
     """Candidate segments from per-window neighbours, best first (see the module docstring).
 
-    Only the ``candidates`` videos with the most vote mass are grouped (a big library
-    puts a few chance neighbours in hundreds of videos).
+    Neighbours vote per video and region (a crop found through the index entries of
+    part of the frame is aligned with that part). Only the ``candidates`` (video,
+    region) pairs with the most vote mass are grouped (a big library puts a few
+    chance neighbours in hundreds of videos).
     """
     sq_dist, ids = matches.distances, matches.ids
     if ids.size == 0:
@@ -60,6 +63,8 @@ def vote(
     sq_norms = np.einsum("ij,ij->i", clip.vectors, clip.vectors)
     sims = similarity(sq_dist, sq_norms[:, None])
     video_ids, window_idx = split_ids(ids)
+    regions = region_codes(ids)
+    groups = video_ids * len(REGIONS) + regions
     rows = np.broadcast_to(np.arange(len(ids))[:, None], ids.shape)
     # Library time of the clip's first frame, as each vote sees it (speed-aware).
     offsets = window_idx * config.block_seconds - (clip.starts * clip.speeds)[:, None]
@@ -70,13 +75,16 @@ def vote(
     counts = np.bincount(clip.views, minlength=fpb)
     horizon = np.resize(windows_per_phase(EVIDENCE_SECONDS, config), len(counts))  # view v has phase v % fpb
     expected = np.maximum(np.minimum(counts, horizon), 1)
+    # A region holds an entry for every REGION_STRIDE-th window only.
+    sparse = np.maximum(-(-expected // REGION_STRIDE), 1)
     view_edits = np.zeros(len(counts), dtype=np.int64)
     view_edits[clip.views] = clip.edits
-    present, inverse = np.unique(video_ids[live], return_inverse=True)
+    present, inverse = np.unique(groups[live], return_inverse=True)
     mass = np.bincount(inverse, weights=sims[live])
     segments: list[Segment] = []
-    for video_id in present[np.argsort(-mass, kind="stable")[:candidates]]:
-        mask = live & (video_ids == video_id)
+    for group in present[np.argsort(-mass, kind="stable")[:candidates]]:
+        video_id, region = divmod(int(group), len(REGIONS))
+        mask = live & (groups == group)
         votes = _Votes(
             row=rows[mask],
             bin=np.rint(offsets[mask] / config.frame_step).astype(np.int64),
@@ -84,7 +92,8 @@ def vote(
             sim=sims[mask],
             sq_dist=sq_dist[mask],
         )
-        segments += _segments_of_video(votes, clip, videos[int(video_id)], config, expected, view_edits)
+        segments += _segments_of_video(votes, clip, videos[video_id], config, sparse if region else expected,
+                                       view_edits, region)
     segments.sort(key=lambda s: (-s.hit.score, s.hit.distance))
     return segments
 
@@ -99,7 +108,7 @@ class Segment:
 
 def _segments_of_video(
     votes: _Votes, clip: ClipWindows, record: VideoRecord, config: IndexConfig, expected: np.ndarray,
-    view_edits: np.ndarray,
+    view_edits: np.ndarray, region: int,
 ) -> list[Segment]:
     # Votes of one true match spread over +-half a block (phases that straddle the
     # library's block grid), so offsets within that tolerance are one alignment.
@@ -116,7 +125,7 @@ def _segments_of_video(
         view, score = _best_view(clip.views[votes.row[best_idx]], best_sims, expected, view_edits)
         if score <= 0:
             continue
-        segments.append(_make_segment(votes, best_idx, clip, record, config, view, score))
+        segments.append(_make_segment(votes, best_idx, clip, record, config, view, score, region))
     return segments
 
 
@@ -182,7 +191,7 @@ def _best_view(
 
 def _make_segment(
     votes: _Votes, best: np.ndarray, clip: ClipWindows, record: VideoRecord, config: IndexConfig,
-    view: int, score: float,
+    view: int, score: float, region: int,
 ) -> Segment:
     rows = votes.row[best]
     # The best view gives the offset, exact to about half an analysis frame; read at
@@ -210,6 +219,7 @@ def _make_segment(
         mirrored=bool(clip.mirrored[row]),
         inset=bool(clip.inset[row]),
         rotation=int(clip.rotation[row]) * 90,
+        region=REGIONS[region].name,
     )
     return Segment(hit=hit, offset=offset)
 

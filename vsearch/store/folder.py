@@ -38,7 +38,7 @@ from ..errors import (
 )
 from ..lock import WriterLock
 from ..models import IndexStats, VerifyReport, VideoRecord
-from ..windows import WINDOW_BITS, indexed_windows, window_ids, window_vectors, windows_from_blocks
+from ..windows import WINDOW_BITS, entry_count, index_entries, region_codes, windows_from_blocks
 from . import metastore, vectorstore
 from .matches import Matches
 from .metastore import MetaStore, Snapshot
@@ -191,13 +191,13 @@ class IndexFolder:
 
     def _gaps(self, vectors: VectorStore) -> tuple[list[int], list[VideoRecord]]:
         with self.store.snapshot() as snap:
-            return _gaps_between({rec.id: rec for rec in snap.videos()}, vectors)
+            return _gaps_between({rec.id: rec for rec in snap.videos()}, vectors, self.config)
 
     def _reconcile(self) -> tuple[int, int]:
         """Make the in-memory vectors match LMDB; returns (videos added, videos dropped)."""
         with self.store.snapshot() as snap:
             self.videos = {rec.id: rec for rec in snap.videos()}
-            stale, missing = _gaps_between(self.videos, self.vectors)
+            stale, missing = _gaps_between(self.videos, self.vectors, self.config)
             self.vectors.remove_videos(stale)
             if missing and not self.vectors.is_trained:
                 self.vectors.train(self._training_sample(snap, missing))
@@ -208,7 +208,7 @@ class IndexFolder:
     def _training_sample(self, snap: Snapshot, records: list[VideoRecord]) -> np.ndarray:
         """Windows to train on, spread evenly over every video, at most what the type
         can use: a big library is never concatenated whole in memory."""
-        total = sum(rec.windows for rec in records)
+        total = sum(entry_count(rec, self.config) for rec in records)
         step = max(1, -(-total // self.vectors.training_size()))
         return np.concatenate([self.windows_of(snap, rec)[1][::step] for rec in records])
 
@@ -217,9 +217,8 @@ class IndexFolder:
         return self._indexed(record, snap.blocks(record, self.config.block_dim))
 
     def _indexed(self, record: VideoRecord, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Ids and vectors of a video's indexed windows (none across a damaged span)."""
-        numbers = indexed_windows(len(blocks), record.damaged, self.config)
-        return window_ids(record.id, numbers), window_vectors(blocks, self.config)[numbers]
+        """Ids and vectors of a video's index entries (no window across a damaged span)."""
+        return index_entries(record.id, blocks, record.damaged, self.config)
 
     def _add_vectors(self, record: VideoRecord, blocks: np.ndarray) -> None:
         self.vectors.add(*self._indexed(record, blocks))
@@ -309,7 +308,7 @@ class IndexFolder:
         if policy != "auto":
             # Validate before locking: a bad string or too few vectors changes nothing.
             VectorStore.create(self.config.dim, policy)
-            vectorstore.check_trainable(policy, sum(record.windows for record in self.videos.values()))
+            vectorstore.check_trainable(policy, sum(entry_count(rec, self.config) for rec in self.videos.values()))
         self._begin_write()
         try:
             target = vectorstore.auto_index_type(self.vectors.ntotal, self.config.dim) if policy == "auto" else policy
@@ -342,21 +341,15 @@ class IndexFolder:
         window of a video no longer stored): what a compact index's candidates are
         re-ranked with."""
         blocks = self.store.window_blocks(ids, self.config.window_blocks, self.config.block_dim)
-        return windows_from_blocks(blocks, self.config)
+        return windows_from_blocks(blocks, self.config, region_codes(ids))
 
-    def window_vectors(self, video_id: int) -> np.ndarray:
-        """All window vectors of one video by window number, rebuilt from its stored
-        blocks; windows across a damaged span (not indexed) are zero."""
+    def video_blocks(self, video_id: int) -> np.ndarray:
+        """The stored blocks of one video by block number (zero over damaged spans)."""
         with self.store.snapshot() as snap:
             record = snap.video(video_id)
             if record is None:
                 raise NotIndexedError(f"video {video_id} is not in the index")
-            vectors = window_vectors(snap.blocks(record, self.config.block_dim), self.config)
-        if record.partial:
-            keep = np.zeros(len(vectors), dtype=bool)
-            keep[indexed_windows(record.blocks, record.damaged, self.config)] = True
-            vectors[~keep] = 0.0
-        return vectors
+            return snap.blocks(record, self.config.block_dim)
 
     def stats(self) -> IndexStats:
         """What the folder holds, its size on disk and its settings."""
@@ -402,8 +395,9 @@ class IndexFolder:
                 on_disk = VectorStore.create(self.config.dim, self.index_type)
         held = _windows_per_video(on_disk.ids())
         for vid, rec in videos.items():
-            if held.get(vid, 0) != rec.windows:
-                problems.append(f"video {vid} ({rec.path}): {held.get(vid, 0)} vectors on disk, expected {rec.windows}")
+            if held.get(vid, 0) != entry_count(rec, self.config):
+                problems.append(f"video {vid} ({rec.path}): {held.get(vid, 0)} vectors on disk, "
+                                f"expected {entry_count(rec, self.config)}")
         for vid in set(held) - set(videos):
             problems.append(f"video {vid}: {held[vid]} vectors on disk for a video that is not committed")
         return VerifyReport(ok=not problems, videos=len(videos), vectors=on_disk.ntotal,
@@ -438,10 +432,11 @@ def _windows_per_video(ids: np.ndarray) -> dict[int, int]:
     return dict(zip(present.tolist(), counts.tolist()))
 
 
-def _gaps_between(videos: dict[int, VideoRecord], vectors: VectorStore) -> tuple[list[int], list[VideoRecord]]:
+def _gaps_between(videos: dict[int, VideoRecord], vectors: VectorStore, config: IndexConfig
+                  ) -> tuple[list[int], list[VideoRecord]]:
     """Ids of videos whose vectors are stale (uncommitted or partial), and committed videos to (re-)add."""
     held = _windows_per_video(vectors.ids())
-    stale = [vid for vid, n in held.items() if vid not in videos or n != videos[vid].windows]
+    stale = [vid for vid, n in held.items() if vid not in videos or n != entry_count(videos[vid], config)]
     missing = [rec for vid, rec in videos.items() if vid not in held or vid in stale]
     return stale, missing
 

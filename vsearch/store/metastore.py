@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import IndexCorruptError, VsearchError
 from ..models import VideoRecord
-from ..windows import WINDOW_BITS
+from ..windows import split_ids
 
 T = TypeVar("T")
 
@@ -136,8 +136,7 @@ class MetaStore:
         are not copied whole); a window of a video no longer stored is NaN."""
         ids = np.asarray(ids, dtype=np.int64)
         out = np.full((len(ids), window_blocks, block_dim), np.nan, np.float32)
-        videos = ids >> np.int64(WINDOW_BITS)
-        numbers = ids & np.int64((1 << WINDOW_BITS) - 1)
+        videos, numbers = split_ids(ids)
         steps = np.arange(window_blocks)
         order = np.argsort(videos, kind="stable")
         bounds = np.flatnonzero(np.diff(videos[order])) + 1
