@@ -17,8 +17,8 @@ as long as the same cells are pooled, so they can be applied before or after it.
 
 *Regions* (:data:`REGIONS`) are parts of the library frame that a copy may show alone:
 a crop of 70-90 % of each side at any place (the centre and the four corners at
-75 %), and a portrait reframe of landscape footage (three vertical slices of 3/8 of
-the width). The index holds search vectors of regions for a share of the windows
+75 %), and a portrait reframe of landscape footage (four vertical slices of a third
+of the width). The index holds search vectors of regions for a share of the windows
 (``windows.REGION_STRIDE``), next to those of the whole frame.
 """
 
@@ -55,7 +55,7 @@ FRAME = Region(0, "frame", (0.0, 1.0, 0.0, 1.0), (8, 8))
 
 #: Every region, by code (the code goes into a window's id). A crop keeping 70 % or
 #: more of each side lies within about 1/8 of the frame of one of the 75 % regions;
-#: a 9:16 reframe (31.6 % of a 16:9 frame's width) within 1/16 of one slice.
+#: a 9:16 reframe (31.6 % of a 16:9 frame's width) within 1/8 of one of four slices.
 REGIONS = (
     FRAME,
     Region(1, "centre", (0.125, 0.875, 0.125, 0.875), (6, 6)),
@@ -63,9 +63,10 @@ REGIONS = (
     Region(3, "top-right", (0.0, 0.75, 0.25, 1.0), (6, 6)),
     Region(4, "bottom-left", (0.25, 1.0, 0.0, 0.75), (6, 6)),
     Region(5, "bottom-right", (0.25, 1.0, 0.25, 1.0), (6, 6)),
-    Region(6, "left", (0.0, 1.0, 0.0, 0.375), (8, 3)),
-    Region(7, "middle", (0.0, 1.0, 0.3125, 0.6875), (8, 3)),
-    Region(8, "right", (0.0, 1.0, 0.625, 1.0), (8, 3)),
+    Region(6, "left", (0.0, 1.0, 0.0, 1 / 3), (8, 3)),
+    Region(7, "left-middle", (0.0, 1.0, 2 / 9, 5 / 9), (8, 3)),
+    Region(8, "right-middle", (0.0, 1.0, 4 / 9, 7 / 9), (8, 3)),
+    Region(9, "right", (0.0, 1.0, 2 / 3, 1.0), (8, 3)),
 )
 
 

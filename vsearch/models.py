@@ -77,7 +77,7 @@ class Hit:
     ``region`` is the part of the library's frame the clip shows: ``frame`` (all of
     it), a crop (``centre``, ``top-left``, ``top-right``, ``bottom-left``,
     ``bottom-right``: about three quarters of each side) or a portrait reframe
-    (``left``, ``middle``, ``right``: a vertical slice). ``ambiguous`` says that the video fits but other places in it, a window or more
+    (``left``, ``left-middle``, ``right-middle``, ``right``: a vertical third). ``ambiguous`` says that the video fits but other places in it, a window or more
     away, fit about as well (still or repetitive footage): the start is one of
     several, and the score is capped at 0.9.
     """

@@ -9,8 +9,8 @@ from vsearch import VideoIndex
 from vsearch.errors import ConfigMismatchError
 
 #: Entries of the scratch index: 3 videos of 30 windows, each with the whole frame,
-#: and every third window (10) with each of 8 regions.
-ENTRIES = 3 * (30 + 8 * 10)
+#: and every third window (10) with each of 9 regions.
+ENTRIES = 3 * (30 + 9 * 10)
 
 
 @pytest.mark.parametrize("damage", ["delete", "garbage", "truncate"])
@@ -161,7 +161,7 @@ def test_rebuild_validates_the_factory_string_and_size_first(scratch_index):
     with VideoIndex.open(scratch_index, device="cpu") as index:
         with pytest.raises(ConfigMismatchError) as caught:
             index.rebuild(index_type="IVF1024,Flat")
-        assert str(caught.value) == "IVF1024 needs at least 39,936 training vectors; this index has 330; use IVF8,Flat or Flat"
+        assert str(caught.value) == "IVF1024 needs at least 39,936 training vectors; this index has 360; use IVF8,Flat or Flat"
         with pytest.raises(ConfigMismatchError, match=r"PQ8 needs at least 9,984 training vectors"):
             index.rebuild(index_type="IVF2,PQ8")
         with pytest.raises(ConfigMismatchError, match=r"^invalid index type 'IVF2,Bogus'") as caught:
