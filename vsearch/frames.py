@@ -147,6 +147,49 @@ def detect_inset(frames: np.ndarray) -> tuple[int, int, int, int] | None:
     return (top, h - bottom, left, w - right)
 
 
+_SPLIT_RANGE = (0.35, 0.65)  # where a split screen's seam may lie, as shares of the width or height
+
+
+def detect_split(frames: np.ndarray) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """The parts of a split screen, as (name, margins (top, bottom, left, right)), or none.
+
+    Two pictures side by side (or one above the other) meet at a straight seam that
+    runs across the whole frame and stays put while both change: a column (or row)
+    of persistent edge, all along it, near the middle of the frame; a row must be the
+    only one across (a caption band has two). Each side is then a picture of its
+    own (``left`` and ``right``, or ``top`` and ``bottom``). A straight edge in the
+    scene itself (a door frame in a fixed shot) looks the same; it only costs the
+    search two readings that find nothing.
+    """
+    f = np.asarray(frames, dtype=np.float32)
+    if len(f) < 3:
+        return []
+    h, w = f.shape[1:]
+    ex = np.median(np.abs(np.diff(f, axis=2)), axis=0)  # (h, w-1): edge between columns x and x+1
+    ey = np.median(np.abs(np.diff(f, axis=1)), axis=0)  # (h-1, w)
+    floor = max(_INSET_MIN_EDGE, _INSET_EDGE_RATIO * float(np.median(np.concatenate([ex.ravel(), ey.ravel()]))))
+    found = []
+    for edges, length, names in ((ex, w, ("left", "right")), (ey.T, h, ("top", "bottom"))):
+        # A seam between two pixels of the working size may blur over the two edges around it.
+        strongest = np.maximum(edges[:, :-1], edges[:, 1:])  # (across, along - 2)
+        strength = strongest.mean(axis=0)
+        coverage = (strongest >= floor / 2).mean(axis=0)
+        lines = np.flatnonzero((strength >= floor) & (coverage >= _INSET_COVERAGE))
+        lines = lines[(lines >= 2) & (lines < len(strength) - 2)]  # not the frame's own border
+        if names[0] == "top" and len(lines) and lines.max() - lines.min() > 2:
+            continue  # more than one line across: a caption band, a ticker, not two pictures
+        if len(lines) == 0:
+            continue
+        seam = lines[(lines + 1 >= _SPLIT_RANGE[0] * length) & (lines + 1 <= _SPLIT_RANGE[1] * length)]
+        if len(seam) == 0:
+            continue
+        cut = int(seam[np.argmax(strength[seam])]) + 1  # first position of the second picture
+        first, second = ((0, 0, 0, w - cut), (0, 0, cut + 1, 0)) if names[0] == "left" else \
+            ((0, h - cut, 0, 0), (cut + 1, 0, 0, 0))
+        found += [(names[0], first), (names[1], second)]
+    return found
+
+
 _STILL_STD = 1.0  # grey levels: a pixel this steady over the clip's first chunk is still
 _OVERLAY_CELL_SHARE = 0.2  # a grid cell more than this still is covered (edges spill over)
 _OVERLAY_MAX_CELLS = 0.35  # an overlay covers at most this share of the cells...

@@ -72,12 +72,14 @@ class Hit:
     ``speed`` is the clip's playback rate relative to the library (1.1: sped up by
     10 %), fitted along the clip to 0.01 where its footage moves enough to measure
     it, else the nearest speed searched. ``mirrored`` says the clip is flipped,
-    ``inset`` that it was found as a picture-in-picture inset of the clip, and
-    ``rotation`` by how many degrees (0, 90, 180, 270) the clip is turned clockwise.
-    ``region`` is the part of the library's frame the clip shows: ``frame`` (all of
-    it), a crop (``centre``, ``top-left``, ``top-right``, ``bottom-left``,
-    ``bottom-right``: about three quarters of each side) or a portrait reframe
-    (``left``, ``left-middle``, ``right-middle``, ``right``: a vertical third). ``ambiguous`` says that the video fits but other places in it, a window or more
+    ``inset`` that the library's footage fills only part of the clip, and ``part``
+    which: a picture-in-picture box (``inset``) or one side of a split screen
+    (``left``, ``right``, ``top``, ``bottom``); ``whole`` otherwise. ``rotation`` says
+    by how many degrees (0, 90, 180, 270) the clip is turned clockwise. ``region`` is
+    the part of the library's frame the clip shows: ``frame`` (all of it), a crop
+    (``centre``, ``top-left``, ``top-right``, ``bottom-left``, ``bottom-right``: about
+    three quarters of each side) or a portrait reframe (``left``, ``left-middle``,
+    ``right-middle``, ``right``: a vertical third). ``ambiguous`` says that the video fits but other places in it, a window or more
     away, fit about as well (still or repetitive footage): the start is one of
     several, and the score is capped at 0.9.
     """
@@ -94,6 +96,7 @@ class Hit:
     mirrored: bool = False
     inset: bool = False
     rotation: int = 0
+    part: str = "whole"
     region: str = "frame"
     ambiguous: bool = False
 

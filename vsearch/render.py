@@ -46,7 +46,7 @@ class PlainFlagsGroup(TyperGroup):
 
 #: Columns of ``vsearch query --csv``.
 CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_end", "score", "distance", "speed",
-              "mirrored", "inset", "rotation", "ambiguous")
+              "mirrored", "inset", "rotation", "part", "region", "ambiguous")
 
 #: Ingest outcomes, in the order the summary names them.
 STATUSES = ("added", "replaced", "partial", "moved", "skipped", "failed")
@@ -109,7 +109,9 @@ class QueryOutput:
             typer.echo(f"{show(result.query)} ({result.duration:.2f} s): {count or 'no'} hit{'' if count == 1 else 's'}")
             for rank, hit in enumerate(result.hits, 1):
                 edits = ([f"speed {hit.speed:g}x"] if hit.speed != 1.0 else []) + (["mirrored"] if hit.mirrored else []) + (
-                    ["inset"] if hit.inset else []) + ([f"turned {hit.rotation} deg"] if hit.rotation else []) + (
+                    [hit.part if hit.part == "inset" else f"{hit.part} side"] if hit.inset else []) + (
+                    [f"turned {hit.rotation} deg"] if hit.rotation else []) + (
+                    [f"{hit.region} of its frame"] if hit.region != "frame" else []) + (
                     ["ambiguous: other places fit as well"] if hit.ambiguous else [])
                 typer.echo(
                     f"  {rank}. {show(hit.video)}  {hms(hit.start)} - {hms(hit.end)}  score {hit.score:.3f}"

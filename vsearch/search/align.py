@@ -54,11 +54,16 @@ class Aligner:
     library: Callable[[int, Region], np.ndarray]
     readings: Callable[[Reading, Region], ClipWindows]
     speeds: tuple[float, ...]
+    parts: tuple[str, ...] = ("whole",)
 
 
-def _reading_of(hit: Hit, speed: float | None = None) -> Reading:
-    return Reading(speed=hit.speed if speed is None else speed, mirrored=hit.mirrored, inset=hit.inset,
-                   rotation=hit.rotation // 90)
+def _part_number(hit: Hit, parts: tuple[str, ...]) -> int:
+    return parts.index(hit.part) if hit.part in parts else 0
+
+
+def _reading_of(hit: Hit, speed: float | None = None, parts: tuple[str, ...] = ("whole",)) -> Reading:
+    return Reading(speed=hit.speed if speed is None else speed, mirrored=hit.mirrored,
+                   inset=_part_number(hit, parts), rotation=hit.rotation // 90)
 
 
 def rows_of(clip: ClipWindows, reading: Reading, start: float, end: float) -> np.ndarray:
@@ -130,7 +135,7 @@ def _align_locally(
     """Best mean similarity of the hit's reading at ``speed`` within ``REFINE_RADIUS`` of
     ``offset``, over ``REFINE_SECONDS`` of clip, and the offset giving it (ties: nearest)."""
     steps = np.arange(-REFINE_RADIUS, REFINE_RADIUS + 1e-9, config.frame_step)
-    reading = _reading_of(hit, speed)
+    reading = _reading_of(hit, speed, aligner.parts)
     clip = aligner.readings(reading, region_of(hit))
     rows = rows_of(clip, reading, hit.query_start, hit.query_start + REFINE_SECONDS)
     if len(rows) == 0:
@@ -147,7 +152,7 @@ def _place(
     hit: Hit, speed: float, offset: float, aligner: Aligner, library: np.ndarray, config: IndexConfig
 ) -> tuple[float, bool, tuple[float, float] | None]:
     """The whole clip's reading at ``speed`` placed on the video: (offset, distinct, fitted rate)."""
-    reading = _reading_of(hit, speed)
+    reading = _reading_of(hit, speed, aligner.parts)
     clip = aligner.readings(reading, region_of(hit))
     rows = rows_of(clip, reading, hit.query_start, hit.query_end)
     offset, distinct = _settle_globally(clip, rows, offset, library, config)
@@ -346,11 +351,13 @@ def _view_scores(hit: Hit, windows: ClipWindows, library: np.ndarray, config: In
     return out
 
 
-def _hit_windows(hit: Hit, readings: list[Reading], windows: Callable[[Reading], ClipWindows]) -> ClipWindows:
+def _hit_windows(hit: Hit, readings: list[Reading], windows: Callable[[Reading], ClipWindows],
+                 parts: tuple[str, ...]) -> ClipWindows:
     """The clip's windows in the reading ``hit`` was found in (a fitted rate, 1.07, at the
     searched speed nearest to it, 1.1), of those in ``readings``."""
+    part = _part_number(hit, parts)
     same = [r for r in readings
-            if r.mirrored == hit.mirrored and r.inset == hit.inset and r.rotation == hit.rotation // 90]
+            if r.mirrored == hit.mirrored and r.inset == part and r.rotation == hit.rotation // 90]
     return windows(min(same, key=lambda r: abs(r.speed - hit.speed)) if same else readings[0])
 
 
@@ -361,9 +368,9 @@ def verified_score(hit: Hit, aligner: Aligner, config: IndexConfig, duration: fl
     a shorter one), as votes are scored. Frozen windows are no evidence and count as
     missing."""
     region = region_of(hit)
-    readings = [Reading(speed=s, mirrored=hit.mirrored, inset=hit.inset, rotation=hit.rotation // 90)
-                for s in (aligner.speeds if not (hit.inset or hit.rotation) else (1.0,))]
-    windows = _hit_windows(hit, readings, lambda reading: aligner.readings(reading, region))
+    speeds = aligner.speeds if not (hit.inset or hit.rotation) else (1.0,)
+    readings = [_reading_of(hit, speed, aligner.parts) for speed in speeds]
+    windows = _hit_windows(hit, readings, lambda reading: aligner.readings(reading, region), aligner.parts)
     library = aligner.library(hit.video_id, region)
     horizon = windows_per_phase(min(EVIDENCE_SECONDS, duration), config)
     best = 0.0
@@ -380,7 +387,8 @@ def window_scores(hit: Hit, clip: Clip, library: np.ndarray, config: IndexConfig
     at: of the sub-block phase that aligns best."""
     region = region_of(hit)
     windows = _hit_windows(hit, clip.readings,
-                           lambda reading: clip.windows([reading], allow_empty=True, grid=region.detail))
+                           lambda reading: clip.windows([reading], allow_empty=True, grid=region.detail),
+                           getattr(clip, "parts", ("whole",)))
     views = _view_scores(hit, windows, library, config)
     if not views:
         return WindowScores()

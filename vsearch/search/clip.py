@@ -26,6 +26,7 @@ from ..frames import (
     DETECTION_BLOCKS,
     detect_borders,
     detect_inset,
+    detect_split,
     detect_static_overlay,
     frozen_frames,
     remove_borders,
@@ -75,8 +76,9 @@ class ClipWindows:
     its first block starts at), mirrored or not, and a playback speed. ``vectors[i]``
     covers clip seconds ``[starts[i], starts[i] + window_seconds / speeds[i])`` and
     belongs to view ``views[i]``; view ``v`` has phase ``v % frames_per_block``;
-    ``mirrored[i]`` says whether the view is the horizontally flipped clip, and
-    ``inset[i]`` whether it is a picture-in-picture inset cut out of the clip, and
+    ``mirrored[i]`` says whether the view is the horizontally flipped clip,
+    ``inset[i]`` which part of the clip it reads (0: all of it; ``k``: ``parts[k]``, a
+    picture-in-picture inset or one side of a split screen cut out of the clip), and
     ``rotation[i]`` the quarter turns the clip was turned back by (0: none).
     ``speeds[i]`` is the playback speed the view assumes: a clip played at speed
     ``s`` shows, at clip time ``t``, library time ``offset + s * t``.
@@ -90,6 +92,7 @@ class ClipWindows:
     mirrored: np.ndarray
     inset: np.ndarray
     rotation: np.ndarray
+    parts: tuple[str, ...] = ("whole",)
 
     FIELDS = ("vectors", "starts", "views", "speeds", "mirrored", "inset", "rotation")
 
@@ -99,38 +102,40 @@ class ClipWindows:
             raise ValueError("starts, views, speeds, mirrored, inset and rotation need one entry per window")
 
     @classmethod
-    def empty(cls, duration: float, dim: int) -> "ClipWindows":
+    def empty(cls, duration: float, dim: int, parts: tuple[str, ...] = ("whole",)) -> "ClipWindows":
         return cls(duration=duration, vectors=np.zeros((0, dim), np.float32), starts=np.zeros(0),
                    views=np.zeros(0, np.int64), speeds=np.zeros(0), mirrored=np.zeros(0, bool),
-                   inset=np.zeros(0, bool), rotation=np.zeros(0, np.int64))
+                   inset=np.zeros(0, np.int64), rotation=np.zeros(0, np.int64), parts=parts)
 
     @classmethod
     def concatenate(cls, parts: list["ClipWindows"], duration: float) -> "ClipWindows":
-        return cls(duration=duration, **{f: np.concatenate([getattr(p, f) for p in parts]) for f in cls.FIELDS})
+        return cls(duration=duration, parts=parts[0].parts if parts else ("whole",),
+                   **{f: np.concatenate([getattr(p, f) for p in parts]) for f in cls.FIELDS})
 
     def select(self, rows: np.ndarray) -> "ClipWindows":
         """The windows ``rows`` only."""
-        return ClipWindows(duration=self.duration, **{f: getattr(self, f)[rows] for f in self.FIELDS})
+        return ClipWindows(duration=self.duration, parts=self.parts, **{f: getattr(self, f)[rows] for f in self.FIELDS})
 
     @property
     def edits(self) -> np.ndarray:
         """Number of edits each window's view assumes (speed change, mirroring, inset, rotation)."""
-        return (self.speeds != 1.0).astype(np.int64) + self.mirrored + self.inset + (self.rotation != 0)
+        return (self.speeds != 1.0).astype(np.int64) + self.mirrored + (self.inset > 0) + (self.rotation != 0)
 
 
 @dataclass(frozen=True)
 class Reading:
-    """One way of reading a clip: at a playback speed, mirrored or not, whole or its
-    inset, turned back by ``rotation`` quarter turns or not."""
+    """One way of reading a clip: at a playback speed, mirrored or not, whole or one of
+    its parts (``inset``: 0 the whole clip, ``k`` its ``k``-th part, see
+    :attr:`QueryClip.parts`), turned back by ``rotation`` quarter turns or not."""
 
     speed: float = 1.0
     mirrored: bool = False
-    inset: bool = False
+    inset: int = 0
     rotation: int = 0
 
     @property
     def edits(self) -> int:
-        return int(self.speed != 1.0) + int(self.mirrored) + int(self.inset) + int(self.rotation != 0)
+        return int(self.speed != 1.0) + int(self.mirrored) + int(self.inset > 0) + int(self.rotation != 0)
 
     @property
     def unmirrored(self) -> "Reading":
@@ -195,13 +200,18 @@ class QueryClip:
         pooled = config.pooled and plain is not None
         #: Cells (of the stored grid) hidden by a still overlay (a logo box) in the clip, or None.
         self.overlay = detect_static_overlay(plain[: fpb * DETECTION_BLOCKS], config.cells) if pooled else None
-        inset = inset and "inset" in extractor.edited_readings
-        margins = detect_inset(plain[: fpb * DETECTION_BLOCKS]) if inset and pooled else None
-        if margins is not None:
-            self._frames[Reading(inset=True)] = (
-                remove_borders(plain, margins, np) if any(borders)
-                else self._inset_in_detail(margins, len(plain), timeout)
-            )
+        #: The parts of the clip read on their own: ``whole``, then what shows other footage
+        #: (a picture-in-picture ``inset``; ``left`` and ``right``, or ``top`` and ``bottom``,
+        #: of a split screen). Reading ``inset=k`` reads part ``k``.
+        self.parts: tuple[str, ...] = ("whole",)
+        if inset and pooled and "inset" in extractor.edited_readings:
+            found = self._find_parts(plain[: fpb * DETECTION_BLOCKS])
+            self.parts += tuple(name for name, _ in found)
+            margins = [m for _, m in found]
+            cut = [remove_borders(plain, m, np) for m in margins] if any(borders) else \
+                self._parts_in_detail(margins, len(plain), timeout)
+            for number, frames in enumerate(cut, start=1):
+                self._frames[Reading(inset=number)] = frames
         self.readings: list[Reading] = []
         for reading in self._frames:
             self.readings += [reading, replace(reading, mirrored=True)] if mirrored else [reading]
@@ -214,27 +224,36 @@ class QueryClip:
         #: is pooled from them) and every region's detail grid.
         self._grids = tuple(dict.fromkeys([config.cells] + [r.detail for r in REGIONS])) if config.pooled else ()
 
-    def _inset_in_detail(self, margins: tuple[int, int, int, int], count: int, timeout: float) -> np.ndarray:
-        """The inset at the working size, cut from the clip decoded ``_INSET_DETAIL`` times larger.
+    @staticmethod
+    def _find_parts(head: np.ndarray) -> list[tuple[str, tuple[int, int, int, int]]]:
+        """Parts of the clip that show other footage: an inset, and the sides of a split screen."""
+        inset = detect_inset(head)
+        return ([("inset", inset)] if inset is not None else []) + detect_split(head)
 
-        An inset is a fraction of the frame: cut out of the working-size picture, a
-        30 % inset would be 38 x 29 pixels scaled up, too blurred to describe like its
-        source. Decoded larger, it is cut out at the library's own sampling.
+    def _parts_in_detail(self, margins: list[tuple[int, int, int, int]], count: int, timeout: float
+                         ) -> list[np.ndarray]:
+        """Each part (by its margins) at the working size, cut from the clip decoded
+        ``_INSET_DETAIL`` times larger, once for all of them.
+
+        A part is a fraction of the frame: cut out of the working-size picture, a 30 %
+        inset would be 38 x 29 pixels scaled up, too blurred to describe like its source.
+        Decoded larger, it is cut out at the library's own sampling.
         """
         config, scale = self.config, _INSET_DETAIL
-        top, bottom, left, right = (m * scale for m in margins)
         height, width = config.height * scale, config.width * scale
         source = VideoSource(self.path, width=width, height=height, decoder=config.decoder, timeout=timeout)
-        parts = []
+        cut: list[list[np.ndarray]] = [[] for _ in margins]
         for chunk in source.iter_frames(config.analysis_fps, chunk_frames=64, integrate=True):
-            inner = chunk[:, top : height - bottom, left : width - right].astype(np.float32)
-            # Box-average down by the whole factor first (resampling alone would alias).
-            n, h, w = inner.shape
-            f = max(1, min(h // config.height, w // config.width))
-            inner = inner[:, : h - h % f, : w - w % f].reshape(n, h // f, f, w // f, f).mean(axis=(2, 4))
-            parts.append(resize_frames(inner, config.height, config.width, np))
-        frames = np.concatenate(parts) if parts else np.zeros((0, config.height, config.width), np.float32)
-        return frames[:count]
+            for number, (top, bottom, left, right) in enumerate(margins):
+                inner = chunk[:, top * scale : height - bottom * scale, left * scale : width - right * scale]
+                # Box-average down by the whole factor of each axis first (resampling alone would alias).
+                n, h, w = inner.shape
+                fy, fx = max(1, h // config.height), max(1, w // config.width)
+                inner = inner[:, : h - h % fy, : w - w % fx].astype(np.float32)
+                inner = inner.reshape(n, h // fy, fy, w // fx, fx).mean(axis=(2, 4))
+                cut[number].append(resize_frames(inner, config.height, config.width, np))
+        empty = np.zeros((0, config.height, config.width), np.float32)
+        return [(np.concatenate(part) if part else empty)[:count] for part in cut]
 
     def frames(self, reading: Reading) -> np.ndarray:
         """The analysis frames of an unmirrored reading (turned ones turned on demand)."""
@@ -259,7 +278,7 @@ class QueryClip:
         grid = (grid or self.config.grid) if self.config.pooled else None
         parts = [self._describe(r, grid) for r in chosen]
         if allow_empty and not parts:
-            parts = [ClipWindows.empty(self.duration, self.config.dim)]
+            parts = [ClipWindows.empty(self.duration, self.config.dim, self.parts)]
         if not allow_empty and sum(len(p.vectors) for p in parts) == 0:
             if self.duration >= self.config.window_seconds:  # long enough: its windows were all frozen
                 raise VideoError(self.path, "the clip shows a frozen picture throughout: nothing moves to match")
@@ -330,8 +349,9 @@ class QueryClip:
             views=np.repeat(first_view + np.arange(fpb), n),
             speeds=np.full(sum(n), reading.speed),
             mirrored=np.full(sum(n), reading.mirrored),
-            inset=np.full(sum(n), reading.inset),
+            inset=np.full(sum(n), reading.inset, dtype=np.int64),
             rotation=np.full(sum(n), reading.rotation, dtype=np.int64),
+            parts=self.parts,
         )
         self._cache[reading, grid] = out
         return out
@@ -355,7 +375,7 @@ class FeatureClip:
         n = len(vectors)
         self._windows = ClipWindows(
             duration=self.duration, vectors=vectors, starts=np.arange(n) * config.block_seconds,
-            views=np.zeros(n, np.int64), speeds=np.ones(n), mirrored=np.zeros(n, bool), inset=np.zeros(n, bool),
+            views=np.zeros(n, np.int64), speeds=np.ones(n), mirrored=np.zeros(n, bool), inset=np.zeros(n, np.int64),
             rotation=np.zeros(n, np.int64))
         self.readings: list[Reading] = [Reading()]
         #: No still overlay is looked for (that needs frames).

@@ -72,7 +72,7 @@ from .votes import is_duplicate, vote
 def search_clip(clip: Clip, library: Library, *, k: int, min_score: float) -> list[Hit]:
     """The library segments ``clip`` comes from, best first: at most ``k``, scoring >= ``min_score``."""
     config = library.config
-    searched = _Searched.empty(clip.duration, config.dim)
+    searched = _Searched.empty(clip.duration, config.dim, getattr(clip, "parts", ("whole",)))
     hits: list[Hit] = []
     for number, (readings, stop_at) in enumerate(reading_stages(clip)):
         if hits and hits[0].score >= stop_at:
@@ -107,8 +107,8 @@ class _Searched:
     matches: Matches
 
     @classmethod
-    def empty(cls, duration: float, dim: int) -> "_Searched":
-        return cls(ClipWindows.empty(duration, dim), Matches(np.zeros((0, NEIGHBOURS_PER_WINDOW), np.float32),
+    def empty(cls, duration: float, dim: int, parts: tuple[str, ...]) -> "_Searched":
+        return cls(ClipWindows.empty(duration, dim, parts), Matches(np.zeros((0, NEIGHBOURS_PER_WINDOW), np.float32),
                                                              np.zeros((0, NEIGHBOURS_PER_WINDOW), np.int64)))
 
     def extend(self, windows: ClipWindows, matches: Matches) -> "_Searched":
@@ -135,6 +135,7 @@ def find_segments(
         library=library.detail,
         readings=lambda reading, region: clip.windows([reading], allow_empty=True, grid=region.detail),
         speeds=tuple(sorted({r.speed for r in clip.readings if not r.inset and not r.rotation})),
+        parts=getattr(clip, "parts", ("whole",)),
     )
     return aggregate(searched.windows, searched.matches, library.videos, library.config, k=k, min_score=floor,
                      aligner=aligner if refined else None)

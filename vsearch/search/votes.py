@@ -218,6 +218,7 @@ def _make_segment(
         speed=speed,
         mirrored=bool(clip.mirrored[row]),
         inset=bool(clip.inset[row]),
+        part=clip.parts[int(clip.inset[row])],
         rotation=int(clip.rotation[row]) * 90,
         region=REGIONS[region].name,
     )
