@@ -224,29 +224,28 @@ def detect_static_overlay(frames: np.ndarray, grid: tuple[int, int]) -> np.ndarr
 
 
 #: Grey levels: two analysis frames whose pixels differ by less than this on average
-#: show the same picture. A camera never holds that still (sensor noise and the
-#: slightest sway give 0.2 and more); a still picture re-encoded, whatever its group of
-#: pictures, changes by a few hundredths.
+#: show the same picture. A camera never holds that still for long (sensor noise and
+#: the slightest sway give 0.2 and more); a still picture re-encoded, whatever its
+#: group of pictures, changes by a few hundredths.
 STILL_LEVEL = 0.1
 
 
-def frozen_frames(frames: np.ndarray) -> np.ndarray:
-    """Per frame: its picture is the one before (the first frame: False)."""
+def frozen_frames(frames: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
+    """Per frame: its picture is the one before, to ``tolerance`` grey levels on
+    average (0: exactly; the first frame: False)."""
     if len(frames) < 2:
         return np.zeros(len(frames), dtype=bool)
     axes = tuple(range(1, np.ndim(frames)))  # grey or RGB
     change = np.abs(np.diff(np.asarray(frames, dtype=np.float32), axis=0)).mean(axis=axes)
-    return np.concatenate([[False], change < STILL_LEVEL])
+    return np.concatenate([[False], change <= tolerance])
 
 
 def frozen_blocks(frames: np.ndarray, frames_per_block: int) -> np.ndarray:
-    """Blocks whose pictures do not change (one boolean per complete block).
+    """Blocks whose pictures do not change at all (one boolean per complete block).
 
     A frozen picture is a held frame (a variable frame rate hold, frames lost to
-    damage and filled in by a re-encode) or a still picture played as a video:
-    the motion it would be matched on is absent, and whatever else holds still
-    matches it. Pictures count as the same below :data:`STILL_LEVEL`, so a still
-    encoded with any group of pictures is frozen, not only exact repeats.
+    damage and filled in by a re-encode): no camera, however still, gives exactly
+    identical pictures, and the motion it would be matched on is absent.
     """
     blocks = len(frames) // frames_per_block
     if blocks == 0:

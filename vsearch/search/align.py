@@ -47,14 +47,17 @@ def region_of(hit: Hit) -> Region:
 @dataclass(frozen=True)
 class Aligner:
     """What refining hits needs: a video's windows of a region, at the grid hits are
-    compared at (``library(video_id, region)``), the clip's windows in one reading at
-    the same grid (``readings(reading, region)``, described once and kept), and the
-    speeds there are readings for."""
+    aligned at (``library(video_id, region)``), the clip's windows in one reading at
+    the same grid (``readings(reading, region)``, described once and kept), both also
+    at the search grid (``coarse_library``, ``coarse_readings``), the speeds there are
+    readings for, and the names of the clip's parts."""
 
     library: Callable[[int, Region], np.ndarray]
     readings: Callable[[Reading, Region], ClipWindows]
     speeds: tuple[float, ...]
     parts: tuple[str, ...] = ("whole",)
+    coarse_library: Callable[[int, Region], np.ndarray] | None = None
+    coarse_readings: Callable[[Reading, Region], ClipWindows] | None = None
 
 
 def _part_number(hit: Hit, parts: tuple[str, ...]) -> int:
@@ -212,12 +215,9 @@ def alignment_curve(
     # Window i lands on block b at offset b * fpb - position[i] (frames).
     low = -int(position.max())
     size = (len(library) - 1) * fpb - int(position.min()) - low + 1
-    total, count = np.zeros(size), np.zeros(size)
-    blocks = np.arange(len(library)) * fpb
-    for i in range(len(rows)):
-        at = blocks - position[i] - low
-        total[at] += sims[i]
-        count[at] += 1
+    at = (np.arange(len(library)) * fpb)[None, :] - position[:, None] - low
+    total = np.bincount(at.ravel(), weights=sims.ravel(), minlength=size)
+    count = np.bincount(at.ravel(), minlength=size)
     offsets = (np.arange(size) + low) * config.frame_step
     # Windows of one phase land together; each offset is judged against its phase's count.
     phase_size = np.bincount(position % fpb, minlength=fpb)
@@ -362,22 +362,28 @@ def _hit_windows(hit: Hit, readings: list[Reading], windows: Callable[[Reading],
 
 
 def verified_score(hit: Hit, aligner: Aligner, config: IndexConfig, duration: float) -> float:
-    """How well the clip matches at ``hit``'s final alignment, at the detail of its region:
-    of the sub-block phase that aligns best, the summed similarity of its strongest
-    windows over the number that should match (``EVIDENCE_SECONDS`` of clip, or all of
-    a shorter one), as votes are scored. Frozen windows are no evidence and count as
-    missing."""
+    """How well the clip matches at ``hit``'s final alignment: of the sub-block phase
+    that aligns best, the summed similarity of its strongest windows over the number
+    that should match (``EVIDENCE_SECONDS`` of clip, or all of a shorter one), as votes
+    are scored; frozen windows are no evidence and count as missing. The mean of that
+    at the detail of the hit's region, which tells look-alike footage apart, and at the
+    coarse search grid, which forgives a crop or a shift that moves detail across cells."""
     region = region_of(hit)
     speeds = aligner.speeds if not (hit.inset or hit.rotation) else (1.0,)
     readings = [_reading_of(hit, speed, aligner.parts) for speed in speeds]
-    windows = _hit_windows(hit, readings, lambda reading: aligner.readings(reading, region), aligner.parts)
-    library = aligner.library(hit.video_id, region)
     horizon = windows_per_phase(min(EVIDENCE_SECONDS, duration), config)
-    best = 0.0
-    for view, _, scores in _view_scores(hit, windows, library, config):
-        expected = max(int(horizon[view % config.frames_per_block]), 1)
-        best = max(best, float(np.sort(scores)[::-1][:expected].sum() / expected))
-    return min(best, 1.0)
+    grids = [(aligner.readings, aligner.library)]
+    if aligner.coarse_readings is not None and aligner.coarse_library is not None:
+        grids.append((aligner.coarse_readings, aligner.coarse_library))
+    total = 0.0
+    for clip_windows, library_windows in grids:
+        windows = _hit_windows(hit, readings, lambda reading: clip_windows(reading, region), aligner.parts)
+        best = 0.0
+        for view, _, scores in _view_scores(hit, windows, library_windows(hit.video_id, region), config):
+            expected = max(int(horizon[view % config.frames_per_block]), 1)
+            best = max(best, float(np.sort(scores)[::-1][:expected].sum() / expected))
+        total += min(best, 1.0)
+    return total / len(grids)
 
 
 def window_scores(hit: Hit, clip: Clip, library: np.ndarray, config: IndexConfig) -> WindowScores:

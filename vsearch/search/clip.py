@@ -28,12 +28,17 @@ from ..frames import (
     detect_inset,
     detect_split,
     detect_static_overlay,
+    STILL_LEVEL,
     frozen_frames,
     remove_borders,
     resize_frames,
     rotate_frames,
 )
 from ..windows import flagged_per_window, stack_windows, window_vectors
+
+#: A clip whose pictures stay the same (to ``frames.STILL_LEVEL``) this much of the
+#: time is one still picture: it would match any still stretch anywhere.
+STILL_SHARE = 0.9
 
 # A picture-in-picture inset is described from the clip decoded this many times larger.
 _INSET_DETAIL = 3
@@ -194,8 +199,10 @@ class QueryClip:
         self._frames = {Reading(speed=s): remove_borders(f, borders, np) for s, f in zip(speeds, per_speed)}
         plain = self._frames.get(Reading())
         first = next(iter(self._frames.values()))
-        #: Per analysis frame of the clip: the picture is the one before (held, or a still).
+        #: Per analysis frame of the clip: the picture is exactly the one before (held).
         self.still = frozen_frames(first)
+        #: The clip is one still picture, whatever its encoding: nothing moves to place it.
+        self.still_throughout = len(first) > 1 and float(frozen_frames(first, STILL_LEVEL)[1:].mean()) >= STILL_SHARE
         self._still_rate = config.analysis_fps * speeds[0]
         pooled = config.pooled and plain is not None
         #: Cells (of the stored grid) hidden by a still overlay (a logo box) in the clip, or None.
@@ -279,6 +286,8 @@ class QueryClip:
         parts = [self._describe(r, grid) for r in chosen]
         if allow_empty and not parts:
             parts = [ClipWindows.empty(self.duration, self.config.dim, self.parts)]
+        if not allow_empty and self.still_throughout:
+            raise VideoError(self.path, "the clip shows one still picture throughout: nothing moves to match")
         if not allow_empty and sum(len(p.vectors) for p in parts) == 0:
             if self.duration >= self.config.window_seconds:  # long enough: its windows were all frozen
                 raise VideoError(self.path, "the clip shows a frozen picture throughout: nothing moves to match")

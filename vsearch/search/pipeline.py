@@ -74,6 +74,7 @@ def search_clip(clip: Clip, library: Library, *, k: int, min_score: float) -> li
     config = library.config
     searched = _Searched.empty(clip.duration, config.dim, getattr(clip, "parts", ("whole",)))
     hits: list[Hit] = []
+    verified: dict = {}  # segments aligned and scored once, whichever stage finds them again
     for number, (readings, stop_at) in enumerate(reading_stages(clip)):
         if hits and hits[0].score >= stop_at:
             break
@@ -82,9 +83,10 @@ def search_clip(clip: Clip, library: Library, *, k: int, min_score: float) -> li
         if len(windows.vectors) == 0:
             continue
         searched = searched.extend(windows, nearest_windows(windows, library))
-        hits = find_segments(searched, clip, library, k=k, floor=min(FLOOR, min_score))
+        hits = find_segments(searched, clip, library, k=k, floor=min(FLOOR, min_score), verified=verified)
     if not (hits and hits[0].score >= CONFIDENT_SCORE):
-        candidates = find_segments(searched, clip, library, k=max(k, OVERLAY_CANDIDATES), floor=min(FLOOR, min_score))
+        candidates = find_segments(searched, clip, library, k=max(k, OVERLAY_CANDIDATES), floor=min(FLOOR, min_score),
+                                   verified=verified)
         hits = rescore_overlaid(candidates + masked_candidates(clip, library), clip, library, clip.overlay)
     hits = [cover_frozen_ends(h, clip.frozen_share, clip.duration, library.videos[h.video_id]) for h in hits]
     return [h for h in hits if h.score >= min_score][:k]
@@ -127,18 +129,22 @@ def nearest_windows(windows: ClipWindows, library: Library) -> Matches:
 
 
 def find_segments(
-    searched: "_Searched", clip: Clip, library: Library, *, k: int, floor: float, refined: bool = True
+    searched: "_Searched", clip: Clip, library: Library, *, k: int, floor: float, refined: bool = True,
+    verified: dict | None = None,
 ) -> list[Hit]:
     """Vote, align the best candidate segments (unless not ``refined``) and drop their
-    echoes: up to ``k`` hits >= ``floor``."""
+    echoes: up to ``k`` hits >= ``floor``. ``verified`` keeps the segments aligned
+    and scored so far by a query, so a later stage does not do it again."""
     aligner = Aligner(
         library=library.detail,
         readings=lambda reading, region: clip.windows([reading], allow_empty=True, grid=region.detail),
         speeds=tuple(sorted({r.speed for r in clip.readings if not r.inset and not r.rotation})),
         parts=getattr(clip, "parts", ("whole",)),
+        coarse_library=library.windows,
+        coarse_readings=lambda reading, region: clip.windows([reading], allow_empty=True),
     )
     return aggregate(searched.windows, searched.matches, library.videos, library.config, k=k, min_score=floor,
-                     aligner=aligner if refined else None)
+                     aligner=aligner if refined else None, verified=verified)
 
 
 def aggregate(
@@ -150,6 +156,7 @@ def aggregate(
     k: int,
     min_score: float,
     aligner: Aligner | None = None,
+    verified: dict | None = None,
 ) -> list[Hit]:
     """Turn per-window neighbours (``matches``) into the top ``k`` segment hits with score >= ``min_score``.
 
@@ -168,10 +175,16 @@ def aggregate(
         if any(is_duplicate(hit, better) for better, _ in kept):
             continue  # an echo already, before it is aligned (aligning is the costly part)
         if aligner is not None:
-            hit = refine(hit, segment.offset, aligner, config, videos[hit.video_id])
-            edits = int(hit.speed != 1.0) + hit.mirrored + hit.inset + (hit.rotation != 0)
-            evidence = calibrate(verified_score(hit, aligner, config, clip.duration), config, region_of(hit), edits)
-            hit = replace(hit, score=min(evidence, AMBIGUOUS_SCORE) if hit.ambiguous else evidence)
+            key = (replace(hit, score=0.0, distance=0.0), round(segment.offset, 3))
+            if verified is None or key not in verified:
+                found = refine(hit, segment.offset, aligner, config, videos[hit.video_id])
+                edits = int(found.speed != 1.0) + found.mirrored + found.inset + (found.rotation != 0)
+                score = calibrate(verified_score(found, aligner, config, clip.duration), config, region_of(found), edits)
+                found = replace(found, score=min(score, AMBIGUOUS_SCORE) if found.ambiguous else score)
+                if verified is None:
+                    verified = {}
+                verified[key] = (found, score)
+            hit, evidence = verified[key]
             if hit.score < min_score:
                 continue
         if any(is_duplicate(hit, better) for better, _ in kept):
