@@ -31,7 +31,7 @@ def test_full_cycle_and_json_contracts(media, clips, tmp_path):
         assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "speeds" in proc.stderr
     csv_rows = run_cli("query", str(clip), "--index", index, "--csv", "--speeds", "1", "--no-mirrored",
                        "--no-inset", "--no-rotations", check=True).stdout.splitlines()
-    assert csv_rows[0].endswith("speed,mirrored,inset,rotation,part,region,ambiguous") and str(source) in csv_rows[1]
+    assert csv_rows[0].endswith("speed,mirrored,inset,rotation,part,crop,ambiguous") and str(source) in csv_rows[1]
 
     stats = json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)
     assert stats["videos"] == 3 and stats["vectors"] == 90 and stats["dim"] == 336

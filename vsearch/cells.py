@@ -70,6 +70,17 @@ REGIONS = (
 )
 
 
+def crop_region(bounds: tuple[float, float, float, float], cells: tuple[int, int] = (8, 8)) -> Region:
+    """The region of any ``bounds`` (a crop found by refining one of :data:`REGIONS`),
+    compared at as many cells as it covers of a ``cells`` grid (two at least)."""
+    bounds = tuple(float(b) for b in bounds)
+    if bounds == FRAME.bounds:
+        return FRAME
+    top, bottom, left, right = bounds
+    detail = (max(2, round((bottom - top) * cells[0])), max(2, round((right - left) * cells[1])))
+    return Region(-1, "crop", bounds, detail)
+
+
 @functools.lru_cache(maxsize=256)
 def _axis_weights(cells: int, low: float, high: float, parts: int) -> np.ndarray:
     """``(parts, cells)`` weights averaging the cells ``[low, high)`` (in cell units,

@@ -10,11 +10,14 @@ from typing import Any, Sequence
 #: Fields that hold seconds: JSON gives them to the millisecond (a frame lasts 17-42 ms).
 _SECONDS = frozenset({"start", "end", "query_start", "query_end", "duration", "duration_s", "damaged"})
 
+#: Fields that hold shares of a frame: JSON gives them to 1e-3.
+_SHARES = frozenset({"crop"})
+
 
 def _rounded(key: str, value: Any) -> Any:
     if isinstance(value, float):
-        return round(value, 3) if key in _SECONDS else round(value, 4)
-    if isinstance(value, (list, tuple)) and key in _SECONDS:
+        return round(value, 3) if key in _SECONDS | _SHARES else round(value, 4)
+    if isinstance(value, (list, tuple)) and key in _SECONDS | _SHARES:
         return [_rounded(key, v) for v in value]
     return value
 
@@ -75,11 +78,11 @@ class Hit:
     ``inset`` that the library's footage fills only part of the clip, and ``part``
     which: a picture-in-picture box (``inset``) or one side of a split screen
     (``left``, ``right``, ``top``, ``bottom``); ``whole`` otherwise. ``rotation`` says
-    by how many degrees (0, 90, 180, 270) the clip is turned clockwise. ``region`` is
-    the part of the library's frame the clip shows: ``frame`` (all of it), a crop
-    (``centre``, ``top-left``, ``top-right``, ``bottom-left``, ``bottom-right``: about
-    three quarters of each side) or a portrait reframe (``left``, ``left-middle``,
-    ``right-middle``, ``right``: a vertical third). ``ambiguous`` says that the video fits but other places in it, a window or more
+    by how many degrees (0, 90, 180, 270) the clip is turned clockwise. ``crop`` is the
+    part of the library video's frame the clip shows, (top, bottom, left, right) as
+    shares of its height and width: ``(0, 1, 0, 1)`` all of it, ``(0.25, 1, 0, 0.75)``
+    a crop of its bottom-left three quarters, ``(0, 1, 0.3, 0.63)`` a portrait reframe
+    of landscape footage (to about 1/16 of the frame). ``ambiguous`` says that the video fits but other places in it, a window or more
     away, fit about as well (still or repetitive footage): the start is one of
     several, and the score is capped at 0.9.
     """
@@ -97,7 +100,7 @@ class Hit:
     inset: bool = False
     rotation: int = 0
     part: str = "whole"
-    region: str = "frame"
+    crop: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 1.0)
     ambiguous: bool = False
 
     def to_dict(self) -> dict[str, Any]:

@@ -46,7 +46,7 @@ class PlainFlagsGroup(TyperGroup):
 
 #: Columns of ``vsearch query --csv``.
 CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_end", "score", "distance", "speed",
-              "mirrored", "inset", "rotation", "part", "region", "ambiguous")
+              "mirrored", "inset", "rotation", "part", "crop", "ambiguous")
 
 #: Ingest outcomes, in the order the summary names them.
 STATUSES = ("added", "replaced", "partial", "moved", "skipped", "failed")
@@ -55,6 +55,12 @@ STATUSES = ("added", "replaced", "partial", "moved", "skipped", "failed")
 def show(path: str) -> str:
     """A path printable on any terminal (non-UTF-8 bytes shown escaped)."""
     return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def shown(crop) -> str:
+    """What part of its frame a hit shows, in words: ``crop 72% x 72% at 28%, 28%``."""
+    top, bottom, left, right = crop
+    return f"crop {right - left:.0%} x {bottom - top:.0%} at {left:.0%}, {top:.0%}"
 
 
 def hms(seconds: float) -> str:
@@ -103,6 +109,7 @@ class QueryOutput:
         elif self._csv is not None:
             for rank, hit in enumerate(result.hits, 1):
                 row = hit.to_dict()
+                row["crop"] = " ".join(f"{share:g}" for share in row["crop"])
                 self._csv.writerow([result.query, rank, *(row[f] for f in CSV_FIELDS[2:])])
         else:
             count = len(result.hits)
@@ -111,7 +118,7 @@ class QueryOutput:
                 edits = ([f"speed {hit.speed:g}x"] if hit.speed != 1.0 else []) + (["mirrored"] if hit.mirrored else []) + (
                     [hit.part if hit.part == "inset" else f"{hit.part} side"] if hit.inset else []) + (
                     [f"turned {hit.rotation} deg"] if hit.rotation else []) + (
-                    [f"{hit.region} of its frame"] if hit.region != "frame" else []) + (
+                    [shown(hit.crop)] if tuple(hit.crop) != (0.0, 1.0, 0.0, 1.0) else []) + (
                     ["ambiguous: other places fit as well"] if hit.ambiguous else [])
                 typer.echo(
                     f"  {rank}. {show(hit.video)}  {hms(hit.start)} - {hms(hit.end)}  score {hit.score:.3f}"

@@ -200,3 +200,60 @@ def test_each_hit_carries_the_window_scores_of_its_alignment(built_index, clips)
     # The true alignment scores high along the clip; another video's does not.
     assert float(np.median(top.scores)) > 0.9 > float(np.median(other.scores))
     assert "window_scores" not in result.to_dict()  # not part of the JSON contract
+
+
+def _rectangle_iou(a, b) -> float:
+    (t1, b1, l1, r1), (t2, b2, l2, r2) = a, b
+    inter = max(0.0, min(b1, b2) - max(t1, t2)) * max(0.0, min(r1, r2) - max(l1, l2))
+    return inter / ((b1 - t1) * (r1 - l1) + (b2 - t2) * (r2 - l2) - inter)
+
+
+@pytest.mark.parametrize("name, crop, shown", [
+    # 28 % cut off each side, kept at the bottom right
+    ("corner", "crop=trunc(iw*0.72/2)*2:trunc(ih*0.72/2)*2:iw-ow:ih-oh", (0.28, 1.0, 0.28, 1.0)),
+    # 25 % off each side, a little off the centre
+    ("centre", "crop=trunc(iw*0.75/2)*2:trunc(ih*0.75/2)*2:(iw-ow)*0.45:(ih-oh)*0.55", (0.1375, 0.8875, 0.1125, 0.8625)),
+    # a 9:16 portrait reframe of the (4:3) footage, left of the middle, 42 % of its width
+    ("portrait", "crop=trunc(ih*9/16/2)*2:ih:(iw-ow)*0.3:0,scale=360:640", (0.0, 1.0, 0.173, 0.595)),
+])
+def test_heavily_cropped_and_reframed_copies_are_found_with_what_they_show(built_index, clips, tmp_path, name, crop,
+                                                                          shown):
+    from tools.support import cut_clip
+
+    _, source, start = clips["exact"]
+    cropped = cut_clip(source, tmp_path / f"{name}.mp4", start=start, duration=6.0, crf=23, vf=crop)
+    with VideoIndex.open(built_index, device="cpu") as index:
+        top = index.query(cropped).hits[0]
+    assert top.video == str(source) and abs(top.start - top.query_start * top.speed - start) <= 0.25, top
+    assert _rectangle_iou(top.crop, shown) >= 0.65, top.crop
+    assert top.query_end - top.query_start >= 4.5  # the whole clip matches, not only the windows that voted
+
+
+def test_side_by_side_copy_is_found_in_its_side(built_index, clips, media, tmp_path):
+    from tools.support import run_ffmpeg
+
+    _, source, start = clips["exact"]
+    out = tmp_path / "side_by_side.mp4"
+    run_ffmpeg(["-i", str(media["negative"]), "-i", str(source), "-filter_complex",
+                f"[0:v]trim=start=2:duration=6,setpts=PTS-STARTPTS,scale=320:240,setsar=1[a];"
+                f"[1:v]trim=start={start}:duration=6,setpts=PTS-STARTPTS,scale=320:240,setsar=1[b];"
+                "[a][b]hstack,format=yuv420p[out]", "-map", "[out]", "-c:v", "libx264", "-crf", "20", str(out)])
+    with VideoIndex.open(built_index, device="cpu") as index:
+        hits = index.query(out).hits
+        assert [h for h in index.query(out, inset=False).hits if h.video == str(source)] == []
+    top = hits[0]
+    assert top.video == str(source) and abs(top.start - start) <= 0.25
+    assert top.inset and top.part == "right" and top.crop == (0.0, 1.0, 0.0, 1.0)
+
+
+def test_a_still_picture_is_refused_whatever_its_encoding(built_index, media, tmp_path):
+    from tools.support import run_ffmpeg
+
+    still = tmp_path / "still.png"
+    run_ffmpeg(["-ss", "5", "-i", str(media["lib12"]), "-frames:v", "1", str(still)])
+    looped = tmp_path / "looped.mp4"  # a normal group of pictures: not all frames repeat exactly
+    run_ffmpeg(["-loop", "1", "-i", str(still), "-t", "4", "-r", "25", "-c:v", "libx264", "-crf", "30", "-g", "12",
+                "-bf", "2", "-pix_fmt", "yuv420p", str(looped)])
+    with VideoIndex.open(built_index, device="cpu") as index, pytest.raises(VsearchError) as err:
+        index.query(looped, min_score=0.0)
+    assert "still picture throughout" in str(err.value)

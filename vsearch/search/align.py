@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..cells import FRAME, REGIONS, Region
+from ..cells import FRAME, Region, crop_region
 from ..config import IndexConfig
 from ..models import Hit, VideoRecord, WindowScores
 from .clip import Clip, ClipWindows, Reading
@@ -34,14 +34,12 @@ from .tuning import (
     RATE_MIN_SHARPNESS,
     RATE_MAX_SHIFT,
 )
+from ..windows import window_vectors
 from .votes import similarity, windows_per_phase
-
-_REGIONS_BY_NAME = {region.name: region for region in REGIONS}
-
 
 def region_of(hit: Hit) -> Region:
     """The part of the library frame a hit's clip shows."""
-    return _REGIONS_BY_NAME.get(hit.region, FRAME)
+    return crop_region(hit.crop)
 
 
 @dataclass(frozen=True)
@@ -58,6 +56,7 @@ class Aligner:
     parts: tuple[str, ...] = ("whole",)
     coarse_library: Callable[[int, Region], np.ndarray] | None = None
     coarse_readings: Callable[[Reading, Region], ClipWindows] | None = None
+    blocks: Callable[[int], np.ndarray] | None = None
 
 
 def _part_number(hit: Hit, parts: tuple[str, ...]) -> int:
@@ -96,6 +95,8 @@ def refine(hit: Hit, offset: float, aligner: Aligner, config: IndexConfig, recor
     at the detail of the hit's region (``v2``: the stored cells), which tells apart
     footage the search grid finds alike. The score is left to :func:`verified_score`.
     """
+    if hit.crop != FRAME.bounds and aligner.blocks is not None:
+        hit = replace(hit, crop=_best_crop(hit, offset, aligner, config))
     library = aligner.library(hit.video_id, region_of(hit))
     if len(library) == 0:
         return hit
@@ -129,17 +130,92 @@ def refine(hit: Hit, offset: float, aligner: Aligner, config: IndexConfig, recor
         rate, offset = fitted
     start = min(max(offset + hit.query_start * rate, 0.0), record.duration_s)
     end = min(max(offset + hit.query_end * rate, start), record.duration_s)
-    return replace(hit, start=start, end=end, speed=rate, ambiguous=not distinct)
+    placed = replace(hit, start=start, end=end, speed=rate, ambiguous=not distinct)
+    return _matched_span(placed, aligner, config, record) if hit.crop != FRAME.bounds else placed
+
+
+def _matched_span(hit: Hit, aligner: Aligner, config: IndexConfig, record: VideoRecord) -> Hit:
+    """``hit`` over all the clip seconds that match at its alignment: a crop is found
+    through index entries of every ``REGION_STRIDE``-th window, so its votes span only
+    part of what matches. The span grows over the windows, next to it, that align
+    about as well as those inside it."""
+    region = region_of(hit)
+    reading = _reading_of(hit, min(aligner.speeds or (hit.speed,), key=lambda s: abs(s - hit.speed)), aligner.parts)
+    views = _view_scores(hit, aligner.readings(reading, region), aligner.library(hit.video_id, region), config)
+    if not views:
+        return hit
+    _, starts, scores = max(views, key=lambda view: view[2].mean())
+    order = np.argsort(starts)
+    starts, scores = starts[order], scores[order]
+    inside = (starts >= hit.query_start - 1e-9) & (starts <= hit.query_end - config.window_seconds / hit.speed + 1e-9)
+    if not inside.any():
+        return hit
+    good = scores >= 0.85 * float(scores[inside].mean())
+    first, last = int(np.flatnonzero(inside)[0]), int(np.flatnonzero(inside)[-1])
+    while first > 0 and good[first - 1]:
+        first -= 1
+    while last + 1 < len(starts) and good[last + 1]:
+        last += 1
+    offset = hit.start - hit.query_start * hit.speed
+    query_start = min(hit.query_start, float(starts[first]))
+    query_end = max(hit.query_end, float(starts[last]) + config.window_seconds / hit.speed)
+    start = min(max(offset + query_start * hit.speed, 0.0), record.duration_s)
+    end = min(max(offset + query_end * hit.speed, start), record.duration_s)
+    return replace(hit, query_start=query_start, query_end=query_end, start=start, end=end)
+
+
+
+def _best_crop(hit: Hit, offset: float, aligner: Aligner, config: IndexConfig) -> tuple[float, float, float, float]:
+    """The part of the library frame the clip shows, refined from the index region it
+    was found through: shifted by up to 3/16 of the frame and scaled by up to 30 %, to
+    where the clip's first seconds align best near ``offset``.
+
+    Regions are few, so a crop lies up to 1/8 of the frame off the nearest; in a
+    panning shot that shift looks like a shift in time, so the place must be right
+    before the time is.
+    """
+    blocks = aligner.blocks(hit.video_id)
+    span = REFINE_RADIUS + REFINE_SECONDS * hit.speed + config.window_seconds
+    lo = max(int((offset - REFINE_RADIUS) / config.block_seconds) - 1, 0)
+    hi = min(int((offset + span) / config.block_seconds) + 2, len(blocks))
+    if hi - lo < config.window_blocks:
+        return hit.crop
+    shifted = offset - lo * config.block_seconds  # offsets into blocks[lo:hi]
+
+    def fit(bounds: tuple[float, float, float, float]) -> float:
+        region = crop_region(bounds, config.cells)
+        local = window_vectors(blocks[lo:hi], config, region, region.detail)
+        found = _align_locally(hit, hit.speed, shifted, aligner, local, config, region=region)
+        return -np.inf if found is None else found[0]
+
+    def moved(bounds, dy: float, dx: float, scale: float) -> tuple[float, float, float, float]:
+        top, bottom, left, right = bounds
+        height, width = min((bottom - top) * scale, 1.0), min((right - left) * scale, 1.0)
+        top = min(max((top + bottom - height) / 2 + dy, 0.0), 1.0 - height)
+        left = min(max((left + right - width) / 2 + dx, 0.0), 1.0 - width)
+        return (round(top, 4), round(top + height, 4), round(left, 4), round(left + width, 4))
+
+    best, best_fit = tuple(hit.crop), fit(tuple(hit.crop))
+    for step, scales in ((1 / 8, (1.0,)), (1 / 16, (1.0,)), (0.0, (0.77, 0.87, 0.93, 1.07, 1.15, 1.3))):
+        around = best
+        for dy in (-step, 0.0, step):
+            for dx in (-step, 0.0, step):
+                for scale in scales:
+                    candidate = moved(around, dy, dx, scale)
+                    if candidate != around and (score := fit(candidate)) > best_fit + 1e-6:
+                        best, best_fit = candidate, score
+    return best
 
 
 def _align_locally(
-    hit: Hit, speed: float, offset: float, aligner: Aligner, library: np.ndarray, config: IndexConfig
+    hit: Hit, speed: float, offset: float, aligner: Aligner, library: np.ndarray, config: IndexConfig,
+    *, region: Region | None = None,
 ) -> tuple[float, float] | None:
     """Best mean similarity of the hit's reading at ``speed`` within ``REFINE_RADIUS`` of
     ``offset``, over ``REFINE_SECONDS`` of clip, and the offset giving it (ties: nearest)."""
     steps = np.arange(-REFINE_RADIUS, REFINE_RADIUS + 1e-9, config.frame_step)
     reading = _reading_of(hit, speed, aligner.parts)
-    clip = aligner.readings(reading, region_of(hit))
+    clip = aligner.readings(reading, region or region_of(hit))
     rows = rows_of(clip, reading, hit.query_start, hit.query_start + REFINE_SECONDS)
     if len(rows) == 0:
         return None

@@ -38,7 +38,7 @@ from ..windows import flagged_per_window, stack_windows, window_vectors
 
 #: A clip whose pictures stay the same (to ``frames.STILL_LEVEL``) this much of the
 #: time is one still picture: it would match any still stretch anywhere.
-STILL_SHARE = 0.9
+STILL_SHARE = 0.7
 
 # A picture-in-picture inset is described from the clip decoded this many times larger.
 _INSET_DETAIL = 3

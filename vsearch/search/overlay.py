@@ -148,7 +148,7 @@ def rescore_overlaid(hits: list[Hit], clip: Clip, library: Library, detected: np
     rescored = []
     for hit in hits:
         best = hit
-        if config.pooled and hit.region == FRAME.name:
+        if config.pooled and hit.crop == FRAME.bounds:
             video = library.detail(hit.video_id)
             for mask, margin in masks:
                 masked, raw = rescore_masked(hit, windows, video, mask, config, library.videos[hit.video_id])

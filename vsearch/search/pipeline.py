@@ -142,6 +142,7 @@ def find_segments(
         parts=getattr(clip, "parts", ("whole",)),
         coarse_library=library.windows,
         coarse_readings=lambda reading, region: clip.windows([reading], allow_empty=True),
+        blocks=library.blocks if library.config.pooled else None,
     )
     return aggregate(searched.windows, searched.matches, library.videos, library.config, k=k, min_score=floor,
                      aligner=aligner if refined else None, verified=verified)

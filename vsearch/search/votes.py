@@ -220,7 +220,7 @@ def _make_segment(
         inset=bool(clip.inset[row]),
         part=clip.parts[int(clip.inset[row])],
         rotation=int(clip.rotation[row]) * 90,
-        region=REGIONS[region].name,
+        crop=REGIONS[region].bounds,
     )
     return Segment(hit=hit, offset=offset)
 
