@@ -21,7 +21,7 @@ def test_an_ingest_names_videos_or_features_and_creates_nothing_empty(media, tmp
     plan = plan_ingest(index, paths=[media["extra"].parent], features="seed", block_seconds=1.0)
     assert str(media["extra"]) in map(str, plan.files) and plan.settings == {"block_seconds": 1.0, "features": "seed"}
     with pytest.raises(VsearchError, match="one of them"):
-        plan_ingest(index, paths=[media["extra"]], from_features=[tmp_path])
+        plan_ingest(index)
     with pytest.raises(VsearchError, match="--rate: only with --from-features"):
         plan_ingest(index, paths=[media["extra"]], timing=dict(rate="1"))
     (tmp_path / "empty").mkdir()
@@ -46,3 +46,18 @@ def test_a_query_names_clips_or_features(clips, tmp_path):
         plan_query(from_features=[tmp_path / "a.npy"], report=True)
     with pytest.raises(VsearchError, match="--layout: only with --from-features"):
         plan_query([clips["exact"][0]], layout="npz")
+
+
+def test_paths_after_from_features_are_feature_files_too(tmp_path):
+    """`--from-features *.npy`: the shell hands the option one file and the command the rest."""
+    for name in ("a.npy", "b.npy"):
+        np.save(tmp_path / name, np.ones((12, 24), np.float32))
+    plan = plan_ingest([tmp_path / "new"], paths=[tmp_path / "b.npy"], from_features=[tmp_path / "a.npy"],
+                       timing=dict(rate="1"))
+    assert [source.path.name for source in plan.files] == ["a.npy", "b.npy"]
+    query = plan_query([tmp_path / "b.npy"], from_features=[tmp_path / "a.npy"], timing=dict(clip_seconds=2.0))
+    assert [source.path.name for source in query.clips] == ["a.npy", "b.npy"]
+    assert query.reading.timing.clip_seconds == 2.0
+    with pytest.raises(VsearchError, match="--ray decodes videos"):
+        plan_ingest([tmp_path / "new"], from_features=[tmp_path / "a.npy"], ray=True)
+    assert not (tmp_path / "new").exists()

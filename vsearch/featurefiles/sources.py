@@ -66,6 +66,9 @@ class FeatureSource:
             path = path.with_name(f"{self.stem}_{'+'.join(self.keys)}{path.suffix}")
         return f"{path}{ENTRY_SEP}{self.entry}" if self.entry is not None else str(path)
 
+    def __str__(self) -> str:
+        return self.label
+
 
 def video_stems(name: str) -> list[str]:
     """The stems a video named ``name`` may have (an HDF5 entry, or a file's stem

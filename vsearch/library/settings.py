@@ -75,11 +75,14 @@ def plan_ingest(
     decoder: str | None = None, ray: bool = False,
 ) -> IngestPlan:
     """Files and settings for adding ``paths`` (or the feature files ``from_features``,
-    read as :func:`feature_reading` says) to the library ``indexes`` (folders or
-    manifests), decoded by Ray tasks with ``ray``. Nothing to add into a library that
-    does not exist is refused: an empty index would only hide the mistake."""
-    if bool(paths) == bool(from_features):
+    read as :func:`feature_reading` says; ``paths`` given with them are feature files
+    too, as a shell glob after ``--from-features`` gives them) to the library
+    ``indexes`` (folders or manifests), decoded by Ray tasks with ``ray``. Nothing to
+    add into a library that does not exist is refused: an empty index would only hide
+    the mistake."""
+    if not paths and not from_features:
         raise VsearchError("give video files or folders, or --from-features PATH (one of them)")
+    from_features, paths = ([*from_features, *paths], ()) if from_features else ((), paths)
     reading = feature_reading(from_features, layout=layout, timing=timing, videos=videos)
     if ray and from_features:
         raise VsearchError("--ray decodes videos; --from-features reads no video")
@@ -113,9 +116,11 @@ class QueryPlan:
 def plan_query(clips: Sequence[str | os.PathLike] = (), *, from_features: Sequence[str | os.PathLike] = (),
                layout: str | None = None, timing: dict[str, Any] | None = None, report: bool = False) -> QueryPlan:
     """The clips to answer: ``clips`` (folders searched) or the feature files
-    ``from_features`` (one of them; a visual ``report`` needs video clips)."""
-    if bool(clips) == bool(from_features):
+    ``from_features`` (``clips`` given with them are feature files too; a visual
+    ``report`` needs video clips)."""
+    if not clips and not from_features:
         raise VsearchError("give query clips, or --from-features PATH (one of them)")
+    from_features, clips = ([*from_features, *clips], ()) if from_features else ((), clips)
     reading = feature_reading(from_features, layout=layout, timing=timing)
     if from_features and report:
         raise VsearchError("--report shows the clip's frames: it needs a video clip, not --from-features")

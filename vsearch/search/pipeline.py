@@ -244,7 +244,7 @@ def query_feature_file(
     """Search ``library`` with a clip given as features (see ``VideoIndex.query_features``)."""
     if k < 1:
         raise VsearchError("k must be at least 1")
-    videos = read_source(features, reading)
+    videos = read_source(features, replace(reading, videos=None))  # a clip is named by its file, not a video
     if len(videos) != 1:
         label = features.label if isinstance(features, FeatureSource) else os.fsdecode(os.fspath(features))
         raise FeatureFileError(label, f"holds {len(videos)} videos; a query clip is one: name it, e.g. "
