@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -91,45 +91,61 @@ class ImportedFeatures:
         return np.ascontiguousarray(self.features[index], dtype=np.float32)
 
 
-def read_source(source: FeatureSource | str | os.PathLike, reading: FeatureReading = FeatureReading(), *,
-                errors: list[FeatureFileError] | None = None) -> list[ImportedFeatures]:
-    """The videos' features of one source (one, or several for an HDF5 file).
+def read_source(source: FeatureSource | str | os.PathLike,
+                reading: FeatureReading = FeatureReading()) -> list[ImportedFeatures]:
+    """The videos' features of one source (one, or several for an HDF5 file); raises
+    the first :class:`FeatureFileError` (naming the source and what is wrong)."""
+    videos = []
+    for video in iter_source(source, reading):
+        if isinstance(video, FeatureFileError):
+            raise video
+        videos.append(video)
+    return videos
 
-    Raises :class:`FeatureFileError` naming the source and what is wrong with it; with
-    ``errors``, a bad video of an HDF5 file is added there and the others are read.
-    """
+
+def iter_source(source: FeatureSource | str | os.PathLike,
+                reading: FeatureReading = FeatureReading()) -> Iterator[ImportedFeatures | FeatureFileError]:
+    """Each video of one source in turn (an HDF5 file's one at a time), or the
+    :class:`FeatureFileError` saying why it cannot be read: a bad video of an HDF5 file
+    alone, or the whole source once."""
     if not isinstance(source, FeatureSource):
         found = feature_sources([source])
         if len(found) != 1:
             raise VsearchError(f"{os.fsdecode(source)}: holds {len(found)} videos' features; name one")
         source = found[0]
-    path, label = source.path, source.label
-    suffix = path.suffix.lower()
+    label, suffix = source.label, source.path.suffix.lower()
+    layout = SUFFIXES.get(suffix)
     if suffix in PICKLES:
-        raise FeatureFileError(label, "pickle files are not read (loading one can run code); "
+        yield FeatureFileError(label, "pickle files are not read (loading one can run code); "
                                       "video_features writes NumPy files with on_extraction=save_numpy")
-    found = SUFFIXES.get(suffix)
-    if found is None:
-        raise FeatureFileError(label, f"not a feature file (expected {', '.join(SUFFIXES)})")
-    if reading.layout is not None and reading.layout != found:
-        raise FeatureFileError(label, f"a {suffix} file is not in the {reading.layout} layout")
-    try:
-        if found == "npy":
-            entries = {name: np.load(file, allow_pickle=False) for name, file in source.sidecars.items()}
-            entries["features"] = _side_by_side(source, [np.load(file, allow_pickle=False) for file in source.files])
-            return [_one(source, entries, reading)]
-        if found == "npz":
-            with np.load(path, allow_pickle=False) as data:
-                return [_one(source, {k: data[k] for k in data.files}, reading)]
-        return _read_h5(source, reading, errors)
-    except FeatureFileError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise FeatureFileError(label, "holds pickled objects, which are not read; store plain arrays") from None
-        raise FeatureFileError(label, f"not readable ({exc})") from None
-    except OSError as exc:
-        raise FeatureFileError(label, f"not readable ({exc.strerror or exc})") from None
+    elif layout is None:
+        yield FeatureFileError(label, f"not a feature file (expected {', '.join(SUFFIXES)})")
+    elif reading.layout is not None and reading.layout != layout:
+        yield FeatureFileError(label, f"a {suffix} file is not in the {reading.layout} layout")
+    else:
+        try:
+            yield from _read(source, layout, reading)
+        except FeatureFileError as exc:
+            yield exc
+        except ValueError as exc:
+            pickled = "pickle" in str(exc).lower()
+            yield FeatureFileError(label, "holds pickled objects, which are not read; store plain arrays" if pickled
+                                   else f"not readable ({exc})")
+        except OSError as exc:
+            yield FeatureFileError(label, f"not readable ({exc.strerror or exc})")
+
+
+def _read(source: FeatureSource, layout: str, reading: FeatureReading) -> Iterator[ImportedFeatures | FeatureFileError]:
+    if layout == "npy":
+        entries = {name: np.load(file, allow_pickle=False) for name, file in source.sidecars.items()}
+        entries["features"] = _side_by_side(source, [np.load(file, allow_pickle=False) for file in source.files])
+        yield _one(source, entries, reading)
+    elif layout == "npz":
+        with np.load(source.path, allow_pickle=False) as data:
+            entries = {k: data[k] for k in data.files}
+        yield _one(source, entries, reading)
+    else:
+        yield from _read_h5(source, reading)
 
 
 def _side_by_side(source: FeatureSource, arrays: list[np.ndarray]) -> np.ndarray:
@@ -143,33 +159,28 @@ def _side_by_side(source: FeatureSource, arrays: list[np.ndarray]) -> np.ndarray
     return np.concatenate(arrays, axis=1)
 
 
-def _read_h5(source: FeatureSource, reading: FeatureReading,
-             errors: list[FeatureFileError] | None) -> list[ImportedFeatures]:
+def _read_h5(source: FeatureSource, reading: FeatureReading) -> Iterator[ImportedFeatures | FeatureFileError]:
     try:
         import h5py  # noqa: PLC0415 - optional extra
     except ImportError:
         raise VsearchError("HDF5 features need h5py: pip install 'vsearch[h5]'") from None
-    out = []
     with h5py.File(source.path, "r") as handle:
         if source.entry is not None and source.entry not in handle:
             raise FeatureFileError(source.label, f"no such video in the file (it holds {', '.join(sorted(handle))})")
-        for name in [source.entry] if source.entry is not None else sorted(handle):
+        names = [source.entry] if source.entry is not None else sorted(handle)
+        if not names:
+            raise FeatureFileError(source.label, "holds no videos (no groups or datasets)")
+        for name in names:
             item = handle[name]
             entries: dict[str, Any] = dict(item.attrs)
             if isinstance(item, h5py.Dataset):
                 entries["features"] = item[()]
             else:
                 entries.update({key: item[key][()] for key in item if isinstance(item[key], h5py.Dataset)})
-            entry = FeatureSource(files=source.files, stem=name, entry=name)
             try:
-                out.append(_one(entry, entries, reading))
+                yield _one(FeatureSource(files=source.files, stem=name, entry=name), entries, reading)
             except FeatureFileError as exc:
-                if errors is None:
-                    raise
-                errors.append(exc)
-    if not out and not errors:
-        raise FeatureFileError(source.label, "holds no videos (no groups or datasets)")
-    return out
+                yield exc
 
 
 def _one(source: FeatureSource, entries: dict[str, Any], reading: FeatureReading) -> ImportedFeatures:
@@ -208,16 +219,12 @@ def _text(value: Any) -> str:
 
 def imported_settings(sources: Iterable[FeatureSource], reading: FeatureReading) -> dict[str, Any]:
     """Settings of a new index for these sources: their dimension, from the first
-    readable one (the first one's error when none is)."""
+    readable video (the first error when none is)."""
     first: FeatureFileError | None = None
     for source in sources:
-        errors: list[FeatureFileError] = []
-        try:
-            videos = read_source(source, reading, errors=errors)
-        except FeatureFileError as exc:
-            videos, errors = [], [exc]
-        if videos:
-            return dict(features="imported", embedding_dim=videos[0].dim)
-        first = first or errors[0]
+        for video in iter_source(source, reading):
+            if isinstance(video, ImportedFeatures):
+                return dict(features="imported", embedding_dim=video.dim)
+            first = first or video
     assert first is not None
     raise VsearchError(str(first))

@@ -21,7 +21,7 @@ from ..decode import DEFAULT_TIMEOUT
 from ..device import Device, resolve_device
 from ..errors import ConfigMismatchError, FeatureFileError, NotIndexedError, VideoError
 from ..extractors import Extractor, create_extractor
-from ..featurefiles.read import FeatureReading, read_source
+from ..featurefiles.read import FeatureReading, iter_source
 from ..featurefiles.sources import FeatureSource, feature_sources
 from ..ingest.readers import absolute, prepare_imported
 from ..ingest.writer import IndexWriter
@@ -173,24 +173,16 @@ class VideoIndex(BaseIndex):
         results: list[IngestResult] = []
         with self._folder.writing():
             writer = IndexWriter(self._folder, extractor=None)  # features are never read again
-            for source in feature_sources(sources):
-                errors: list[FeatureFileError] = []
+            for imported in (video for source in feature_sources(sources) for video in iter_source(source, reading)):
                 try:
-                    videos = read_source(source, reading, errors=errors)
-                except FeatureFileError as exc:
-                    videos, errors = [], [exc]
-                done = [IngestResult(path=exc.path, status="failed", reason=exc.reason) for exc in errors]
-                for imported in videos:
-                    try:
-                        prepared = prepare_imported(imported, self.config)
-                    except VideoError as exc:
-                        done.append(IngestResult(path=imported.source, status="failed", reason=exc.reason))
-                        continue
-                    done.append(writer.commit(imported.source, prepared))
-                for result in done:  # the file's bad videos first
-                    results.append(result)
-                    if progress is not None:
-                        progress(result)
+                    if isinstance(imported, FeatureFileError):
+                        raise imported
+                    result = writer.commit(imported.source, prepare_imported(imported, self.config))
+                except VideoError as exc:
+                    result = IngestResult(path=exc.path, status="failed", reason=exc.reason)
+                results.append(result)
+                if progress is not None:
+                    progress(result)
         return results
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> list[VideoRecord]:
