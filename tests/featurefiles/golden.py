@@ -200,9 +200,9 @@ def vf_i3d(root: Path, *, stack: int = 64, step: int = 64, fps: float = 25.0) ->
     stacks' ends in ``timestamps_ms``."""
     rgb, flow = library(40, 1024, seed=30), library(40, 1024, seed=40)
     for stem in STEMS:
-        _save_numpy(root / "output" / "i3d", stem, {"rgb": np.array(rgb[stem].tolist()),
-                                                     "flow": np.array(flow[stem].tolist()),
-                                                     "fps": np.array(fps), "timestamps_ms": _stacks(stack, step, fps, 40)})
+        _save_numpy(root / "output" / "i3d", stem, {
+            "rgb": np.array(rgb[stem].tolist()), "flow": np.array(flow[stem].tolist()),
+            "fps": np.array(fps), "timestamps_ms": _stacks(stack, step, fps, 40)})
     first, count = 17, 5
     _save_numpy(root / "query_output" / "i3d", "clip", {
         "rgb": np.array(query_slice(rgb[STEMS[1]], first, count).tolist()),
@@ -221,7 +221,8 @@ def vf_r21d(root: Path, *, stack: int = 16, step: int = 16, fps: float = 30.0) -
     for stem, values in feats.items():
         _save_numpy(root / "output" / nest, stem, {"r21d": np.array(values.tolist())})
     first = 111
-    _save_numpy(root / "query_output" / nest, "clip", {"r21d": np.array(query_slice(feats[STEMS[1]], first, 24).tolist())})
+    query = query_slice(feats[STEMS[1]], first, 24)
+    _save_numpy(root / "query_output" / nest, "clip", {"r21d": np.array(query.tolist())})
     videos(root / "videos")
     return Truth(video=STEMS[1], first=first, step=step / fps, span=stack / fps, library="output",
                  query="query_output/r21d", timing=dict(stack=stack, step=step, frame_rate=fps))

@@ -63,7 +63,8 @@ def test_h5_groups_and_merged_datasets_and_uniform_samples(tmp_path):
     with h5py.File(clip, "w") as handle:
         handle["clip"] = _clip(_walk(3, 50), 20, 12)  # 12 samples at 2 per second
     with _imported_index(tmp_path / "ix") as ix:
-        results = ix.add_features([tmp_path / "resnet.h5"], reading=FeatureReading(layout="h5", timing=FeatureTiming(rate=1)))
+        h5_at_one_per_second = FeatureReading(layout="h5", timing=FeatureTiming(rate=1))
+        results = ix.add_features([tmp_path / "resnet.h5"], reading=h5_at_one_per_second)
         assert [r.status for r in results] == ["added"] * 3
         # Uniform samples need a duration: the bare datasets fail, the group has one and is
         # re-indexed on its new time axis; the failures leave their videos as they were.

@@ -30,7 +30,7 @@ import numpy as np
 from ..config import IndexConfig
 from ..errors import FeatureFileError, VsearchError
 from .sources import PICKLES, STREAMS, SUFFIXES, FeatureSource, VideoFolder, feature_sources, video_stems
-from .timing import STACK_END_KEYS, FeatureTiming, time_axis
+from .timing import STACK_END_KEYS, FeatureTiming, scalar, time_axis
 
 LAYOUTS = ("npz", "npy", "h5")
 
@@ -135,7 +135,8 @@ def iter_source(source: FeatureSource | str | os.PathLike,
             yield FeatureFileError(label, f"not readable ({exc.strerror or exc})")
 
 
-def _read(source: FeatureSource, layout: str, reading: FeatureReading) -> Iterator[ImportedFeatures | FeatureFileError]:
+def _read(source: FeatureSource, layout: str,
+          reading: FeatureReading) -> Iterator[ImportedFeatures | FeatureFileError]:
     if layout == "npy":
         entries = {name: np.load(file, allow_pickle=False) for name, file in source.sidecars.items()}
         entries["features"] = _side_by_side(source, [np.load(file, allow_pickle=False) for file in source.files])
@@ -199,7 +200,7 @@ def _one(source: FeatureSource, entries: dict[str, Any], reading: FeatureReading
     try:
         stack_ends = bool(source.keys) and set(source.keys) <= STACK_END_KEYS
         starts, ends, duration = time_axis(entries, len(features), timing=reading.timing, stack_ends=stack_ends)
-        fps = float(np.asarray(entries.get("fps", 0.0)).reshape(()))
+        fps = scalar(entries, "fps") or 0.0
         named = _text(entries["path"]) if "path" in entries else None
         if reading.videos is not None:
             video = reading.videos.find((video_stems(os.path.basename(named)) if named else [])

@@ -104,9 +104,10 @@ def _npy_sources(folder: Path, names: Sequence[str]) -> list[FeatureSource]:
     """A folder's ``.npy`` files as sources: by video stem, with their sidecars; I3D's
     two streams of one video as one source."""
     stems = _sidecar_stems(names)
+    sidecars = {f"{stem}_{s}.npy" for stem in stems for s in SIDECARS}
     groups: dict[str, dict[str, Path]] = defaultdict(dict)
     for name in names:
-        if name[:-4] not in {f"{stem}_{s}" for stem in stems for s in SIDECARS}:
+        if name not in sidecars:
             stem, key = _split(name[:-4], stems)
             groups[stem][key] = folder / name
     out = []

@@ -75,7 +75,8 @@ class FeatureTiming:
                    step=step, frame_rate=frame_rate)
 
 
-def _scalar(entries: dict[str, Any], key: str) -> float | None:
+def scalar(entries: dict[str, Any], key: str) -> float | None:
+    """The number ``entries[key]`` holds (None without one); ``ValueError`` unless one number."""
     if key not in entries:
         return None
     value = np.asarray(entries[key])
@@ -94,8 +95,8 @@ def time_axis(entries: dict[str, Any], count: int, *, timing: FeatureTiming,
     """``(starts, ends, duration)`` of ``count`` features in seconds from the file's
     ``entries`` or ``timing``; ``stack_ends``: its ``timestamps_ms`` end stacks (I3D).
     ``duration`` is the file's own, else None. Raises ``ValueError`` with the reason."""
-    fps, duration = _scalar(entries, "fps"), _scalar(entries, "duration")
-    clip_length = _scalar(entries, "clip_length")
+    fps, duration = scalar(entries, "fps"), scalar(entries, "duration")
+    clip_length = scalar(entries, "clip_length")
     if "timestamps" in entries:
         stamps = np.asarray(entries["timestamps"], dtype=np.float64)
         if stamps.shape != (count, 2):
