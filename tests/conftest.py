@@ -87,14 +87,17 @@ def joined_clip(media, tmp_path_factory) -> Path:
     return joined_video(media["lib11"], 6.0, media["lib12"], 4.0, 6.0, tmp_path_factory.mktemp("joined") / "joined.mp4")
 
 
-def run_cli(*args: str, env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
-    """Run ``python -m vsearch`` as a user would, capturing its output."""
+def run_cli(*args: str, env: dict | None = None, check: bool = False,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m vsearch`` as a user would (in ``cwd``, default the project), capturing its output."""
+    project = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join(p for p in (str(project), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, "-m", "vsearch", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
-        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "PYTHONPATH": path, **(env or {})},
+        cwd=cwd or project,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"vsearch {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")

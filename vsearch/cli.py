@@ -66,11 +66,13 @@ TimeoutOpt = typer.Option(
     help="Abandon a file whose decoding makes no progress for this many seconds, or runs below 0.1x real time.",
 )
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON output.")
+FromFeaturesOpt = typer.Option(None, "--from-features", help="Another tool's features: files, folders or F.h5::NAME.")
 LayoutOpt = typer.Option(None, "--layout", help="With --from-features: npz, npy or h5 [the files' suffix].")
-RateOpt = typer.Option(
-    None, "--rate", help="With --from-features: features per second where a file has no time axis [1], or 'uniform' "
-    "(spread over the file's duration).",
-)
+RateOpt = typer.Option(None, "--rate", help="For feature files without times: features a second, or 'uniform'.")
+ClipOpt = typer.Option(None, "--clip-seconds", help="For feature files without times: back-to-back clips of S seconds.")
+StackOpt = typer.Option(None, "--stack", help="For feature files without times: frames per feature (I3D, R(2+1)D stacks).")
+StepOpt = typer.Option(None, "--step", help="With --stack: frames from one feature to the next [the stack].")
+FrameRateOpt = typer.Option(None, "--frame-rate", help="With --stack: the frame rate of the stacks [the file's fps].")
 
 
 def _index_path(index: Optional[Path]) -> Path:
@@ -121,7 +123,7 @@ def main(
     "  vsearch ingest new.mp4 --index indexes/footage --quiet\n\n"
     "  vsearch ingest ~/footage -i indexes/seed --features seed --window 3\n\n"
     "  vsearch ingest ~/footage -i indexes/clip --features onnx:clip-b32.onnx\n\n"
-    "  vsearch ingest --from-features feats/ --layout npy --rate 1 -i indexes/r50\n\n"
+    "  vsearch ingest --from-features feats/ --rate 1 --videos ~/footage -i indexes/r50\n\n"
     "  vsearch ingest ~/footage -i shards.json --ray-address auto   (a Ray cluster, into shards)"
 )
 @_exits
@@ -134,11 +136,10 @@ def ingest(
         None, "--features",
         help='New index only: v2 (default), seed, or onnx:MODEL.onnx (an image model; pip install "vsearch[onnx]").',
     ),
-    from_features: Optional[Path] = typer.Option(
-        None, "--from-features", help="Index features computed by another tool: a file or folder of .npz/.npy/.h5."
-    ),
-    layout: Optional[str] = LayoutOpt,
-    rate: Optional[str] = RateOpt,
+    from_features: Optional[List[Path]] = FromFeaturesOpt,
+    layout: Optional[str] = LayoutOpt, rate: Optional[str] = RateOpt, clip_seconds: Optional[float] = ClipOpt,
+    stack: Optional[int] = StackOpt, step: Optional[int] = StepOpt, frame_rate: Optional[float] = FrameRateOpt,
+    videos: Optional[Path] = typer.Option(None, "--videos", help="With --from-features: name hits by the videos here."),
     block_seconds: Optional[float] = typer.Option(None, "--block", help="New index only: block seconds [0.5]."),
     window_blocks: Optional[int] = typer.Option(None, "--window", help="New index only: blocks per window [3]."),
     size: Optional[str] = typer.Option(None, "--size", help="New index only: working resolution WxH [128x96]."),
@@ -168,21 +169,20 @@ def ingest(
     from .library.sharded import open_library
 
     indexes = _index_paths(index)
-    plan = plan_ingest(indexes, paths=paths or (), from_features=from_features, layout=layout, rate=rate,
-                       features=features, size=size, block_seconds=block_seconds, window_blocks=window_blocks,
-                       analysis_fps=analysis_fps, decoder=decoder)
+    timing = dict(rate=rate, clip_seconds=clip_seconds, stack=stack, step=step, frame_rate=frame_rate)
+    plan = plan_ingest(indexes, paths=paths or (), from_features=from_features or (), layout=layout, timing=timing,
+                       videos=videos, features=features, size=size, block_seconds=block_seconds, decoder=decoder,
+                       window_blocks=window_blocks, analysis_fps=analysis_fps, ray=bool(use_ray or ray_address))
     reader = None
     if use_ray or ray_address:
-        if from_features is not None:
-            raise VsearchError("--ray decodes videos; --from-features reads no video")
         from .cluster import RayReader
 
         reader = RayReader.connected(ray_address)  # a cluster that cannot be joined fails before any change
     with open_library(indexes, settings=plan.settings, create=True, device=device) as vindex, ingest_progress(
         len(plan.files), bar=not quiet and not as_json and sys.stderr.isatty(), problems=not as_json
     ) as report:
-        if from_features is not None:
-            results = vindex.add_features(plan.files, layout=layout, rate=plan.rate, progress=report)
+        if plan.reading is not None:
+            results = vindex.add_features(plan.files, reading=plan.reading, progress=report)
         else:
             results = vindex.add(plan.files, progress=report, timeout=decode_timeout, reader=reader)
         stats = vindex.stats()
@@ -233,11 +233,9 @@ def query(
     features: Optional[str] = typer.Option(
         None, "--features", help="The index's ONNX model, if moved: onnx:PATH (another model is refused)."
     ),
-    from_features: Optional[List[Path]] = typer.Option(
-        None, "--from-features", help="Query with a clip's features computed by another tool (plain reading only)."
-    ),
-    layout: Optional[str] = LayoutOpt,
-    rate: Optional[str] = RateOpt,
+    from_features: Optional[List[Path]] = FromFeaturesOpt,
+    layout: Optional[str] = LayoutOpt, rate: Optional[str] = RateOpt, clip_seconds: Optional[float] = ClipOpt,
+    stack: Optional[int] = StackOpt, step: Optional[int] = StepOpt, frame_rate: Optional[float] = FrameRateOpt,
     use_ray: bool = typer.Option(
         False, "--ray", help="Serve each shard from a Ray actor and fan each search out to them (\"vsearch[ray]\")."
     ),
@@ -263,7 +261,8 @@ def query(
         from .report import start_report
 
         start_report(report)
-    plan = plan_query(clips or (), from_features=from_features or (), layout=layout, rate=rate,
+    timing = dict(rate=rate, clip_seconds=clip_seconds, stack=stack, step=step, frame_rate=frame_rate)
+    plan = plan_query(clips or (), from_features=from_features or (), layout=layout, timing=timing,
                       report=report is not None)
     if use_ray or ray_address:
         from .cluster import open_remote_shards
@@ -278,7 +277,7 @@ def query(
         for clip in plan.clips:
             try:
                 if from_features:
-                    result = vindex.query_features(clip, layout=layout, rate=plan.rate, k=k, min_score=threshold)
+                    result = vindex.query_features(clip, reading=plan.reading, k=k, min_score=threshold)
                 else:
                     result = vindex.query(clip, k=k, min_score=threshold, mirrored=mirrored, speeds=speed_list,
                                           inset=inset, rotations=rotations, timeout=decode_timeout)

@@ -10,11 +10,13 @@ import pytest
 
 from vsearch import IndexConfig, VideoIndex
 from vsearch.errors import ConfigMismatchError, FeatureFileError, VsearchError
-from vsearch.featurefiles.read import FeatureRate, feature_files, read_features
+from vsearch.featurefiles.read import FeatureReading, read_source
+from vsearch.featurefiles.timing import FeatureTiming
 
 from tests.conftest import LIBRARY_SEEDS, run_cli
 
 DIM = 32
+PER_SECOND = FeatureReading(timing=FeatureTiming(rate=1.0))
 
 
 def _walk(seed: int, count: int) -> np.ndarray:
@@ -40,25 +42,13 @@ def test_npy_at_one_per_second(tmp_path):
     clip = tmp_path / "clip.npy"
     np.save(clip, _clip(_walk(1, 60), 20, 8))
     with _imported_index(tmp_path / "ix") as ix:
-        results = ix.add_features(feature_files([tmp_path / f"video{s}.npy" for s in range(3)]), layout="npy")
+        reading = FeatureReading(layout="npy", timing=FeatureTiming(rate=1.0))
+        results = ix.add_features([tmp_path / f"video{s}.npy" for s in range(3)], reading=reading)
         assert [r.status for r in results] == ["added"] * 3
         assert ix.stats().duration_s == 180.0
-        hits = ix.query_features(clip, layout="npy", k=1).hits
+        hits = ix.query_features(clip, reading=reading, k=1).hits
     assert hits[0].video == str(tmp_path / "video1.npy")
     assert abs(hits[0].start - 20.0) < 0.3 and abs(hits[0].end - 28.0) < 0.6
-
-
-def test_npz_clips_of_clip_len_at_fps(tmp_path):
-    # SlowFast-style: clips of 32 frames at 25 fps, back to back (1.28 s each).
-    for seed in range(2):
-        np.savez(tmp_path / f"v{seed}.npz", features=_walk(seed, 40), fps=25.0, clip_len=32)
-    np.savez(tmp_path / "clip.npz", features=_clip(_walk(0, 40), 10, 6), fps=25.0, clip_len=32)
-    with _imported_index(tmp_path / "ix") as ix:
-        ix.add_features(feature_files([tmp_path / "v0.npz", tmp_path / "v1.npz"]))
-        record = ix.videos()[0]
-        assert record.duration_s == pytest.approx(40 * 1.28) and record.fps == 25.0
-        hit = ix.query_features(tmp_path / "clip.npz", k=1).hits[0]
-    assert hit.video == str(tmp_path / "v0.npz") and abs(hit.start - 12.8) < 0.5
 
 
 def test_h5_groups_and_merged_datasets_and_uniform_samples(tmp_path):
@@ -73,17 +63,18 @@ def test_h5_groups_and_merged_datasets_and_uniform_samples(tmp_path):
     with h5py.File(clip, "w") as handle:
         handle["clip"] = _clip(_walk(3, 50), 20, 12)  # 12 samples at 2 per second
     with _imported_index(tmp_path / "ix") as ix:
-        results = ix.add_features([tmp_path / "resnet.h5"], layout="h5", rate=FeatureRate.parse("1"))
+        h5_at_one_per_second = FeatureReading(layout="h5", timing=FeatureTiming(rate=1))
+        results = ix.add_features([tmp_path / "resnet.h5"], reading=h5_at_one_per_second)
         assert [r.status for r in results] == ["added"] * 3
         # Uniform samples need a duration: the bare datasets fail, the group has one and is
         # re-indexed on its new time axis; the failures leave their videos as they were.
-        results = ix.add_features([tmp_path / "resnet.h5"], layout="h5", rate=FeatureRate.parse("uniform"))
+        results = ix.add_features([tmp_path / "resnet.h5"], reading=FeatureReading(timing=FeatureTiming(uniform=True)))
         assert [r.status for r in results] == ["failed", "failed", "replaced"]
         assert "duration" in results[0].reason and results[0].path.endswith("resnet.h5::alpha")
         assert ix.stats().videos == 3 and ix.stats().duration_s == 30 + 30 + 25
         assert sorted(r.path for r in ix.videos()) == ["/footage/gamma.mp4", f"{tmp_path}/resnet.h5::alpha",
                                                         f"{tmp_path}/resnet.h5::beta"]
-        hit = ix.query_features(clip, rate=FeatureRate.parse("2"), k=1).hits[0]
+        hit = ix.query_features(clip, reading=FeatureReading(timing=FeatureTiming(rate=2)), k=1).hits[0]
     assert hit.video == "/footage/gamma.mp4" and abs(hit.start - 10.0) < 0.3
 
 
@@ -107,7 +98,7 @@ def test_bad_files_fail_alone_with_one_line(tmp_path):
         else:
             np.save(tmp_path / name, content)
     with _imported_index(tmp_path / "ix") as ix:
-        results = {r.path.rsplit("/", 1)[-1]: r for r in ix.add_features(feature_files([tmp_path]))}
+        results = {r.path.rsplit("/", 1)[-1]: r for r in ix.add_features([tmp_path], reading=PER_SECOND)}
         assert ix.stats().videos == 1
     assert results["good.npy"].status == "added"
     reasons = {name: results[name].reason for name in bad}
@@ -118,9 +109,9 @@ def test_bad_files_fail_alone_with_one_line(tmp_path):
     assert "[20, 2]" in reasons["stamps.npz"] and "shorter than one window" in reasons["short.npy"]
     assert all("\n" not in r for r in reasons.values())
     with pytest.raises(FeatureFileError, match="not in the npz layout"):
-        read_features(good, layout="npz")
+        read_source(good, FeatureReading(layout="npz"))
     with pytest.raises(VsearchError, match="--rate"):
-        FeatureRate.parse("fast")
+        FeatureTiming.parse(rate="fast")
 
 
 def test_cli_imports_and_refuses(tmp_path):
@@ -133,14 +124,16 @@ def test_cli_imports_and_refuses(tmp_path):
     proc = run_cli("ingest", "--from-features", str(feats), "--layout", "npy", "--rate", "1", "--index", index)
     assert proc.returncode == 2  # two indexed, the pickle failed
     assert proc.stderr.strip().splitlines() == [f"FAILED {feats / 'old.pkl'}: pickle files are not read (loading one "
-                                                "can run code); save the features as .npy, .npz or .h5"]
+                                                "can run code); video_features writes NumPy files with "
+                                                "on_extraction=save_numpy"]
     assert "2 added, 1 failed" in proc.stdout
     np.save(tmp_path / "clip.npy", _clip(_walk(1, 30), 5, 6))
-    out = run_cli("query", "--from-features", str(tmp_path / "clip.npy"), "--index", index, "--json", check=True)
+    out = run_cli("query", "--from-features", str(tmp_path / "clip.npy"), "--rate", "1", "--index", index, "--json",
+                  check=True)
     hit = json.loads(out.stdout)["hits"][0]
     assert hit["video"] == str(feats / "v1.npy") and abs(hit["start"] - 5.0) < 0.3
     np.save(tmp_path / "narrow.npy", _walk(1, 30)[:, :8])
-    proc = run_cli("query", "--from-features", str(tmp_path / "narrow.npy"), "--index", index)
+    proc = run_cli("query", "--from-features", str(tmp_path / "narrow.npy"), "--rate", "1", "--index", index)
     assert proc.returncode == 2 and "8 dimensions" in proc.stderr
     proc = run_cli("query", str(tmp_path / "clip.npy"), "--index", index)  # a feature index cannot read a video
     assert proc.returncode == 2 and "--from-features" in proc.stderr
@@ -164,9 +157,9 @@ def test_exported_kernel_features_import_back(suffix, media, clips, built_index,
     for target in targets:
         given = videos if suffix in (".h5", "folder") else [videos[targets.index(target)]]
         run_cli("features", *map(str, given), "-o", str(target), check=True)
-    rate = FeatureRate.parse("2")  # a bare .npy holds one block (0.5 s) per row
+    reading = FeatureReading(timing=FeatureTiming(rate=2))  # a bare .npy holds one block (0.5 s) per row
     with _imported_index(tmp_path / "ix", dim=112) as ix, VideoIndex.open(built_index, device="cpu") as native:
-        results = ix.add_features(feature_files(targets), rate=rate)
+        results = ix.add_features(targets, reading=reading)
         assert [r.status for r in results] == ["added"] * 3, results
         by_stem = {Path(r.path).stem: r for r in native.videos()}
         for record in ix.videos():  # the video's path, or for a bare .npy the file named after it

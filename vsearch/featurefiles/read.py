@@ -1,71 +1,60 @@
-"""Features computed by another tool, read from files and put on the index's block grid.
+"""Features computed by another tool, read from their files and put on the index's block grid.
 
 Layouts (``--layout``, else the file's suffix):
 
-- ``npz``: one video per file: ``features [n, D]``; its time axis is ``timestamps
-  [n, 2]`` (start, end seconds, as ``vsearch features`` writes), else clips of
-  ``clip_len`` frames at ``fps`` (every ``stride`` frames, by default back to back),
-  else the rate; optional ``duration``, ``path`` (the video the features describe).
-- ``npy``: one video per file, ``[n, D]``, at the rate.
+- ``npz``: one video per file: ``features [n, D]``; optional ``path`` (the video),
+  ``duration``, and time entries (:mod:`.timing`: ``timestamps``, ``clip_length`` with
+  ``fps``);
+- ``npy``: one video per file, ``[n, D]``; video_features' sidecars beside it
+  (``<stem>_timestamps_ms.npy``, ``<stem>_fps.npy``) are read with it (:mod:`.sources`);
 - ``h5``: several videos per file: a group per video holding ``features`` (and the
   same optional entries, as datasets or attributes), or a bare ``[n, D]`` dataset per
-  video at the rate (ResNet features merged into one file).
+  video (ResNet features merged into one file).
 
-The rate (``--rate``) is features per second (default 1), or ``uniform``: ``n``
-samples spread evenly over the video's ``duration`` (which the file must give).
-Each index block takes the feature whose time span holds the block's middle
-(the nearest one across a gap). Files are read with ``allow_pickle=False``;
-``.pkl`` files are refused.
+A file's own times win; a file without any is read only with the time axis the
+user gives (:class:`~.timing.FeatureTiming`), else refused naming the options. A
+video is named by the ``path`` its file gives, else by where it was read (absolute);
+with ``--videos DIR`` by the video file of its stem in that folder. Files are read
+with ``allow_pickle=False``; pickles are refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from ..config import IndexConfig
 from ..errors import FeatureFileError, VsearchError
+from .sources import PICKLES, STREAMS, SUFFIXES, FeatureSource, VideoFolder, feature_sources, video_stems
+from .timing import STACK_END_KEYS, FeatureTiming, scalar, time_axis
 
 LAYOUTS = ("npz", "npy", "h5")
-_SUFFIXES = {".npz": "npz", ".npy": "npy", ".h5": "h5", ".hdf5": "h5"}
-_PICKLES = (".pkl", ".pickle")
 
 
 @dataclass(frozen=True, kw_only=True)
-class FeatureRate:
-    """A time axis for features without timestamps: ``per_second`` features a second
-    from 0, or (``uniform``) as many as there are, spread evenly over the duration."""
+class FeatureReading:
+    """How feature files are read: their ``layout`` (None: by suffix), the ``timing``
+    of files without times, the ``videos`` they describe (None: named by the files)."""
 
-    per_second: float = 1.0
-    uniform: bool = False
+    layout: str | None = None
+    timing: FeatureTiming = field(default_factory=FeatureTiming)
+    videos: VideoFolder | None = None
 
-    @classmethod
-    def parse(cls, text: str | float | None) -> "FeatureRate":
-        """``None`` (1 a second), a number of features per second, or ``uniform``."""
-        if text is None:
-            return cls()
-        if str(text).strip().lower() == "uniform":
-            return cls(uniform=True)
-        try:
-            rate = float(text)
-        except ValueError:
-            raise VsearchError(f"--rate must be features per second or 'uniform', got {text!r}") from None
-        if not rate > 0 or not np.isfinite(rate):
-            raise VsearchError(f"--rate must be positive, got {text!r}")
-        return cls(per_second=rate)
+    def __post_init__(self) -> None:
+        if self.layout is not None and self.layout not in LAYOUTS:
+            raise VsearchError(f"--layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ImportedFeatures:
     """One video's features as another tool wrote them, with their time axis.
 
-    ``source`` names where they were read (a file, or ``file::group``), ``video`` the
-    path the index records (the video the file names, else ``source``).
+    ``source`` names where they were read (a file, ``file.h5::name``), ``video`` the
+    path the index records (see the module docstring).
     """
 
     source: str
@@ -90,165 +79,153 @@ class ImportedFeatures:
 
     def blocks(self, config: IndexConfig) -> np.ndarray:
         """The features on the index's block grid, ``(blocks, D)`` float32: block ``j``
-        (``[j b, (j+1) b)``) takes the feature whose span holds its middle."""
+        (``[j b, (j+1) b)``) takes the feature whose span's centre is nearest its middle
+        (for back-to-back spans, the span holding it; for overlapping stacks, the one
+        most about it)."""
         count = int(np.floor(self.duration / config.block_seconds + 1e-6))
         middles = (np.arange(count) + 0.5) * config.block_seconds
-        last = len(self.starts) - 1
-        index = np.clip(np.searchsorted(self.starts, middles, side="right") - 1, 0, last)
-        after = np.minimum(index + 1, last)
-        centre = (self.starts + self.ends) / 2
-        gap = middles >= self.ends[index]  # between two spans: the nearer one
-        nearer = np.abs(centre[after] - middles) < np.abs(centre[index] - middles)
-        index = np.where(gap & nearer, after, index)
+        centres = (self.starts + self.ends) / 2
+        after = np.clip(np.searchsorted(centres, middles), 0, len(centres) - 1)
+        before = np.maximum(after - 1, 0)
+        index = np.where(np.abs(centres[before] - middles) < np.abs(centres[after] - middles), before, after)
         return np.ascontiguousarray(self.features[index], dtype=np.float32)
 
 
-def feature_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Feature files among ``paths`` (folders searched recursively), sorted; pickles
-    are kept so that they are refused by name."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file()
-                            and p.suffix.lower() in (*_SUFFIXES, *_PICKLES))
-        elif path.exists():
-            found.append(path)
-        else:
-            raise VsearchError(f"{path}: no such file or folder")
-    if not found:
-        raise VsearchError(f"no feature files (.npz, .npy, .h5) in {', '.join(str(p) for p in paths)}")
-    return found
+def read_source(source: FeatureSource | str | os.PathLike,
+                reading: FeatureReading = FeatureReading()) -> list[ImportedFeatures]:
+    """The videos' features of one source (one, or several for an HDF5 file); raises
+    the first :class:`FeatureFileError` (naming the source and what is wrong)."""
+    videos = []
+    for video in iter_source(source, reading):
+        if isinstance(video, FeatureFileError):
+            raise video
+        videos.append(video)
+    return videos
 
 
-def read_features(path: str | os.PathLike, *, layout: str | None = None, rate: FeatureRate = FeatureRate(),
-                  errors: list[FeatureFileError] | None = None) -> list[ImportedFeatures]:
-    """The videos' features in one file (one, or several for ``h5``).
-
-    Raises :class:`FeatureFileError` naming the file and what is wrong with it; with
-    ``errors``, a bad video of an ``h5`` file is added there and the others are read.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in _PICKLES:
-        raise FeatureFileError(path, "pickle files are not read (loading one can run code); "
-                                     "save the features as .npy, .npz or .h5")
-    found = _SUFFIXES.get(suffix)
-    if found is None:
-        raise FeatureFileError(path, f"not a feature file (expected {', '.join(_SUFFIXES)})")
-    if layout is not None and layout not in LAYOUTS:
-        raise VsearchError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-    if layout is not None and layout != found:
-        raise FeatureFileError(path, f"a .{suffix[1:]} file is not in the {layout} layout")
-    try:
-        if found == "npy":
-            return [_one(path, str(path), {"features": np.load(path, allow_pickle=False)}, rate)]
-        if found == "npz":
-            with np.load(path, allow_pickle=False) as data:
-                return [_one(path, str(path), {k: data[k] for k in data.files}, rate)]
-        return _read_h5(path, rate, errors)
-    except FeatureFileError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise FeatureFileError(path, "holds pickled objects, which are not read; store plain arrays") from None
-        raise FeatureFileError(path, f"not readable ({exc})") from None
-    except OSError as exc:
-        raise FeatureFileError(path, f"not readable ({exc.strerror or exc})") from None
+def iter_source(source: FeatureSource | str | os.PathLike,
+                reading: FeatureReading = FeatureReading()) -> Iterator[ImportedFeatures | FeatureFileError]:
+    """Each video of one source in turn (an HDF5 file's one at a time), or the
+    :class:`FeatureFileError` saying why it cannot be read: a bad video of an HDF5 file
+    alone, or the whole source once."""
+    if not isinstance(source, FeatureSource):
+        found = feature_sources([source])
+        if len(found) != 1:
+            raise VsearchError(f"{os.fsdecode(source)}: holds {len(found)} videos' features; name one")
+        source = found[0]
+    label, suffix = source.label, source.path.suffix.lower()
+    layout = SUFFIXES.get(suffix)
+    if suffix in PICKLES:
+        yield FeatureFileError(label, "pickle files are not read (loading one can run code); "
+                                      "video_features writes NumPy files with on_extraction=save_numpy")
+    elif layout is None:
+        yield FeatureFileError(label, f"not a feature file (expected {', '.join(SUFFIXES)})")
+    elif reading.layout is not None and reading.layout != layout:
+        yield FeatureFileError(label, f"a {suffix} file is not in the {reading.layout} layout")
+    else:
+        try:
+            yield from _read(source, layout, reading)
+        except FeatureFileError as exc:
+            yield exc
+        except ValueError as exc:
+            pickled = "pickle" in str(exc).lower()
+            yield FeatureFileError(label, "holds pickled objects, which are not read; store plain arrays" if pickled
+                                   else f"not readable ({exc})")
+        except OSError as exc:
+            yield FeatureFileError(label, f"not readable ({exc.strerror or exc})")
 
 
-def _read_h5(path: Path, rate: FeatureRate, errors: list[FeatureFileError] | None) -> list[ImportedFeatures]:
+def _read(source: FeatureSource, layout: str,
+          reading: FeatureReading) -> Iterator[ImportedFeatures | FeatureFileError]:
+    if layout == "npy":
+        entries = {name: np.load(file, allow_pickle=False) for name, file in source.sidecars.items()}
+        entries["features"] = _side_by_side(source, [np.load(file, allow_pickle=False) for file in source.files])
+        yield _one(source, entries, reading)
+    elif layout == "npz":
+        with np.load(source.path, allow_pickle=False) as data:
+            entries = {k: data[k] for k in data.files}
+        yield _one(source, entries, reading)
+    else:
+        yield from _read_h5(source, reading)
+
+
+def _side_by_side(source: FeatureSource, arrays: list[np.ndarray]) -> np.ndarray:
+    """One stream's features, or I3D's streams of one video side by side."""
+    if len(arrays) == 1:
+        return arrays[0]
+    if any(a.ndim != 2 for a in arrays) or len({len(a) for a in arrays}) != 1:
+        shapes = ", ".join(f"{k} {list(a.shape)}" for k, a in zip(source.keys, arrays))
+        raise FeatureFileError(source.label, f"streams {' and '.join(STREAMS)} must be [count, dim] of one count, "
+                                             f"got {shapes}")
+    return np.concatenate(arrays, axis=1)
+
+
+def _read_h5(source: FeatureSource, reading: FeatureReading) -> Iterator[ImportedFeatures | FeatureFileError]:
     try:
         import h5py  # noqa: PLC0415 - optional extra
     except ImportError:
         raise VsearchError("HDF5 features need h5py: pip install 'vsearch[h5]'") from None
-    out = []
-    with h5py.File(path, "r") as handle:
-        for key in sorted(handle):
-            item = handle[key]
+    with h5py.File(source.path, "r") as handle:
+        if source.entry is not None and source.entry not in handle:
+            raise FeatureFileError(source.label, f"no such video in the file (it holds {', '.join(sorted(handle))})")
+        names = [source.entry] if source.entry is not None else sorted(handle)
+        if not names:
+            raise FeatureFileError(source.label, "holds no videos (no groups or datasets)")
+        for name in names:
+            item = handle[name]
             entries: dict[str, Any] = dict(item.attrs)
             if isinstance(item, h5py.Dataset):
                 entries["features"] = item[()]
             else:
-                entries.update({name: item[name][()] for name in item if isinstance(item[name], h5py.Dataset)})
+                entries.update({key: item[key][()] for key in item if isinstance(item[key], h5py.Dataset)})
             try:
-                out.append(_one(path, f"{path}::{key}", entries, rate))
+                yield _one(FeatureSource(files=source.files, stem=name, entry=name), entries, reading)
             except FeatureFileError as exc:
-                if errors is None:
-                    raise
-                errors.append(exc)
-    if not out and not errors:
-        raise FeatureFileError(path, "holds no videos (no groups or datasets)")
-    return out
+                yield exc
 
 
-def _scalar(entries: dict[str, Any], key: str) -> float | None:
-    if key not in entries:
-        return None
-    value = np.asarray(entries[key])
-    if value.size != 1 or value.dtype.kind not in "iuf":
-        raise ValueError(f"{key!r} must be one number")
-    return float(value.reshape(()))
-
-
-def _one(path: Path, source: str, entries: dict[str, Any], rate: FeatureRate) -> ImportedFeatures:
-    """Validate one video's entries and build its time axis."""
-    def fail(reason: str) -> FeatureFileError:
-        return FeatureFileError(source, reason)
-
+def _one(source: FeatureSource, entries: dict[str, Any], reading: FeatureReading) -> ImportedFeatures:
+    """Validate one video's entries, put them on their time axis and name the video."""
+    label = source.label
     if "features" not in entries:
-        return_keys = ", ".join(sorted(entries)) or "nothing"
-        raise fail(f"no 'features' array (holds {return_keys})")
+        raise FeatureFileError(label, f"no 'features' array (holds {', '.join(sorted(entries)) or 'nothing'})")
     features = np.asarray(entries["features"])
     if features.dtype.kind not in "iuf":
-        raise fail(f"features must be numbers, got {features.dtype}")
+        raise FeatureFileError(label, f"features must be numbers, got {features.dtype}")
     if features.ndim != 2 or features.shape[0] == 0 or features.shape[1] == 0:
-        raise fail(f"features must be a [count, dim] array, got shape {list(features.shape)}")
+        raise FeatureFileError(label, f"features must be a [count, dim] array, got shape {list(features.shape)}")
     features = features.astype(np.float32)
     if not np.all(np.isfinite(features)):
-        raise fail("features hold NaN or infinite values")
-    n = len(features)
+        raise FeatureFileError(label, "features hold NaN or infinite values")
     try:
-        duration, fps = _scalar(entries, "duration"), _scalar(entries, "fps")
-        clip_len, stride = _scalar(entries, "clip_len"), _scalar(entries, "stride")
+        stack_ends = bool(source.keys) and set(source.keys) <= STACK_END_KEYS
+        starts, ends, duration = time_axis(entries, len(features), timing=reading.timing, stack_ends=stack_ends)
+        fps = scalar(entries, "fps") or 0.0
+        named = _text(entries["path"]) if "path" in entries else None
+        if reading.videos is not None:
+            video = reading.videos.find((video_stems(os.path.basename(named)) if named else [])
+                                        + video_stems(source.stem))
+        else:
+            video = named or label
     except ValueError as exc:
-        raise fail(str(exc)) from None
-    if "timestamps" in entries:
-        stamps = np.asarray(entries["timestamps"], dtype=np.float64)
-        if stamps.shape != (n, 2):
-            raise fail(f"timestamps must be [{n}, 2] (start, end) like features, got {list(stamps.shape)}")
-        starts, ends = stamps[:, 0], stamps[:, 1]
-    elif clip_len is not None:
-        if not fps or fps <= 0 or clip_len <= 0:
-            raise fail("clips of clip_len frames need a positive fps")
-        step = (stride or clip_len) / fps
-        starts = np.arange(n) * step
-        ends = starts + clip_len / fps
-    elif rate.uniform:
-        if not duration or duration <= 0:
-            raise fail("--rate uniform needs the video's duration (a 'duration' entry)")
-        starts = np.arange(n) * duration / n
-        ends = starts + duration / n
-    else:
-        starts = np.arange(n) / rate.per_second
-        ends = starts + 1 / rate.per_second
-    if not (np.all(np.isfinite(starts)) and np.all(ends > starts) and np.all(np.diff(starts) > 0)):
-        raise fail("time axis must be increasing spans with end > start")
-    video = entries.get("path")
-    video = np.asarray(video).reshape(()).item() if video is not None else source
-    video = video.decode("utf-8", "surrogateescape") if isinstance(video, bytes) else str(video)
-    return ImportedFeatures(source=source, video=video, features=features, starts=starts, ends=ends,
-                            duration=float(duration if duration else ends[-1]), fps=float(fps or 0.0))
+        raise FeatureFileError(label, str(exc)) from None
+    return ImportedFeatures(source=label, video=video, features=features, starts=starts, ends=ends,
+                            duration=float(duration if duration else ends[-1]), fps=fps)
 
 
-def imported_settings(files: list[Path], *, layout: str | None, rate: FeatureRate) -> dict[str, Any]:
-    """Settings of a new index for these files: their dimension, from the first
-    readable one (the first one's error when none is)."""
+def _text(value: Any) -> str:
+    value = np.asarray(value).reshape(()).item()
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+def imported_settings(sources: Iterable[FeatureSource], reading: FeatureReading) -> dict[str, Any]:
+    """Settings of a new index for these sources: their dimension, from the first
+    readable video (the first error when none is)."""
     first: FeatureFileError | None = None
-    for file in files:
-        try:
-            return dict(features="imported", embedding_dim=read_features(file, layout=layout, rate=rate)[0].dim)
-        except FeatureFileError as exc:
-            first = first or exc
+    for source in sources:
+        for video in iter_source(source, reading):
+            if isinstance(video, ImportedFeatures):
+                return dict(features="imported", embedding_dim=video.dim)
+            first = first or video
     assert first is not None
     raise VsearchError(str(first))

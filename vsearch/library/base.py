@@ -23,7 +23,8 @@ from ..decode import DEFAULT_TIMEOUT
 from ..device import Device
 from ..errors import ConfigMismatchError, VideoError
 from ..extractors import ONNX_PREFIX, Extractor
-from ..featurefiles.read import FeatureRate
+from ..featurefiles.read import FeatureReading
+from ..featurefiles.sources import FeatureSource
 from ..ingest.readers import FileReader, PreparedVideo, ThreadReader
 from ..models import IndexStats, IngestResult, LibraryStats, QueryResult, VideoRecord
 from ..search.clip import DEFAULT_SPEEDS
@@ -178,17 +179,17 @@ class BaseIndex(ABC):
 
     def query_features(
         self,
-        features: str | os.PathLike,
+        features: FeatureSource | str | os.PathLike,
         *,
-        layout: str | None = None,
-        rate: FeatureRate = FeatureRate(),
+        reading: FeatureReading = FeatureReading(),
         k: int = 5,
         min_score: float = DEFAULT_MIN_SCORE,
     ) -> QueryResult:
-        """Like :meth:`query`, for a clip given as features (one video's file, of the
-        library's dimension). Only the plain reading is searched: speeds, mirroring,
-        rotations and insets need the clip's frames."""
-        return query_feature_file(features, self.library(), layout=layout, rate=rate, k=k, min_score=min_score)
+        """Like :meth:`query`, for a clip given as features (one video's: a file, or
+        ``file.h5::name``; of the library's dimension), read as ``reading`` says. Only
+        the plain reading is searched: speeds, mirroring, rotations and insets need
+        the clip's frames."""
+        return query_feature_file(features, self.library(), reading=reading, k=k, min_score=min_score)
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ from ..decode import DEFAULT_TIMEOUT
 from ..device import Device, resolve_device
 from ..errors import ConfigMismatchError, FeatureFileError, NotIndexedError, VideoError
 from ..extractors import Extractor, create_extractor
-from ..featurefiles.read import FeatureRate, read_features
+from ..featurefiles.read import FeatureReading, iter_source
+from ..featurefiles.sources import FeatureSource, feature_sources
 from ..ingest.readers import absolute, prepare_imported
 from ..ingest.writer import IndexWriter
 from ..models import IndexStats, IngestResult, VerifyReport, VideoRecord
@@ -151,19 +152,20 @@ class VideoIndex(BaseIndex):
 
     def add_features(
         self,
-        files: Iterable[str | os.PathLike],
+        sources: Iterable[FeatureSource | str | os.PathLike],
         *,
-        layout: str | None = None,
-        rate: FeatureRate = FeatureRate(),
+        reading: FeatureReading = FeatureReading(),
         progress: ProgressCallback | None = None,
     ) -> list[IngestResult]:
-        """Index features another tool computed (see :mod:`vsearch.featurefiles.read`).
+        """Index features another tool computed (see :mod:`vsearch.featurefiles.read`):
+        files, folders (searched) or ``file.h5::name``, read as ``reading`` says.
 
         Only into an index of imported features (``IndexConfig(features="imported",
-        embedding_dim=D)``). Each file is handled on its own, like a video in
-        :meth:`add`: one of the wrong layout, shape, dimension or time axis (or a
-        pickle) yields a ``failed`` result naming the reason and the others go on;
-        the same features again are skipped, changed ones replace the video's.
+        embedding_dim=D)``). Each video is handled on its own, like a video in
+        :meth:`add`: one of the wrong layout, shape, dimension or time axis, without
+        times or a video of its name (or a pickle) yields a ``failed`` result naming
+        the reason and the others go on; the same features again are skipped, changed
+        ones replace the video's.
         """
         if self.config.extractor != "imported":
             raise ConfigMismatchError(f"{self.path}: this index computes its own {self.config.features} features; "
@@ -171,24 +173,16 @@ class VideoIndex(BaseIndex):
         results: list[IngestResult] = []
         with self._folder.writing():
             writer = IndexWriter(self._folder, extractor=None)  # features are never read again
-            for file in files:
-                errors: list[FeatureFileError] = []
+            for imported in (video for source in feature_sources(sources) for video in iter_source(source, reading)):
                 try:
-                    videos = read_features(file, layout=layout, rate=rate, errors=errors)
-                except FeatureFileError as exc:
-                    videos, errors = [], [exc]
-                done = [IngestResult(path=exc.path, status="failed", reason=exc.reason) for exc in errors]
-                for imported in videos:
-                    try:
-                        prepared = prepare_imported(imported, self.config)
-                    except VideoError as exc:
-                        done.append(IngestResult(path=imported.source, status="failed", reason=exc.reason))
-                        continue
-                    done.append(writer.commit(imported.source, prepared))
-                for result in done:  # the file's bad videos first
-                    results.append(result)
-                    if progress is not None:
-                        progress(result)
+                    if isinstance(imported, FeatureFileError):
+                        raise imported
+                    result = writer.commit(imported.source, prepare_imported(imported, self.config))
+                except VideoError as exc:
+                    result = IngestResult(path=exc.path, status="failed", reason=exc.reason)
+                results.append(result)
+                if progress is not None:
+                    progress(result)
         return results
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> list[VideoRecord]:

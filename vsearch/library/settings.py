@@ -12,24 +12,25 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 from ..decode import iter_video_files
 from ..errors import VsearchError
 from ..extractors import feature_settings
-from ..featurefiles.read import FeatureRate, feature_files, imported_settings
+from ..featurefiles.read import FeatureReading, imported_settings
+from ..featurefiles.sources import FeatureSource, VideoFolder, feature_sources
+from ..featurefiles.timing import FeatureTiming
 from .sharded import library_exists
 
 
 @dataclass(frozen=True)
 class IngestPlan:
-    """The files an ingest adds (videos, or feature files with their ``rate``) and the
-    settings a library it creates gets (an existing one keeps its own)."""
+    """The files an ingest adds (videos, or feature sources read as ``reading`` says)
+    and the settings a library it creates gets (an existing one keeps its own)."""
 
-    files: list[str | Path]
+    files: list[str | FeatureSource]
     settings: dict[str, Any] = field(default_factory=dict)
-    rate: FeatureRate | None = None
+    reading: FeatureReading | None = None
 
 
 def requested_settings(*, block_seconds: float | None = None, window_blocks: int | None = None,
@@ -51,19 +52,40 @@ def requested_settings(*, block_seconds: float | None = None, window_blocks: int
     return given
 
 
+def feature_reading(from_features: Sequence[str | os.PathLike], *, layout: str | None = None,
+                    timing: dict[str, Any] | None = None, videos: str | os.PathLike | None = None) -> FeatureReading:
+    """How ``--from-features`` files are read: ``--layout``, ``timing`` (``--rate``,
+    ``--clip-seconds``, ``--stack``, ``--step``, ``--frame-rate``) and ``--videos``,
+    checked (refused without ``--from-features``)."""
+    timing = timing or {}
+    given = [name for name, value in (("--layout", layout), ("--videos", videos),
+                                      *((f"--{k.replace('_', '-')}", v) for k, v in timing.items()))
+             if value is not None]
+    if given and not from_features:
+        raise VsearchError(f"{', '.join(given)}: only with --from-features")
+    return FeatureReading(layout=layout, timing=FeatureTiming.parse(**timing),
+                          videos=VideoFolder(videos) if videos is not None else None)
+
+
 def plan_ingest(
     indexes: Sequence[str | os.PathLike], *, paths: Sequence[str | os.PathLike] = (),
-    from_features: str | os.PathLike | None = None, layout: str | None = None, rate: str | None = None,
-    features: str | None = None, size: str | None = None, block_seconds: float | None = None,
-    window_blocks: int | None = None, analysis_fps: float | None = None, decoder: str | None = None,
+    from_features: Sequence[str | os.PathLike] = (), layout: str | None = None, timing: dict[str, Any] | None = None,
+    videos: str | os.PathLike | None = None, features: str | None = None, size: str | None = None,
+    block_seconds: float | None = None, window_blocks: int | None = None, analysis_fps: float | None = None,
+    decoder: str | None = None, ray: bool = False,
 ) -> IngestPlan:
-    """Files and settings for adding ``paths`` (or the feature files ``from_features``)
-    to the library ``indexes`` (folders or manifests). Nothing to add into a library
-    that does not exist is refused: an empty index would only hide the mistake."""
-    if bool(paths) == (from_features is not None):
-        raise VsearchError("give video files or folders, or --from-features DIR (one of them)")
-    if from_features is None and (layout is not None or rate is not None):
-        raise VsearchError("--layout and --rate go with --from-features")
+    """Files and settings for adding ``paths`` (or the feature files ``from_features``,
+    read as :func:`feature_reading` says; ``paths`` given with them are feature files
+    too, as a shell glob after ``--from-features`` gives them) to the library
+    ``indexes`` (folders or manifests), decoded by Ray tasks with ``ray``. Nothing to
+    add into a library that does not exist is refused: an empty index would only hide
+    the mistake."""
+    if not paths and not from_features:
+        raise VsearchError("give video files or folders, or --from-features PATH (one of them)")
+    from_features, paths = ([*from_features, *paths], ()) if from_features else ((), paths)
+    reading = feature_reading(from_features, layout=layout, timing=timing, videos=videos)
+    if ray and from_features:
+        raise VsearchError("--ray decodes videos; --from-features reads no video")
     settings = requested_settings(block_seconds=block_seconds, window_blocks=window_blocks, size=size,
                                   analysis_fps=analysis_fps, decoder=decoder)
     exists = functools.cache(lambda: library_exists(indexes))
@@ -72,40 +94,37 @@ def plan_ingest(
         if size is not None or exists():  # the model's input size is only a default
             kind = {k: v for k, v in kind.items() if k not in ("width", "height")}
         settings.update(kind)
-    feature_rate = None
-    if from_features is not None:
-        feature_rate = FeatureRate.parse(rate)
-        files: list[str | Path] = list(feature_files([from_features]))
+    if from_features:
+        files: list[str | FeatureSource] = list(feature_sources(from_features))
         if not exists():
-            settings.update(imported_settings(files, layout=layout, rate=feature_rate))
+            settings.update(imported_settings(files, reading))
     else:
         files = list(iter_video_files(list(paths)))
     if not files and not exists():
-        raise VsearchError(f"no video files in {', '.join(map(str, paths or [from_features]))}; "
-                           "no index created")
-    return IngestPlan(files=files, settings=settings, rate=feature_rate)
+        raise VsearchError(f"no video files in {', '.join(map(str, paths))}; no index created")
+    return IngestPlan(files=files, settings=settings, reading=reading if from_features else None)
 
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """The clips a query answers: video files, or feature files (read at ``rate``)."""
+    """The clips a query answers: video files, or feature sources (read as ``reading`` says)."""
 
-    clips: list[str | Path]
-    rate: FeatureRate
+    clips: list[str | FeatureSource]
+    reading: FeatureReading
 
 
 def plan_query(clips: Sequence[str | os.PathLike] = (), *, from_features: Sequence[str | os.PathLike] = (),
-               layout: str | None = None, rate: str | None = None, report: bool = False) -> QueryPlan:
+               layout: str | None = None, timing: dict[str, Any] | None = None, report: bool = False) -> QueryPlan:
     """The clips to answer: ``clips`` (folders searched) or the feature files
-    ``from_features`` (one of them; a visual ``report`` needs video clips)."""
-    if bool(clips) == bool(from_features):
-        raise VsearchError("give query clips, or --from-features FILE (one of them)")
-    if not from_features and (layout is not None or rate is not None):
-        raise VsearchError("--layout and --rate go with --from-features")
+    ``from_features`` (``clips`` given with them are feature files too; a visual
+    ``report`` needs video clips)."""
+    if not clips and not from_features:
+        raise VsearchError("give query clips, or --from-features PATH (one of them)")
+    from_features, clips = ([*from_features, *clips], ()) if from_features else ((), clips)
+    reading = feature_reading(from_features, layout=layout, timing=timing)
     if from_features and report:
         raise VsearchError("--report shows the clip's frames: it needs a video clip, not --from-features")
-    feature_rate = FeatureRate.parse(rate)
-    inputs = list(from_features) if from_features else list(iter_video_files(list(clips)))
+    inputs = list(feature_sources(from_features)) if from_features else list(iter_video_files(list(clips)))
     if not inputs:
         raise VsearchError(f"no video files in {', '.join(map(str, clips))}")
-    return QueryPlan(clips=inputs, rate=feature_rate)
+    return QueryPlan(clips=inputs, reading=reading)

@@ -46,7 +46,8 @@ from ..config import IndexConfig
 from ..device import Device
 from ..errors import FeatureFileError, VsearchError
 from ..extractors import Extractor
-from ..featurefiles.read import FeatureRate, read_features
+from ..featurefiles.read import FeatureReading, read_source
+from ..featurefiles.sources import FeatureSource
 from ..models import Hit, QueryResult, VideoRecord, WindowScores
 from ..store.matches import Matches
 from .align import Aligner, refine, region_of, verified_score, window_scores
@@ -265,17 +266,19 @@ def query_clip(
 
 
 def query_feature_file(
-    features: str | os.PathLike, library: Library, *, layout: str | None, rate: FeatureRate, k: int, min_score: float,
+    features: FeatureSource | str | os.PathLike, library: Library, *, reading: FeatureReading, k: int, min_score: float,
 ) -> QueryResult:
     """Search ``library`` with a clip given as features (see ``VideoIndex.query_features``)."""
     if k < 1:
         raise VsearchError("k must be at least 1")
-    videos = read_features(features, layout=layout, rate=rate)
+    videos = read_source(features, replace(reading, videos=None))  # a clip is named by its file, not a video
     if len(videos) != 1:
-        raise FeatureFileError(features, f"holds {len(videos)} videos; a query clip is one")
+        label = features.label if isinstance(features, FeatureSource) else os.fsdecode(os.fspath(features))
+        raise FeatureFileError(label, f"holds {len(videos)} videos; a query clip is one: name it, e.g. "
+                                      f"{videos[0].source}")
     reader = FeatureClip(videos[0], library.config)
     hits = search_clip(reader, library, k=k, min_score=min_score)
-    return QueryResult(query=os.fsdecode(os.fspath(features)), duration=reader.duration, hits=hits,
+    return QueryResult(query=videos[0].source, duration=reader.duration, hits=hits,
                        window_scores=scored_windows(reader, library, hits))
 
 
