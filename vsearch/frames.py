@@ -223,21 +223,31 @@ def detect_static_overlay(frames: np.ndarray, grid: tuple[int, int]) -> np.ndarr
     return covered
 
 
-#: Grey levels: two analysis frames whose pixels differ by less than this on average
-#: show the same picture. A camera never holds that still for long (sensor noise and
-#: the slightest sway give 0.2 and more); a still picture re-encoded, whatever its
-#: group of pictures, changes by a few hundredths.
-STILL_LEVEL = 0.1
+#: Grey levels: a clip whose pictures stay this close to their median picture (on
+#: average over the pixels, in nine frames of ten) is one still picture. Re-encoded
+#: with any usual group of pictures a still stays within 0.4; a fixed camera on a
+#: quiet scene has sensor noise and drifting light, and a screen recording's text
+#: grows, both by a grey level and more over a few seconds.
+STILL_LEVEL = 0.6
 
 
-def frozen_frames(frames: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
-    """Per frame: its picture is the one before, to ``tolerance`` grey levels on
-    average (0: exactly; the first frame: False)."""
+def is_still(frames: np.ndarray) -> bool:
+    """Whether ``frames`` show one still picture throughout, whatever its encoding:
+    nothing moves to place it in time, and it would match any still stretch anywhere."""
+    if len(frames) < 2:
+        return False
+    frames = np.asarray(frames, dtype=np.float32)
+    axes = tuple(range(1, frames.ndim))  # grey or RGB
+    deviation = np.abs(frames - np.median(frames, axis=0)).mean(axis=axes)
+    return float(np.percentile(deviation, 90)) <= STILL_LEVEL
+
+
+def frozen_frames(frames: np.ndarray) -> np.ndarray:
+    """Per frame: its picture is exactly the one before (the first frame: False)."""
     if len(frames) < 2:
         return np.zeros(len(frames), dtype=bool)
     axes = tuple(range(1, np.ndim(frames)))  # grey or RGB
-    change = np.abs(np.diff(np.asarray(frames, dtype=np.float32), axis=0)).mean(axis=axes)
-    return np.concatenate([[False], change <= tolerance])
+    return np.concatenate([[False], np.all(frames[1:] == frames[:-1], axis=axes)])
 
 
 def frozen_blocks(frames: np.ndarray, frames_per_block: int) -> np.ndarray:

@@ -28,17 +28,14 @@ from ..frames import (
     detect_inset,
     detect_split,
     detect_static_overlay,
-    STILL_LEVEL,
     frozen_frames,
+    is_still,
     remove_borders,
     resize_frames,
     rotate_frames,
 )
 from ..windows import flagged_per_window, stack_windows, window_vectors
 
-#: A clip whose pictures stay the same (to ``frames.STILL_LEVEL``) this much of the
-#: time is one still picture: it would match any still stretch anywhere.
-STILL_SHARE = 0.7
 
 # A picture-in-picture inset is described from the clip decoded this many times larger.
 _INSET_DETAIL = 3
@@ -202,7 +199,7 @@ class QueryClip:
         #: Per analysis frame of the clip: the picture is exactly the one before (held).
         self.still = frozen_frames(first)
         #: The clip is one still picture, whatever its encoding: nothing moves to place it.
-        self.still_throughout = len(first) > 1 and float(frozen_frames(first, STILL_LEVEL)[1:].mean()) >= STILL_SHARE
+        self.still_throughout = is_still(first)
         self._still_rate = config.analysis_fps * speeds[0]
         pooled = config.pooled and plain is not None
         #: Cells (of the stored grid) hidden by a still overlay (a logo box) in the clip, or None.
