@@ -50,6 +50,11 @@ class Region:
     bounds: tuple[float, float, float, float]
     detail: tuple[int, int]
 
+    @property
+    def portrait(self) -> bool:
+        """A vertical slice of the frame: what a portrait reframe of landscape footage shows."""
+        return self.detail[1] < self.detail[0]
+
 
 FRAME = Region(0, "frame", (0.0, 1.0, 0.0, 1.0), (8, 8))
 

@@ -196,14 +196,14 @@ def _best_crop(hit: Hit, offset: float, aligner: Aligner, config: IndexConfig) -
         return (round(top, 4), round(top + height, 4), round(left, 4), round(left + width, 4))
 
     best, best_fit = tuple(hit.crop), fit(tuple(hit.crop))
-    for step, scales in ((1 / 8, (1.0,)), (1 / 16, (1.0,)), (0.0, (0.77, 0.87, 0.93, 1.07, 1.15, 1.3))):
+    for moves in ([(dy, dx, 1.0) for dy in (-1 / 8, 0, 1 / 8) for dx in (-1 / 8, 0, 1 / 8)],
+                  [(dy, dx, 1.0) for dy in (-1 / 16, 0, 1 / 16) for dx in (-1 / 16, 0, 1 / 16)],
+                  [(0.0, 0.0, scale) for scale in (0.77, 0.87, 0.93, 1.07, 1.15, 1.3)]):
         around = best
-        for dy in (-step, 0.0, step):
-            for dx in (-step, 0.0, step):
-                for scale in scales:
-                    candidate = moved(around, dy, dx, scale)
-                    if candidate != around and (score := fit(candidate)) > best_fit + 1e-6:
-                        best, best_fit = candidate, score
+        for dy, dx, scale in moves:
+            candidate = moved(around, dy, dx, scale)
+            if candidate != around and (score := fit(candidate)) > best_fit + 1e-6:
+                best, best_fit = candidate, score
     return best
 
 
@@ -400,11 +400,21 @@ def mean_alignment(
     vectors = clip.vectors[rows]
     sq_norms = np.einsum("ij,ij->i", vectors, vectors)
     out = np.full(len(offsets), -np.inf)
-    for i in np.flatnonzero(lands.any(axis=1)):
-        which = np.flatnonzero(lands[i])
-        diff = vectors[which] - library[nearest[i, which]]
-        out[i] = similarity(np.einsum("ij,ij->i", diff, diff), sq_norms[which]).mean()
-    return (out, lands.sum(axis=1)) if counts else out
+    landed = lands.sum(axis=1)
+    if landed.any():
+        # Every (offset, window) pair that lands, in one product: each library window
+        # a clip window can land on is compared once.
+        at, which = np.nonzero(lands)
+        targets = nearest[at, which]
+        pairs = np.unique(np.stack([which, targets], axis=1), axis=0)
+        l2 = np.einsum("ij,ij->i", library[pairs[:, 1]], library[pairs[:, 1]])
+        dots = np.einsum("ij,ij->i", vectors[pairs[:, 0]], library[pairs[:, 1]])
+        pair_sims = similarity(sq_norms[pairs[:, 0]] + l2 - 2.0 * dots, sq_norms[pairs[:, 0]])
+        key = which * len(library) + targets
+        sims = pair_sims[np.searchsorted(pairs[:, 0] * len(library) + pairs[:, 1], key)]
+        total = np.bincount(at, weights=sims, minlength=len(offsets))
+        out = np.where(landed > 0, total / np.maximum(landed, 1), -np.inf)
+    return (out, landed) if counts else out
 
 
 def _view_scores(hit: Hit, windows: ClipWindows, library: np.ndarray, config: IndexConfig
@@ -451,15 +461,15 @@ def verified_score(hit: Hit, aligner: Aligner, config: IndexConfig, duration: fl
     grids = [(aligner.readings, aligner.library)]
     if aligner.coarse_readings is not None and aligner.coarse_library is not None:
         grids.append((aligner.coarse_readings, aligner.coarse_library))
-    total = 0.0
+    found = []
     for clip_windows, library_windows in grids:
         windows = _hit_windows(hit, readings, lambda reading: clip_windows(reading, region), aligner.parts)
         best = 0.0
         for view, _, scores in _view_scores(hit, windows, library_windows(hit.video_id, region), config):
             expected = max(int(horizon[view % config.frames_per_block]), 1)
             best = max(best, float(np.sort(scores)[::-1][:expected].sum() / expected))
-        total += min(best, 1.0)
-    return total / len(grids)
+        found.append(min(best, 1.0))
+    return sum(found) / len(found)
 
 
 def window_scores(hit: Hit, clip: Clip, library: np.ndarray, config: IndexConfig) -> WindowScores:

@@ -24,7 +24,7 @@ from .tuning import DEFAULT_MIN_SCORE
 #: Raw score that 1 % of never-indexed clips reach, per feature kind and part of the
 #: frame compared (``v2``: the whole frame, a 75 % crop, a vertical slice).
 NOISE_LEVELS = {
-    ("v2", "frame"): 0.85,
+    ("v2", "frame"): 0.75,
     ("v2", "crop"): 0.85,
     ("v2", "slice"): 0.85,
 }

@@ -83,7 +83,9 @@ class ClipWindows:
     picture-in-picture inset or one side of a split screen cut out of the clip), and
     ``rotation[i]`` the quarter turns the clip was turned back by (0: none).
     ``speeds[i]`` is the playback speed the view assumes: a clip played at speed
-    ``s`` shows, at clip time ``t``, library time ``offset + s * t``.
+    ``s`` shows, at clip time ``t``, library time ``offset + s * t``. ``portrait``
+    says the clip's picture is taller than wide (its bars cut off): only then may it
+    be a portrait reframe, a vertical slice of the library's frame.
     """
 
     duration: float
@@ -95,6 +97,7 @@ class ClipWindows:
     inset: np.ndarray
     rotation: np.ndarray
     parts: tuple[str, ...] = ("whole",)
+    portrait: bool = False
 
     FIELDS = ("vectors", "starts", "views", "speeds", "mirrored", "inset", "rotation")
 
@@ -112,11 +115,13 @@ class ClipWindows:
     @classmethod
     def concatenate(cls, parts: list["ClipWindows"], duration: float) -> "ClipWindows":
         return cls(duration=duration, parts=parts[0].parts if parts else ("whole",),
+                   portrait=parts[0].portrait if parts else False,
                    **{f: np.concatenate([getattr(p, f) for p in parts]) for f in cls.FIELDS})
 
     def select(self, rows: np.ndarray) -> "ClipWindows":
         """The windows ``rows`` only."""
-        return ClipWindows(duration=self.duration, parts=self.parts, **{f: getattr(self, f)[rows] for f in self.FIELDS})
+        return ClipWindows(duration=self.duration, parts=self.parts, portrait=self.portrait,
+                           **{f: getattr(self, f)[rows] for f in self.FIELDS})
 
     @property
     def edits(self) -> np.ndarray:
@@ -194,6 +199,11 @@ class QueryClip:
         head = per_speed[0][: fpb * DETECTION_BLOCKS]
         borders = detect_borders(head) if config.crop_borders else (0, 0, 0, 0)
         self._frames = {Reading(speed=s): remove_borders(f, borders, np) for s, f in zip(speeds, per_speed)}
+        info = source.info
+        shown_width = info.width * (1 - (borders[2] + borders[3]) / config.width)
+        shown_height = info.height * (1 - (borders[0] + borders[1]) / config.height)
+        #: The picture is taller than wide: it may be a portrait reframe of landscape footage.
+        self.portrait = shown_height > 1.1 * shown_width
         plain = self._frames.get(Reading())
         first = next(iter(self._frames.values()))
         #: Per analysis frame of the clip: the picture is exactly the one before (held).
@@ -282,7 +292,7 @@ class QueryClip:
         grid = (grid or self.config.grid) if self.config.pooled else None
         parts = [self._describe(r, grid) for r in chosen]
         if allow_empty and not parts:
-            parts = [ClipWindows.empty(self.duration, self.config.dim, self.parts)]
+            parts = [replace(ClipWindows.empty(self.duration, self.config.dim, self.parts), portrait=self.portrait)]
         if not allow_empty and self.still_throughout:
             raise VideoError(self.path, "the clip shows one still picture throughout: nothing moves to match")
         if not allow_empty and sum(len(p.vectors) for p in parts) == 0:
@@ -358,6 +368,7 @@ class QueryClip:
             inset=np.full(sum(n), reading.inset, dtype=np.int64),
             rotation=np.full(sum(n), reading.rotation, dtype=np.int64),
             parts=self.parts,
+            portrait=self.portrait and reading.rotation == 0 and not reading.inset,
         )
         self._cache[reading, grid] = out
         return out

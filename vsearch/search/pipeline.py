@@ -51,7 +51,7 @@ from ..featurefiles.sources import FeatureSource
 from ..models import Hit, QueryResult, VideoRecord, WindowScores
 from ..store.matches import Matches
 from .align import Aligner, refine, region_of, verified_score, window_scores
-from .calibration import calibrate
+from .calibration import calibrate, noise_level
 from .clip import Clip, ClipWindows, FeatureClip, QueryClip, Reading, check_speeds
 from .library import Library
 from .overlay import coarse, mask_windows, occlusion_masks, rescore_overlaid
@@ -66,6 +66,7 @@ from .tuning import (
     MASKED_FLOOR,
     MIN_CANDIDATES,
     AMBIGUOUS_SCORE,
+    REFINE_MARGIN,
 )
 from .votes import is_duplicate, vote
 
@@ -179,7 +180,10 @@ def aggregate(
         if aligner is not None:
             key = (replace(hit, score=0.0, distance=0.0), round(segment.offset, 3))
             if verified is None or key not in verified:
-                found = refine(hit, segment.offset, aligner, config, videos[hit.video_id])
+                # Aligning is the costly part: a segment whose vote cannot reach its kind's
+                # noise level by far is scored where it was voted.
+                worth = hit.score >= noise_level(config, region_of(hit)) - REFINE_MARGIN
+                found = refine(hit, segment.offset, aligner, config, videos[hit.video_id]) if worth else hit
                 edits = int(found.speed != 1.0) + found.mirrored + found.inset + (found.rotation != 0)
                 score = calibrate(verified_score(found, aligner, config, clip.duration), config, region_of(found), edits)
                 found = replace(found, score=min(score, AMBIGUOUS_SCORE) if found.ambiguous else score)

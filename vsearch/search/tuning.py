@@ -44,6 +44,11 @@ MIN_CANDIDATES = 50
 #: Score a view assuming an edit (speed, mirror, inset, rotation) must gain, per edit, to win.
 EDIT_MARGIN = 0.01
 
+#: A voted segment is aligned (offset, rate, crop; the costly part) only if its vote
+#: scores at least its kind's noise level (:mod:`.calibration`) less this; weaker ones
+#: are scored where they were voted, and stay below the threshold anyway.
+REFINE_MARGIN = 0.15
+
 #: Clip seconds, and offset radius (seconds), of the final alignment of a hit.
 REFINE_SECONDS = 6.0
 REFINE_RADIUS = 1.0

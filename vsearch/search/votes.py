@@ -82,6 +82,9 @@ def vote(
     present, inverse = np.unique(groups[live], return_inverse=True)
     mass = np.bincount(inverse, weights=sims[live])
     segments: list[Segment] = []
+    if not clip.portrait:  # only a portrait picture can be a vertical slice of the library's frame
+        slices = np.isin(present % len(REGIONS), [r.code for r in REGIONS if r.portrait])
+        present, mass = present[~slices], mass[~slices]
     for group in present[np.argsort(-mass, kind="stable")[:candidates]]:
         video_id, region = divmod(int(group), len(REGIONS))
         mask = live & (groups == group)
@@ -179,14 +182,20 @@ def _best_view(
     edit: still or slow footage matches at any speed, and would otherwise be
     reported re-timed, at a drifting offset.
     """
-    best, best_score, best_rank = 0, 0.0, -np.inf
-    for view in np.unique(views):
-        mine = np.sort(sims[views == view])[::-1][: expected[view]]
-        score = float(mine.sum() / expected[view])
-        rank = score - EDIT_MARGIN * view_edits[view]
-        if rank > best_rank:
-            best, best_score, best_rank = int(view), score, rank
-    return best, min(best_score, 1.0)
+    if len(views) == 0:
+        return 0, 0.0
+    # Each view's strongest ``expected`` windows, summed, all views at once.
+    order = np.lexsort((-sims, views))
+    ordered = views[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
+    kept = rank < expected[ordered]
+    totals = np.bincount(ordered[kept], weights=sims[order][kept], minlength=len(expected))
+    present = ordered[starts]
+    scores = totals[present] / expected[present]
+    ranks = scores - EDIT_MARGIN * view_edits[present]
+    best = int(np.argmax(ranks))  # the first of equals: the view with the lowest number
+    return int(present[best]), min(float(scores[best]), 1.0)
 
 
 def _make_segment(
