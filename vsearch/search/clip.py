@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import cells
-from ..cells import REGIONS
 from ..config import IndexConfig
 from ..decode import DEFAULT_TIMEOUT, VideoSource
 from ..device import Device
@@ -163,10 +162,10 @@ class QueryClip:
     views ``r * frames_per_block + phase``. Rotated and inset readings need an
     extractor of grey frames (the kernels); others get speeds and mirroring only.
 
-    ``v2`` readings are described once, as cells on every grid the search compares
-    at (the search grid and each region's detail grid, :mod:`vsearch.cells`), all
-    phases from one pass; mirrored and half-turned readings are permutations of
-    those cells, exactly what describing the turned frames gives.
+    ``v2`` readings are described once, as cells on the stored grid (every grid the
+    search compares at is pooled from them, :mod:`vsearch.cells`), all phases from
+    one pass; mirrored and half-turned readings are permutations of those cells,
+    exactly what describing the turned frames gives.
     A clip longer than ``max_duration`` seconds is refused
     (:class:`~vsearch.errors.ClipTooLongError`) as soon as its headers or its
     pictures show it, before it is held in memory whole.
@@ -234,9 +233,10 @@ class QueryClip:
         self._cache: dict[tuple[Reading, tuple[int, int] | None], ClipWindows] = {}
         self._cells: dict[Reading, list[dict]] = {}
         self._frozen: dict[Reading, np.ndarray] = {}
-        #: The grids ``v2`` readings are described on: the stored cells (the search grid
-        #: is pooled from them) and every region's detail grid.
-        self._grids = tuple(dict.fromkeys([config.cells] + [r.detail for r in REGIONS])) if config.pooled else ()
+        #: ``v2`` readings are described on the stored grid of cells, as the library is;
+        #: the search grid and each region's detail grid are pooled from them, as the
+        #: library's are (a clip showing a crop is compared cell for cell with it).
+        self._grids = (config.cells,) if config.pooled else ()
 
     @staticmethod
     def _find_parts(head: np.ndarray) -> list[tuple[str, tuple[int, int, int, int]]]:
@@ -334,8 +334,7 @@ class QueryClip:
             return [self.device.to_numpy(self.extractor.describe(frames[phase:]))
                     for phase in range(config.frames_per_block)]
         target = grid or config.grid
-        source = target if target in self._grids else config.cells
-        return [cells.finish(cells.pool(phase[source], target)) for phase in self._cells_of(reading)]
+        return [cells.finish(cells.pool(phase[config.cells], target)) for phase in self._cells_of(reading)]
 
     def _describe(self, reading: Reading, grid: tuple[int, int] | None = None) -> ClipWindows:
         config, fpb = self.config, self.config.frames_per_block

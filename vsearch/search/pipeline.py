@@ -37,7 +37,7 @@ carries each hit's window scores (:func:`.align.window_scores`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -76,7 +76,7 @@ def search_clip(clip: Clip, library: Library, *, k: int, min_score: float) -> li
     config = library.config
     searched = _Searched.empty(clip.duration, config.dim, getattr(clip, "parts", ("whole",)))
     hits: list[Hit] = []
-    verified: dict = {}  # segments aligned and scored once, whichever stage finds them again
+    memo = Memo(videos=max(10 * k, MIN_CANDIDATES))
     for number, (readings, stop_at) in enumerate(reading_stages(clip)):
         if hits and hits[0].score >= stop_at:
             break
@@ -85,10 +85,10 @@ def search_clip(clip: Clip, library: Library, *, k: int, min_score: float) -> li
         if len(windows.vectors) == 0:
             continue
         searched = searched.extend(windows, nearest_windows(windows, library))
-        hits = find_segments(searched, clip, library, k=k, floor=min(FLOOR, min_score), verified=verified)
+        hits = find_segments(searched, clip, library, k=k, floor=min(FLOOR, min_score), memo=memo)
     if not (hits and hits[0].score >= CONFIDENT_SCORE):
         candidates = find_segments(searched, clip, library, k=max(k, OVERLAY_CANDIDATES), floor=min(FLOOR, min_score),
-                                   verified=verified)
+                                   memo=memo)
         hits = rescore_overlaid(candidates + masked_candidates(clip, library), clip, library, clip.overlay)
     hits = [cover_frozen_ends(h, clip.frozen_share, clip.duration, library.videos[h.video_id]) for h in hits]
     return [h for h in hits if h.score >= min_score][:k]
@@ -101,6 +101,17 @@ def reading_stages(clip: Clip) -> list[tuple[list[Reading], float]]:
     far = [r for r in clip.readings if r.rotation or abs(r.speed - 1.0) > NEAR_SPEED + 1e-9]
     near = [r for r in clip.readings if r not in plain and r not in far]
     return [(plain, np.inf), (near, NEAR_EXACT_SCORE), (far, CONFIDENT_SCORE)]
+
+
+@dataclass
+class Memo:
+    """What one query has worked out, so no stage works it out again: the segments
+    voted from its neighbours so far (of the ``videos`` (video, region) pairs with the
+    most vote mass), and each segment aligned and scored."""
+
+    videos: int = MIN_CANDIDATES
+    voted: dict = field(default_factory=dict)
+    verified: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -132,11 +143,11 @@ def nearest_windows(windows: ClipWindows, library: Library) -> Matches:
 
 def find_segments(
     searched: "_Searched", clip: Clip, library: Library, *, k: int, floor: float, refined: bool = True,
-    verified: dict | None = None,
+    memo: Memo | None = None,
 ) -> list[Hit]:
     """Vote, align the best candidate segments (unless not ``refined``) and drop their
-    echoes: up to ``k`` hits >= ``floor``. ``verified`` keeps the segments aligned
-    and scored so far by a query, so a later stage does not do it again."""
+    echoes: up to ``k`` hits >= ``floor``. ``memo`` keeps what a query worked out so
+    far, so a later stage does not do it again."""
     aligner = Aligner(
         library=library.detail,
         readings=lambda reading, region: clip.windows([reading], allow_empty=True, grid=region.detail),
@@ -147,7 +158,7 @@ def find_segments(
         blocks=library.blocks if library.config.pooled else None,
     )
     return aggregate(searched.windows, searched.matches, library.videos, library.config, k=k, min_score=floor,
-                     aligner=aligner if refined else None, verified=verified)
+                     aligner=aligner if refined else None, memo=memo)
 
 
 def aggregate(
@@ -159,7 +170,7 @@ def aggregate(
     k: int,
     min_score: float,
     aligner: Aligner | None = None,
-    verified: dict | None = None,
+    memo: Memo | None = None,
 ) -> list[Hit]:
     """Turn per-window neighbours (``matches``) into the top ``k`` segment hits with score >= ``min_score``.
 
@@ -170,8 +181,11 @@ def aggregate(
     ``AMBIGUOUS_SCORE``. A segment that repeats a better one
     (:func:`.votes.is_duplicate`) is dropped.
     """
+    memo = memo or Memo(videos=max(10 * k, MIN_CANDIDATES))
+    if len(matches) not in memo.voted:  # the stage's neighbours: voted once, whatever k is asked
+        memo.voted[len(matches)] = vote(clip, matches, videos, config, candidates=memo.videos)
     kept: list[tuple[Hit, float]] = []
-    for segment in vote(clip, matches, videos, config, candidates=max(10 * k, MIN_CANDIDATES)):
+    for segment in memo.voted[len(matches)]:
         if segment.hit.score < min_score:
             break
         hit, evidence = segment.hit, segment.hit.score
@@ -179,7 +193,7 @@ def aggregate(
             continue  # an echo already, before it is aligned (aligning is the costly part)
         if aligner is not None:
             key = (replace(hit, score=0.0, distance=0.0), round(segment.offset, 3))
-            if verified is None or key not in verified:
+            if key not in memo.verified:
                 # Aligning is the costly part: a segment whose vote cannot reach its kind's
                 # noise level by far is scored where it was voted.
                 worth = hit.score >= noise_level(config, region_of(hit)) - REFINE_MARGIN
@@ -187,10 +201,8 @@ def aggregate(
                 edits = int(found.speed != 1.0) + found.mirrored + found.inset + (found.rotation != 0)
                 score = calibrate(verified_score(found, aligner, config, clip.duration), config, region_of(found), edits)
                 found = replace(found, score=min(score, AMBIGUOUS_SCORE) if found.ambiguous else score)
-                if verified is None:
-                    verified = {}
-                verified[key] = (found, score)
-            hit, evidence = verified[key]
+                memo.verified[key] = (found, score)
+            hit, evidence = memo.verified[key]
             if hit.score < min_score:
                 continue
         if any(is_duplicate(hit, better) for better, _ in kept):
