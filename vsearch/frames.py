@@ -274,14 +274,17 @@ def _resize_axis(out_len: int, in_len: int, xp: Any) -> tuple[Any, Any, Any]:
 
 
 def resize_frames(frames: Any, height: int, width: int, xp: Any) -> Any:
-    """Frames ``(n, h, w)`` scaled to ``(n, height, width)`` (bilinear, float32)."""
+    """Frames ``(n, h, w)`` (or ``(n, h, w, channels)``) scaled to ``(n, height, width[,
+    channels])`` (bilinear, float32)."""
     frames = xp.asarray(frames, dtype=xp.float32)
-    if frames.shape[1:] == (height, width):
+    if frames.shape[1:3] == (height, width):
         return frames
     y0, y1, fy = _resize_axis(height, frames.shape[1], xp)
     x0, x1, fx = _resize_axis(width, frames.shape[2], xp)
-    rows = frames[:, y0, :] * (1 - fy)[None, :, None] + frames[:, y1, :] * fy[None, :, None]
-    return rows[:, :, x0] * (1 - fx)[None, None, :] + rows[:, :, x1] * fx[None, None, :]
+    extra = (None,) * (frames.ndim - 3)  # a channel axis stays as it is
+    fy, fx = fy[(None, slice(None), None, *extra)], fx[(None, None, slice(None), *extra)]
+    rows = frames[:, y0] * (1 - fy) + frames[:, y1] * fy
+    return rows[:, :, x0] * (1 - fx) + rows[:, :, x1] * fx
 
 
 def remove_borders(frames: Any, borders: tuple[int, int, int, int], xp: Any) -> Any:
@@ -289,7 +292,7 @@ def remove_borders(frames: Any, borders: tuple[int, int, int, int], xp: Any) -> 
     top, bottom, left, right = borders
     if not any(borders):
         return frames
-    n, h, w = frames.shape
+    h, w = frames.shape[1:3]
     return resize_frames(xp.asarray(frames, dtype=xp.float32)[:, top : h - bottom, left : w - right], h, w, xp)
 
 
@@ -300,6 +303,6 @@ def rotate_frames(frames: Any, quarter_turns: int, xp: Any) -> Any:
     turning it back and scaling to the working size again samples the footage on
     the same axes as the library's (less sharply across, which pooling hides).
     """
-    n, h, w = frames.shape
+    h, w = frames.shape[1:3]
     turned = xp.rot90(xp.asarray(frames, dtype=xp.float32), quarter_turns % 4, axes=(1, 2))
     return resize_frames(xp.ascontiguousarray(turned), h, w, xp)

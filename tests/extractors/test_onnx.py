@@ -147,3 +147,34 @@ def test_without_the_extra_the_error_names_it(models, media, tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip() == 'vsearch: error: ONNX features need onnxruntime: pip install "vsearch[onnx]"'
     assert not (tmp_path / "ix").exists()
+
+
+def test_a_model_gets_the_kernels_readings_turned_and_inset(clips, media, tmp_path):
+    """An RGB model is read turned by quarter turns and through a picture-in-picture
+    inset, as the kernels are (cut from RGB frames decoded larger)."""
+    from tools.support import cut_clip, picture_in_picture
+    from vsearch.search.clip import QueryClip, Reading
+
+    _, source, start = clips["exact"]
+    turned = cut_clip(source, tmp_path / "turned.mp4", start=start, duration=5.0, crf=20, vf="transpose=1")
+    pip = picture_in_picture(source, media["negative"], tmp_path / "pip.mp4", start=start, duration=6.0, size=0.6)
+    model = make_tiny_model(tmp_path / "wide.onnx", size=(96, 128))  # insets are found at the kernels' size
+    settings = feature_settings(f"onnx:{model}")
+    with VideoIndex.open(tmp_path / "ix", settings=settings, create=True, device="cpu") as index:
+        assert [r.status for r in index.add([source, media["lib11"]])] == ["added", "added"]
+        read = QueryClip(pip, index.config, index.device, mirrored=True, inset=True, rotations=True,
+                         extractor=index.extractor)
+        assert read.parts == ("whole", "inset") and Reading(inset=1) in read.readings
+        assert {Reading(rotation=turns) for turns in (1, 2, 3)} <= set(read.readings)
+        assert read.frames(Reading(inset=1)).shape[1:] == (index.config.height, index.config.width, 3)
+        for reading in (Reading(inset=1), Reading(rotation=1)):
+            windows = read.windows([reading])
+            assert len(windows.vectors) and windows.vectors.shape[1] == index.config.dim
+        turned_back = QueryClip(turned, index.config, index.device, rotations=True, extractor=index.extractor)
+        plain = QueryClip(clips["exact"][0], index.config, index.device, extractor=index.extractor)
+        # Turned back, the turned copy describes as the original does (a toy model places
+        # footage in time too poorly to test the search itself with).
+        back = turned_back.windows([Reading(rotation=1)]).vectors
+        original = plain.windows([Reading()]).vectors
+        count = min(len(back), len(original))
+        assert float(np.einsum("ij,ij->i", back[:count], original[:count]).mean()) > 0.95

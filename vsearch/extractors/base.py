@@ -22,7 +22,8 @@ class Extractor(ABC):
         pixel_format: what it reads from the decoder: ``"gray"`` frames ``(n, H, W)``
             or ``"rgb24"`` frames ``(n, H, W, 3)``, both uint8.
         edited_readings: the query readings beyond speed and mirroring it supports
-            (``rotations``, ``inset``); both need grey frames.
+            (``rotations``: quarter turns; ``inset``: parts of the clip read alone, a
+            picture-in-picture box or a side of a split screen).
     """
 
     pixel_format = "gray"

@@ -201,6 +201,7 @@ class OnnxExtractor(Extractor):
     """
 
     pixel_format = "rgb24"
+    edited_readings = frozenset({"rotations", "inset"})
 
     def __init__(self, config: IndexConfig, device: Device, *, model: str | os.PathLike | None = None) -> None:
         super().__init__(config, device)

@@ -217,8 +217,9 @@ class QueryClip:
         #: (a picture-in-picture ``inset``; ``left`` and ``right``, or ``top`` and ``bottom``,
         #: of a split screen). Reading ``inset=k`` reads part ``k``.
         self.parts: tuple[str, ...] = ("whole",)
-        if inset and pooled and "inset" in extractor.edited_readings:
-            found = self._find_parts(plain[: fpb * DETECTION_BLOCKS])
+        if inset and plain is not None and "inset" in extractor.edited_readings:
+            head = plain[: fpb * DETECTION_BLOCKS]
+            found = self._find_parts(head.mean(axis=-1) if head.ndim == 4 else head)  # found on grey pictures
             self.parts += tuple(name for name, _ in found)
             margins = [m for _, m in found]
             cut = [remove_borders(plain, m, np) for m in margins] if any(borders) else \
@@ -257,16 +258,18 @@ class QueryClip:
         height, width = config.height * scale, config.width * scale
         source = VideoSource(self.path, width=width, height=height, decoder=config.decoder, timeout=timeout)
         cut: list[list[np.ndarray]] = [[] for _ in margins]
-        for chunk in source.iter_frames(config.analysis_fps, chunk_frames=64, integrate=True):
+        for chunk in source.iter_frames(config.analysis_fps, chunk_frames=64, integrate=True,
+                                        pixel_format=self.extractor.pixel_format):
             for number, (top, bottom, left, right) in enumerate(margins):
                 inner = chunk[:, top * scale : height - bottom * scale, left * scale : width - right * scale]
                 # Box-average down by the whole factor of each axis first (resampling alone would alias).
-                n, h, w = inner.shape
+                n, h, w = inner.shape[:3]
                 fy, fx = max(1, h // config.height), max(1, w // config.width)
                 inner = inner[:, : h - h % fy, : w - w % fx].astype(np.float32)
-                inner = inner.reshape(n, h // fy, fy, w // fx, fx).mean(axis=(2, 4))
+                inner = inner.reshape(n, h // fy, fy, w // fx, fx, *inner.shape[3:]).mean(axis=(2, 4))
                 cut[number].append(resize_frames(inner, config.height, config.width, np))
-        empty = np.zeros((0, config.height, config.width), np.float32)
+        empty = np.zeros((0, config.height, config.width, *((3,) if self.extractor.pixel_format == "rgb24" else ())),
+                         np.float32)
         return [(np.concatenate(part) if part else empty)[:count] for part in cut]
 
     def frames(self, reading: Reading) -> np.ndarray:
