@@ -13,7 +13,7 @@ import typer
 
 from . import __version__
 from .decode.source import DEFAULT_TIMEOUT
-from .errors import VsearchError
+from .errors import IndexCorruptError, VsearchError
 from .render import (
     PlainFlagsGroup,
     QueryOutput,
@@ -370,19 +370,24 @@ def remove(videos: List[Path] = typer.Argument(..., metavar="VIDEO", help="Index
 
 @app.command(
     epilog="Examples:\n\n  vsearch verify --index indexes/footage\n\n"
-    "  vsearch verify --index indexes/footage --json || echo damaged"
+    "  vsearch verify --index indexes/footage --repair\n\n"
+    "  vsearch verify --index indexes/footage --json || echo inconsistent"
 )
 @_exits
-def verify(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
-    """Check that the vector file agrees with the metadata store (exit 1 if not).
+def verify(
+    index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt,
+    repair: bool = typer.Option(False, "--repair", help="Restore a repairable vector file (takes the writer lock)."),
+) -> None:
+    """Check that the vector file agrees with the metadata store: exit 1 if it does not
+    (repairable: the metadata store restores it), 6 if the metadata store is damaged.
 
-    A pure check: unlike every other command it does not repair what it finds;
-    any write command (or opening from Python) repairs from the metadata store.
+    A pure check unless --repair: every other command that opens the index repairs
+    the vector file from the metadata store; verify only reports what it finds.
     """
-    report = _on_index(index, lambda ix: ix.verify(), repair=False)
-    typer.echo(json.dumps(report.to_dict()) if as_json else verify_text(report))
+    report = _on_index(index, lambda ix: ix.verify(repair=repair), repair=False)
+    typer.echo(json.dumps(report.to_dict()) if as_json else verify_text(report, str(_index_path(index))))
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(IndexCorruptError.exit_code if report.damage else 1)
 
 
 @app.command(

@@ -197,13 +197,25 @@ class LibraryStats:
 
 @dataclass(frozen=True, kw_only=True)
 class VerifyReport:
-    """Outcome of a consistency check between the metadata and vector stores."""
+    """Outcome of a consistency check between the metadata and vector stores.
+
+    ``problems`` are the vector file's (derived data: the metadata store restores it,
+    which any open does), ``damage`` the metadata store's own (beyond automatic
+    repair). ``repaired`` lists the problems a ``verify(repair=True)`` mended.
+    """
 
     ok: bool
     videos: int
     vectors: int
     partial_videos: int = 0
     problems: list[str] = field(default_factory=list)
+    damage: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``consistent``, ``repairable`` (only the vector file is out of step) or ``damaged``."""
+        return "damaged" if self.damage else "repairable" if self.problems else "consistent"
 
     def to_dict(self) -> dict[str, Any]:
-        return _as_dict(self)
+        return {**_as_dict(self), "status": self.status}

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shlex
+import shutil
 import sys
+import textwrap
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +59,29 @@ STATUSES = ("added", "replaced", "partial", "moved", "skipped", "failed")
 def show(path: str) -> str:
     """A path printable on any terminal (non-UTF-8 bytes shown escaped)."""
     return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def terminal_width() -> int | None:
+    """Columns of the terminal output goes to (``$COLUMNS`` first); None when it goes to
+    a pipe or a file, which get whole lines."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return shutil.get_terminal_size((80, 24)).columns
+    return None
+
+
+#: Joins words that :func:`fit` keeps on one line ("score 0.991"); printed as a space.
+KEEP = "\xa0"
+
+
+def fit(line: str, *, indent: int = 0, width: int | None = None) -> str:
+    """``line`` wrapped between words to ``width`` columns (the terminal's; whole if
+    none), continued ``indent`` spaces in; never inside a word, nor at a :data:`KEEP`
+    space. A word longer than a line (a long path) is kept whole."""
+    width = width or terminal_width()
+    if width is not None:
+        line = textwrap.fill(line, width, subsequent_indent=" " * indent, break_long_words=False,
+                             break_on_hyphens=False)
+    return line.replace(KEEP, " ")
 
 
 def hms(seconds: float) -> str:
@@ -233,9 +260,19 @@ def video_line(record: VideoRecord) -> str:
             + (f"  PARTIAL ({record.reason})" if record.partial else ""))
 
 
-def verify_text(report: VerifyReport) -> str:
-    """``vsearch verify``: consistent or not, then each problem."""
+def verify_text(report: VerifyReport, index: str) -> str:
+    """``vsearch verify``: what was repaired, the verdict and what to do, then each problem."""
     partial = f" ({report.partial_videos} partial)" if report.partial_videos else ""
-    lines = [f"{'consistent' if report.ok else 'INCONSISTENT'}: {report.videos} videos{partial}, "
-             f"{report.vectors} vectors"]
-    return "\n".join(lines + [f"  {show(problem)}" for problem in report.problems])
+    counts = f"{report.videos} videos{partial}, {report.vectors} vectors"
+    verdict = {
+        "consistent": f"consistent: {counts}",
+        "repairable": f"repairable: {counts}; the vector file is out of step with the metadata store, from "
+                      "which any command that opens the index repairs it; or run "
+                      f"`vsearch verify --repair --index {shlex.quote(index)}`",
+        "damaged": f"DAMAGED: {counts}; the metadata store itself is damaged, beyond automatic repair: "
+                   "index the videos again into a new index",
+    }[report.status]
+    lines = ([fit("repaired from the metadata store:")] + [fit(f"  {show(p)}", indent=4) for p in report.repaired]
+             if report.repaired else [])
+    lines.append(fit(verdict, indent=2))
+    return "\n".join(lines + [fit(f"  {show(p)}", indent=4) for p in report.damage + report.problems])
