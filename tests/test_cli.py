@@ -35,7 +35,7 @@ def test_full_cycle_and_json_contracts(media, clips, tmp_path):
         assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "speeds" in proc.stderr
     csv_rows = run_cli("query", str(clip), "--index", index, "--csv", "--speeds", "1", "--no-mirrored",
                        "--no-inset", "--no-rotations", check=True).stdout.splitlines()
-    assert csv_rows[0].endswith("speed,mirrored,inset,rotation,ambiguous") and str(source) in csv_rows[1]
+    assert csv_rows[0].endswith("speed,mirrored,inset,rotation,ambiguous,status,reason") and str(source) in csv_rows[1]
 
     stats = json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)
     assert stats["videos"] == 3 and stats["vectors"] == 90 and stats["dim"] == 336
@@ -69,6 +69,25 @@ def test_errors_are_one_line_without_traceback(clips, tmp_path):
     proc = run_cli("query", str(clips["exact"][0]), "--index", str(tmp_path / "missing"))
     assert proc.returncode != 0
     assert proc.stderr.count("\n") == 1 and "no vsearch index" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ingest_summary_says_why_files_were_skipped(media, tmp_path):
+    index, copy = str(tmp_path / "ix"), tmp_path / "copy of extra.mp4"
+    shutil.copy(media["extra"], copy)
+    run_cli("ingest", str(media["extra"]), "--index", index, check=True)
+    again = run_cli("ingest", str(media["extra"]), str(copy), "--index", index, env={"COLUMNS": ""}, check=True).stdout
+    assert again.startswith(f"2 skipped (already indexed; same content as {media['extra']}); index"), again
+    results = json.loads(run_cli("ingest", str(copy), "--index", index, "--json", check=True).stdout)["results"]
+    assert results[0]["reason"] == f"same content as {media['extra']}"
+
+
+def test_list_of_an_empty_index_says_so(media, tmp_path):
+    index = tmp_path / "ix"
+    run_cli("ingest", str(media["extra"]), "--index", str(index), check=True)
+    run_cli("remove", str(media["extra"]), "--index", str(index), check=True)
+    proc = run_cli("list", "--index", str(index), check=True)
+    assert proc.stdout == f"no videos in {index} (add some with 'vsearch ingest')\n"
+    assert json.loads(run_cli("list", "--index", str(index), "--json", check=True).stdout) == []
 
 
 def test_index_defaults_to_env_variable(media, tmp_path):

@@ -14,17 +14,8 @@ import typer
 from . import __version__
 from .decode.source import DEFAULT_TIMEOUT
 from .errors import IndexCorruptError, VsearchError
-from .render import (
-    PlainFlagsGroup,
-    QueryOutput,
-    ingest_progress,
-    ingest_summary,
-    print_problem,
-    show,
-    stats_text,
-    verify_text,
-    video_line,
-)
+from .render import (PlainFlagsGroup, QueryOutput, ingest_progress, ingest_summary, list_text, print_problem, show,
+                     stats_text, verify_text)
 
 app = typer.Typer(
     cls=PlainFlagsGroup,
@@ -209,7 +200,7 @@ def query(
     min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0, help="Hide hits scoring below this [0.85]."),
     device: str = DeviceOpt,
     as_json: bool = JsonOpt,
-    as_csv: bool = typer.Option(False, "--csv", help="CSV output, one row per hit."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV output, one row per hit (one per clip without hits)."),
     mirrored: bool = typer.Option(
         True, "--mirrored/--no-mirrored", help="Also search the horizontally flipped clip (finds flipped copies)."
     ),
@@ -255,10 +246,9 @@ def query(
     from .search.tuning import DEFAULT_MIN_SCORE
 
     prestart()  # the decoder process starts while the index opens
-    if as_json and as_csv:
-        raise VsearchError("--json and --csv cannot be used together")
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
     speed_list = parse_speeds(speeds)
+    output = QueryOutput(as_json=as_json, as_csv=as_csv, min_score=threshold)  # checks they agree
     if report is not None:
         from .report import start_report
 
@@ -273,7 +263,6 @@ def query(
         vindex = open_library(_index_paths(index), device=device)
     vindex.check_decoder(decoder)
     vindex.use_features(features)
-    output = QueryOutput(as_json=as_json, as_csv=as_csv)
     with vindex:
         for clip in plan.clips:
             try:
@@ -349,11 +338,7 @@ def stats(index: Optional[List[Path]] = IndexesOpt, as_json: bool = JsonOpt) -> 
 def list_videos(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """List the indexed videos."""
     records = _on_index(index, lambda ix: ix.videos())
-    if as_json:
-        typer.echo(json.dumps([r.to_dict() for r in records]))
-        return
-    for record in records:
-        typer.echo(video_line(record))
+    typer.echo(json.dumps([r.to_dict() for r in records]) if as_json else list_text(records, str(_index_path(index))))
 
 
 @app.command(
