@@ -90,6 +90,16 @@ def test_list_of_an_empty_index_says_so(media, tmp_path):
     assert json.loads(run_cli("list", "--index", str(index), "--json", check=True).stdout) == []
 
 
+def test_query_quiet_prints_only_clips_with_hits(built_index, clips, tmp_path):
+    clip, negative = str(clips["exact"][0]), str(clips["negative"][0])
+    loud = run_cli("query", clip, negative, "--index", str(built_index), "--report", str(tmp_path / "r.html"))
+    assert loud.returncode == 0 and f"{negative} (5.00 s): no hits" in loud.stdout and "report:" in loud.stderr
+    for flag in ("-q", "--quiet"):
+        quiet = run_cli("query", clip, negative, "--index", str(built_index), flag, "--report", str(tmp_path / "r.html"))
+        assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+        assert quiet.stdout.startswith(f"{clip} (5.00 s): 1 hit") and negative not in quiet.stdout
+
+
 def test_index_defaults_to_env_variable(media, tmp_path):
     env = {"VSEARCH_INDEX": str(tmp_path / "from-env")}
     run_cli("ingest", str(media["extra"]), env=env, check=True)

@@ -201,6 +201,8 @@ def query(
     device: str = DeviceOpt,
     as_json: bool = JsonOpt,
     as_csv: bool = typer.Option(False, "--csv", help="CSV output, one row per hit (one per clip without hits)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Text output: nothing for clips without hits, no "
+                               "report line (errors are still shown)."),
     mirrored: bool = typer.Option(
         True, "--mirrored/--no-mirrored", help="Also search the horizontally flipped clip (finds flipped copies)."
     ),
@@ -248,7 +250,7 @@ def query(
     prestart()  # the decoder process starts while the index opens
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
     speed_list = parse_speeds(speeds)
-    output = QueryOutput(as_json=as_json, as_csv=as_csv, min_score=threshold)  # checks they agree
+    output = QueryOutput(as_json=as_json, as_csv=as_csv, min_score=threshold, quiet=quiet)  # checks they agree
     if report is not None:
         from .report import start_report
 

@@ -110,13 +110,13 @@ def print_problem(result: IngestResult) -> None:
 class QueryOutput:
     """Prints each clip's outcome as asked: a JSON line or CSV rows (after a header) for
     every clip, answered or not, with its ``status`` (``matched``, ``unmatched``,
-    ``failed``) and ``reason``; or text fitted to the terminal. Failures also go to
-    stderr. Keeps both for the visual report."""
+    ``failed``) and ``reason``; or text fitted to the terminal (``quiet``: nothing for a
+    clip without hits). Failures also go to stderr. Keeps both for the visual report."""
 
-    def __init__(self, *, as_json: bool, as_csv: bool, min_score: float) -> None:
+    def __init__(self, *, as_json: bool, as_csv: bool, min_score: float, quiet: bool = False) -> None:
         if as_json and as_csv:
             raise VsearchError("--json and --csv cannot be used together")
-        self.as_json, self.min_score = as_json, min_score
+        self.as_json, self.quiet, self.min_score = as_json, quiet, min_score
         self.answered: list[QueryResult] = []
         self.failures: list[tuple[str, str]] = []
         self._csv = csv.writer(sys.stdout, lineterminator="\n") if as_csv else None
@@ -133,6 +133,8 @@ class QueryOutput:
             self._row(_clip_row(str(clip), "failed", reason))
 
     def reported(self, path: Path) -> None:
+        if self.quiet:
+            return
         count, failed = len(self.answered) + len(self.failures), len(self.failures)
         typer.echo(f"report: {show(str(path))} ({count} clip{'' if count == 1 else 's'}"
                    + (f", {failed} not answered" if failed else "") + ")", err=True)
@@ -149,7 +151,7 @@ class QueryOutput:
                 self._row([result.query, rank, *(_csv_value(row[f]) for f in CSV_FIELDS[2:-2]), status, reason])
             if not result.hits:
                 self._row(_clip_row(result.query, status, reason))
-        else:
+        elif result.hits or not self.quiet:
             typer.echo(result_text(result))
 
     def _row(self, row: list) -> None:
