@@ -255,9 +255,9 @@ def ingest_summary(results: list[IngestResult], stats: IndexStats | LibraryStats
     if as_json:
         typer.echo(json.dumps({"results": [r.to_dict() for r in results], "summary": counts}))
     elif not quiet or counts["failed"]:
-        skipped = Counter(show(r.reason) for r in results if r.status == "skipped")
+        skipped = Counter(show(r.reason) for r in results if r.status == "skipped" and r.reason)
         why = "; ".join(reason if n == 1 else f"{n} {reason}" for reason, n in skipped.items())
-        summary = ", ".join(f"{n} {s}" + (f" ({why})" if s == "skipped" else "") for s, n in counts.items() if n)
+        summary = ", ".join(f"{n} {s}" + (f" ({why})" if s == "skipped" and why else "") for s, n in counts.items() if n)
         typer.echo(fit(f"{summary or 'nothing to do'}; index {show(path)} has {stats.videos} videos, "
                        f"{stats.vectors} vectors", indent=2))
     return counts

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .bitmap_font import GLYPH_HEIGHT, draw_text
+from .bitmap_font import draw_text
 from .decode import VideoSource
 from .errors import VsearchError
 from .models import Hit, QueryResult, WindowScores
@@ -196,8 +196,6 @@ def _html(clips: list[tuple[QueryResult, list[dict]]], failures: list[tuple[str,
     return "".join(parts)
 
 
-#: Height of one line of text in the PNG report (5 x 7 glyphs drawn twice the size, padded).
-TEXT_LINE = GLYPH_HEIGHT * 2 + 6
 #: The PNG report's narrowest width: room for a line of text.
 _PNG_MIN_WIDTH = 720
 
