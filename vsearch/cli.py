@@ -13,18 +13,9 @@ import typer
 
 from . import __version__
 from .decode.source import DEFAULT_TIMEOUT
-from .errors import VsearchError
-from .render import (
-    PlainFlagsGroup,
-    QueryOutput,
-    ingest_progress,
-    ingest_summary,
-    print_problem,
-    show,
-    stats_text,
-    verify_text,
-    video_line,
-)
+from .errors import IndexCorruptError, VsearchError
+from .render import (PlainFlagsGroup, QueryOutput, ingest_progress, ingest_summary, list_text, print_problem, show,
+                     stats_text, verify_text)
 
 app = typer.Typer(
     cls=PlainFlagsGroup,
@@ -209,7 +200,9 @@ def query(
     min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0, help="Hide hits scoring below this [0.85]."),
     device: str = DeviceOpt,
     as_json: bool = JsonOpt,
-    as_csv: bool = typer.Option(False, "--csv", help="CSV output, one row per hit."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV output, one row per hit (one per clip without hits)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Text output: nothing for clips without hits, no "
+                               "report line (errors are still shown)."),
     mirrored: bool = typer.Option(
         True, "--mirrored/--no-mirrored", help="Also search the horizontally flipped clip (finds flipped copies)."
     ),
@@ -253,10 +246,9 @@ def query(
     from .search.tuning import DEFAULT_MIN_SCORE
 
     prestart()  # the decoder process starts while the index opens
-    if as_json and as_csv:
-        raise VsearchError("--json and --csv cannot be used together")
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
     speed_list = parse_speeds(speeds)
+    output = QueryOutput(as_json=as_json, as_csv=as_csv, min_score=threshold, quiet=quiet)  # checks they agree
     if report is not None:
         from .report import start_report
 
@@ -272,7 +264,6 @@ def query(
         vindex = open_library(_index_paths(index), device=device)
     vindex.check_decoder(decoder)
     vindex.use_features(features)
-    output = QueryOutput(as_json=as_json, as_csv=as_csv)
     with vindex:
         for clip in plan.clips:
             try:
@@ -348,11 +339,7 @@ def stats(index: Optional[List[Path]] = IndexesOpt, as_json: bool = JsonOpt) -> 
 def list_videos(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """List the indexed videos."""
     records = _on_index(index, lambda ix: ix.videos())
-    if as_json:
-        typer.echo(json.dumps([r.to_dict() for r in records]))
-        return
-    for record in records:
-        typer.echo(video_line(record))
+    typer.echo(json.dumps([r.to_dict() for r in records]) if as_json else list_text(records, str(_index_path(index))))
 
 
 @app.command(
@@ -369,19 +356,24 @@ def remove(videos: List[Path] = typer.Argument(..., metavar="VIDEO", help="Index
 
 @app.command(
     epilog="Examples:\n\n  vsearch verify --index indexes/footage\n\n"
-    "  vsearch verify --index indexes/footage --json || echo damaged"
+    "  vsearch verify --index indexes/footage --repair\n\n"
+    "  vsearch verify --index indexes/footage --json || echo inconsistent"
 )
 @_exits
-def verify(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
-    """Check that the vector file agrees with the metadata store (exit 1 if not).
+def verify(
+    index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt,
+    repair: bool = typer.Option(False, "--repair", help="Restore a repairable vector file (takes the writer lock)."),
+) -> None:
+    """Check that the vector file agrees with the metadata store: exit 1 if it does not
+    (repairable: the metadata store restores it), 6 if the metadata store is damaged.
 
-    A pure check: unlike every other command it does not repair what it finds;
-    any write command (or opening from Python) repairs from the metadata store.
+    A pure check unless --repair: every other command that opens the index repairs
+    the vector file from the metadata store; verify only reports what it finds.
     """
-    report = _on_index(index, lambda ix: ix.verify(), repair=False)
-    typer.echo(json.dumps(report.to_dict()) if as_json else verify_text(report))
+    report = _on_index(index, lambda ix: ix.verify(repair=repair), repair=False)
+    typer.echo(json.dumps(report.to_dict()) if as_json else verify_text(report, str(_index_path(index))))
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(IndexCorruptError.exit_code if report.damage else 1)
 
 
 @app.command(

@@ -66,7 +66,8 @@ class IndexWriter:
             same_path = snap.video_by_path(path)
         if same_content is not None:
             if same_content.path == path:
-                return IngestResult(path=path, status="skipped", video_id=same_content.id, duration_s=same_content.duration_s)
+                return IngestResult(path=path, status="skipped", video_id=same_content.id, duration_s=same_content.duration_s,
+                                    reason="already indexed")
             if not os.path.exists(same_content.path):
                 record = self.folder.move(same_content.id, path)
                 return IngestResult(path=path, status="moved", video_id=record.id, duration_s=record.duration_s)

@@ -238,9 +238,14 @@ class VideoIndex(BaseIndex):
     def stats(self) -> IndexStats:
         return self._folder.stats()
 
-    def verify(self) -> VerifyReport:
-        """Check the vector file on disk against LMDB without changing anything."""
-        return self._folder.verify()
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Check the vector file on disk against LMDB, changing nothing; with ``repair``,
+        restore a repairable vector file from LMDB (under the writer lock) and check again."""
+        report = self._folder.verify()
+        if repair and report.status == "repairable":
+            self._folder.repair()
+            report = dataclasses.replace(self._folder.verify(), repaired=report.problems)
+        return report
 
 
 def default_index_path() -> Path:

@@ -132,11 +132,15 @@ def read_manifest(path: str | os.PathLike) -> list[str]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IndexNotFoundError(f"{path}: no such manifest") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VsearchError(f"{path}: not a shard manifest ({exc})") from None
+    except OSError as exc:
+        raise VsearchError(f"{path}: cannot read shard manifest ({exc.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        data = None
     shards = data.get(MANIFEST_KEY) if isinstance(data, dict) else None
     if not isinstance(shards, list) or not shards or not all(isinstance(s, str) and s for s in shards):
-        raise VsearchError(f'{path}: not a shard manifest (expected {{"{MANIFEST_KEY}": ["folder", ...]}})')
+        # A video or any other file given as --index by mistake.
+        raise IndexNotFoundError(f"{path}: no vsearch index here: a file, not an index folder or a shard manifest "
+                                 f'({{"{MANIFEST_KEY}": ["folder", ...]}})')
     base = Path(path).resolve().parent
     return [str(base / s) for s in shards]
 

@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -76,8 +76,9 @@ class IndexFolder:
             self.index_policy = snap.meta("index_policy") or self.index_type
         #: Committed videos by id, as this handle's vectors hold them.
         self.videos: dict[int, VideoRecord] = {}
-        if self._load_vectors(mapped=True) and repair and not store.readonly:
-            self._persist_repair()
+        if self._load_vectors(mapped=True, warn=repair) and repair and not store.readonly:
+            with suppress(VsearchError):  # a writer holds the lock (it will save); this copy is whole anyway
+                self.repair(wait=0.0)
 
     @staticmethod
     def exists(path: str | os.PathLike) -> bool:
@@ -112,9 +113,9 @@ class IndexFolder:
         except RebuildNeededError as exc:
             store.close()
             raise RebuildNeededError(f"{path}: rebuild needed: run `vsearch rebuild --index {path}` ({exc})") from None
-        except ConfigMismatchError as exc:
+        except (ConfigMismatchError, IndexCorruptError) as exc:
             store.close()
-            raise ConfigMismatchError(f"{path}: {exc}") from None
+            raise type(exc)(f"{path}: {exc}") from None
         if config is not None and config != stored:
             store.close()
             raise ConfigMismatchError(
@@ -155,11 +156,12 @@ class IndexFolder:
     def vector_file(self) -> str:
         return os.path.join(self.path, vectorstore.FILENAME)
 
-    def _load_vectors(self, *, mapped: bool = False) -> bool:
+    def _load_vectors(self, *, mapped: bool = False, warn: bool = True) -> bool:
         """Load the vector file and reconcile it with LMDB; True if it needed repair.
 
         ``mapped`` maps the file (cheap for queries) unless it needs repair, which
-        is done on a loaded copy; writers always reload a copy.
+        is done on a loaded copy; writers always reload a copy. ``warn``: say so when
+        the file cannot be read (not for a pure check, whose report says it).
         """
         damaged = False
         try:
@@ -169,7 +171,8 @@ class IndexFolder:
                 loaded = VectorStore.load(self.vector_file)
         except IndexCorruptError as exc:
             # The file is derived data: rebuild it from LMDB rather than refuse to open.
-            log.warning("%s; rebuilding it from the metadata store", exc)
+            if warn:
+                log.warning("%s; rebuilding it from the metadata store", exc)
             loaded, damaged = None, True
         if loaded is not None and loaded.dim != self.config.dim:
             raise ConfigMismatchError(f"{self.vector_file}: vector dimension {loaded.dim} != configured {self.config.dim}")
@@ -177,14 +180,12 @@ class IndexFolder:
         added, dropped = self._reconcile()
         return damaged or bool(added or dropped)
 
-    def _persist_repair(self) -> None:
-        """Save a repaired vector file now, unless a writer is busy (it will save)."""
+    def repair(self, *, wait: float = WRITER_WAIT_S) -> None:
+        """Restore the vector file from the metadata store where they differ, and save it
+        (under the writer lock: :class:`IndexLockedError` while another writer holds it)."""
+        self._lock.acquire(wait=wait)
         try:
-            self._lock.acquire()
-        except VsearchError:
-            return
-        try:
-            self._load_vectors()  # re-read under the lock: a writer may have just saved
+            self._load_vectors(warn=False)  # re-read under the lock: a writer may have just saved
             self.save_vectors()
         finally:
             self._lock.release()
@@ -381,33 +382,35 @@ class IndexFolder:
         )
 
     def verify(self) -> VerifyReport:
-        """Check the vector file on disk against LMDB without changing anything."""
-        problems = []
+        """Check the vector file on disk against LMDB without changing anything: its
+        ``problems`` (repairable from LMDB) and LMDB's own ``damage`` (beyond repair)."""
+        problems, damage = [], []
         with self.store.snapshot() as snap:
             videos = {rec.id: rec for rec in snap.videos()}
             for rec in videos.values():
                 try:
                     snap.blocks(rec, self.config.block_dim)
                 except VsearchError as exc:
-                    problems.append(str(exc))
+                    damage.append(str(exc))
+        on_disk = VectorStore.create(self.config.dim, self.index_type)
         if not os.path.exists(self.vector_file):
-            on_disk = VectorStore.create(self.config.dim, self.index_type)
-            if videos:
-                problems.append(f"{self.vector_file}: missing")
+            problems += [f"{self.vector_file}: missing"] if videos else []
         else:
             try:
                 on_disk = VectorStore.load(self.vector_file)
             except IndexCorruptError as exc:
                 problems.append(str(exc))
-                on_disk = VectorStore.create(self.config.dim, self.index_type)
-        held = _windows_per_video(on_disk.ids())
+        # A missing or unreadable file lacks every video: said once, not once per video.
+        held = {vid: rec.windows for vid, rec in videos.items()} if problems else _windows_per_video(on_disk.ids())
         for vid, rec in videos.items():
             if held.get(vid, 0) != rec.windows:
-                problems.append(f"video {vid} ({rec.path}): {held.get(vid, 0)} vectors on disk, expected {rec.windows}")
+                problems.append(f"video {vid} ({rec.path}): committed, but {held.get(vid, 0)} of its {rec.windows} "
+                                "vectors are in the vector file")
         for vid in set(held) - set(videos):
-            problems.append(f"video {vid}: {held[vid]} vectors on disk for a video that is not committed")
-        return VerifyReport(ok=not problems, videos=len(videos), vectors=on_disk.ntotal,
-                            partial_videos=sum(rec.partial for rec in videos.values()), problems=problems)
+            problems.append(f"video {vid}: {held[vid]} vectors in the vector file for a video that is not committed")
+        return VerifyReport(ok=not problems and not damage, videos=len(videos), vectors=on_disk.ntotal,
+                            partial_videos=sum(rec.partial for rec in videos.values()), problems=problems,
+                            damage=damage)
 
 
 def _worth_retraining(current: str, wanted: str) -> bool:

@@ -36,8 +36,16 @@ from ..windows import WINDOW_BITS
 T = TypeVar("T")
 
 _DB_NAMES = (b"meta", b"videos", b"paths", b"hashes", b"blocks")
+#: What LMDB raises on a file that is not (or no longer) a whole LMDB database.
+_DAMAGE = (lmdb.InvalidError, lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.VersionMismatchError,
+           lmdb.IncompatibleError, lmdb.PanicError)
 _INITIAL_MAP_SIZE = 1 << 30
 DIRNAME = "meta.lmdb"
+
+
+def _damaged(path: str, exc: lmdb.Error) -> IndexCorruptError:
+    return IndexCorruptError(f"{path}: the metadata store is damaged ({str(exc).removeprefix(path + ': ')}); "
+                             "index the videos again into a new index")
 
 
 def now_iso() -> str:
@@ -109,6 +117,8 @@ class MetaStore:
         try:
             self.env = self._open_env(readonly)
             self.dbs = {name.decode(): self.env.open_db(name, create=not readonly) for name in _DB_NAMES}
+        except _DAMAGE as exc:
+            raise _damaged(self.path, exc) from None
         except lmdb.Error as exc:
             raise VsearchError(f"{self.path}: cannot open metadata store ({exc})") from None
 
@@ -127,8 +137,11 @@ class MetaStore:
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
-        with self.env.begin(buffers=False) as txn:
-            yield Snapshot(self, txn)
+        try:
+            with self.env.begin(buffers=False) as txn:
+                yield Snapshot(self, txn)
+        except _DAMAGE as exc:
+            raise _damaged(self.path, exc) from None
 
     def window_blocks(self, ids: np.ndarray, window_blocks: int, block_dim: int) -> np.ndarray:
         """The stored blocks of windows by id, ``(len(ids), window_blocks, block_dim)``
