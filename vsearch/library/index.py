@@ -121,12 +121,15 @@ class VideoIndex(BaseIndex):
     def view(self) -> "VideoIndex":
         """Another handle on this open index, as committed now, for long-lived processes.
 
-        It loads the vector file (mapped) and reconciles it with one snapshot of the
-        metadata store, so it shows every video committed so far, whole, by any
-        process. Writes through another handle never change it: a server queries
-        one view from many threads and publishes a new view after a commit. Each
-        view may write (it takes the writer lock like any handle) and shares this
-        index's store, so it must not outlive it; closing it releases only its lock.
+        It takes one snapshot of the metadata store and keeps it: the vector file
+        (mapped) is reconciled with it, and everything the view reads later (videos,
+        their stored windows, stats) is read there, so it shows every video committed
+        until then, whole, by any process, even one removed since. Writes through
+        another handle never change it: a server queries one view from many threads
+        and publishes a new view after a commit. Each view may write (it takes the
+        writer lock like any handle, and from then on reads the index as it is) and
+        shares this index's store, so it must not outlive it; close it when done
+        (that releases its snapshot and its lock).
         """
         return VideoIndex(self._folder.view(), device=self.device, model=self._model)
 

@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import shutil
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -64,13 +64,14 @@ class IndexFolder:
     """
 
     def __init__(self, path: str | os.PathLike, *, config: IndexConfig, store: MetaStore, repair: bool = True,
-                 owns_store: bool = True) -> None:
+                 owns_store: bool = True, pinned: bool = False) -> None:
         self.path = str(path)
         self.config = config
         self.store = store
         self._owns_store = owns_store
         self._lock = WriterLock(self.path)
-        with store.snapshot() as snap:
+        self._reads = store.reads(pinned=pinned)  # a view reads its own snapshot (see view)
+        with self._reads.snapshot() as snap:
             self.index_type = snap.meta("index_type") or vectorstore.DEFAULT_INDEX_TYPE
             #: "auto" (type follows library size) or a fixed FAISS factory string.
             self.index_policy = snap.meta("index_policy") or self.index_type
@@ -126,19 +127,19 @@ class IndexFolder:
         return cls(path, config=stored, store=store, repair=repair)
 
     def view(self) -> "IndexFolder":
-        """Another handle on this folder, as committed now, sharing its store (see ``VideoIndex.view``)."""
-        return IndexFolder(self.path, config=self.config, store=self.store, repair=False, owns_store=False)
+        """Another handle on this folder sharing its store, which keeps the snapshot of
+        the metadata store it was opened with until it writes or closes (see ``VideoIndex.view``)."""
+        return IndexFolder(self.path, config=self.config, store=self.store, repair=False, owns_store=False, pinned=True)
 
     def close(self) -> None:
+        self._reads.unpin()
         self._lock.release()
         if self._owns_store:
             self.store.close()
 
-    @contextmanager
-    def snapshot(self) -> Iterator[Snapshot]:
-        """One read transaction of the metadata store (records by id, path or hash; blocks)."""
-        with self.store.snapshot() as snap:
-            yield snap
+    def snapshot(self) -> AbstractContextManager[Snapshot]:
+        """One read transaction of the metadata store (records by id, path or hash; blocks): a view's own."""
+        return self._reads.snapshot()
 
     def generation(self) -> tuple:
         """A value that changes whenever something is committed to the index, by any
@@ -191,12 +192,12 @@ class IndexFolder:
             self._lock.release()
 
     def _gaps(self, vectors: VectorStore) -> tuple[list[int], list[VideoRecord]]:
-        with self.store.snapshot() as snap:
+        with self._reads.snapshot() as snap:
             return _gaps_between({rec.id: rec for rec in snap.videos()}, vectors)
 
     def _reconcile(self) -> tuple[int, int]:
         """Make the in-memory vectors match LMDB; returns (videos added, videos dropped)."""
-        with self.store.snapshot() as snap:
+        with self._reads.snapshot() as snap:
             self.videos = {rec.id: rec for rec in snap.videos()}
             stale, missing = _gaps_between(self.videos, self.vectors)
             self.vectors.remove_videos(stale)
@@ -238,6 +239,7 @@ class IndexFolder:
             raise VsearchError(f"{self.path}: index folder is read-only")
         # A reader saving a repair holds the lock for a moment: wait that out.
         self._lock.acquire(wait=WRITER_WAIT_S)
+        self._reads.unpin()  # a writer works on the index as it is now
         # Temporary files of a writer that was killed mid-save.
         for name in os.listdir(self.path):
             if name.startswith(".vectors-") and name.endswith(".tmp"):
@@ -342,13 +344,13 @@ class IndexFolder:
         """Full-precision window vectors by id, from the stored blocks (NaN for a
         window of a video no longer stored): what a compact index's candidates are
         re-ranked with."""
-        blocks = self.store.window_blocks(ids, self.config.window_blocks, self.config.block_dim)
+        blocks = self._reads.window_blocks(ids, self.config.window_blocks, self.config.block_dim)
         return windows_from_blocks(blocks, self.config)
 
     def window_vectors(self, video_id: int) -> np.ndarray:
         """All window vectors of one video by window number, rebuilt from its stored
         blocks; windows across a damaged span (not indexed) are zero."""
-        with self.store.snapshot() as snap:
+        with self._reads.snapshot() as snap:
             record = snap.video(video_id)
             if record is None:
                 raise NotIndexedError(f"video {video_id} is not in the index")
@@ -361,7 +363,7 @@ class IndexFolder:
 
     def stats(self) -> IndexStats:
         """What the folder holds, its size on disk and its settings."""
-        with self.store.snapshot() as snap:
+        with self._reads.snapshot() as snap:
             created, updated = snap.meta("created"), snap.meta("updated")
         size = self.store.disk_bytes()
         if os.path.exists(self.vector_file):

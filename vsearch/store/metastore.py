@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 import struct
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, TypeVar
@@ -108,6 +109,91 @@ class Snapshot:
         return arr.reshape(record.blocks, block_dim)
 
 
+class PinnedSnapshot(Snapshot):
+    """A snapshot kept open until :meth:`close`, shared by threads.
+
+    What a long-lived reader (a server's view of the index) reads at any time: what
+    was committed when it was taken, even a video removed since. LMDB lets a read
+    transaction move between threads if its uses never overlap, so each read holds
+    a lock; values are copied out before it is released. While it is open, LMDB
+    keeps the pages it sees (the file may grow meanwhile): close it when done.
+    """
+
+    def __init__(self, store: "MetaStore") -> None:
+        super().__init__(store, store.env.begin(buffers=True))
+        self._lock = threading.Lock()
+
+    def _get(self, db: str, key: bytes) -> bytes | None:
+        with self._lock:
+            raw = super()._get(db, key)
+            return None if raw is None else bytes(raw)
+
+    def videos(self) -> Iterator[VideoRecord]:
+        with self._lock:
+            with self._txn.cursor(db=self._store.dbs["videos"]) as cursor:
+                raws = [bytes(raw) for _, raw in cursor]
+        return (VideoRecord(**_loads(raw)) for raw in raws)
+
+    def window_blocks(self, ids: np.ndarray, window_blocks: int, block_dim: int) -> np.ndarray:
+        """As :meth:`MetaStore.window_blocks`, in this snapshot."""
+        with self._lock:  # the map's pages are read in place, and copied, under the lock
+            return _gather_windows(lambda key: Snapshot._get(self, "blocks", key), ids, window_blocks, block_dim)
+
+    def close(self) -> None:
+        with self._lock:
+            self._txn.abort()
+
+
+class Reads:
+    """Where a handle on the store reads (an index folder's, a view's): what is
+    committed at each read, or, pinned, one :class:`PinnedSnapshot` until :meth:`unpin`."""
+
+    def __init__(self, store: "MetaStore", *, pinned: bool) -> None:
+        self._store = store
+        self._pinned = store.pinned_snapshot() if pinned else None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """The pinned snapshot, else one of what is committed now."""
+        if self._pinned is not None:
+            yield self._pinned
+        else:
+            with self._store.snapshot() as snap:
+                yield snap
+
+    def window_blocks(self, ids: np.ndarray, window_blocks: int, block_dim: int) -> np.ndarray:
+        """As :meth:`MetaStore.window_blocks`, where this handle reads."""
+        return (self._pinned or self._store).window_blocks(ids, window_blocks, block_dim)
+
+    def unpin(self) -> None:
+        """Release the pinned snapshot, if any: from here on, read what is committed now."""
+        if self._pinned is not None:
+            self._pinned.close()
+            self._pinned = None
+
+
+def _gather_windows(get_blocks: Callable[[bytes], Any], ids: np.ndarray, window_blocks: int,
+                    block_dim: int) -> np.ndarray:
+    """Windows' blocks by id, each video's stored blocks fetched once with ``get_blocks``
+    (a video no longer stored gives NaN windows)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    out = np.full((len(ids), window_blocks, block_dim), np.nan, np.float32)
+    videos = ids >> np.int64(WINDOW_BITS)
+    numbers = ids & np.int64((1 << WINDOW_BITS) - 1)
+    steps = np.arange(window_blocks)
+    order = np.argsort(videos, kind="stable")
+    bounds = np.flatnonzero(np.diff(videos[order])) + 1
+    for rows in np.split(order, bounds):
+        raw = get_blocks(_vid_key(int(videos[rows[0]])))
+        if raw is None:
+            continue
+        blocks = np.frombuffer(raw, dtype="<f4").reshape(-1, block_dim)
+        starts = numbers[rows]
+        fits = starts + window_blocks <= len(blocks)
+        out[rows[fits]] = blocks[starts[fits, None] + steps]
+    return out
+
+
 class MetaStore:
     """LMDB environment holding everything needed to rebuild the vector index."""
 
@@ -147,23 +233,16 @@ class MetaStore:
         """The stored blocks of windows by id, ``(len(ids), window_blocks, block_dim)``
         float32, read in one transaction straight from the map (each video's blocks
         are not copied whole); a window of a video no longer stored is NaN."""
-        ids = np.asarray(ids, dtype=np.int64)
-        out = np.full((len(ids), window_blocks, block_dim), np.nan, np.float32)
-        videos = ids >> np.int64(WINDOW_BITS)
-        numbers = ids & np.int64((1 << WINDOW_BITS) - 1)
-        steps = np.arange(window_blocks)
-        order = np.argsort(videos, kind="stable")
-        bounds = np.flatnonzero(np.diff(videos[order])) + 1
         with self.env.begin(buffers=True) as txn:
-            for rows in np.split(order, bounds):
-                raw = txn.get(_vid_key(int(videos[rows[0]])), db=self.dbs["blocks"])
-                if raw is None:
-                    continue
-                blocks = np.frombuffer(raw, dtype="<f4").reshape(-1, block_dim)
-                starts = numbers[rows]
-                fits = starts + window_blocks <= len(blocks)
-                out[rows[fits]] = blocks[starts[fits, None] + steps]
-        return out
+            return _gather_windows(lambda key: txn.get(key, db=self.dbs["blocks"]), ids, window_blocks, block_dim)
+
+    def pinned_snapshot(self) -> "PinnedSnapshot":
+        """A snapshot of what is committed now, kept until closed (see :class:`PinnedSnapshot`)."""
+        return PinnedSnapshot(self)
+
+    def reads(self, *, pinned: bool) -> "Reads":
+        """Where a handle reads: what is committed at each read, or (``pinned``) one snapshot kept."""
+        return Reads(self, pinned=pinned)
 
     def last_transaction(self) -> int:
         """Id of the last committed write transaction, by any process (grows with each)."""
