@@ -187,8 +187,17 @@ class Server:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     def query(self, clip: Path, k: int, min_score: float) -> QueryResult:
-        return self.live.current().query(clip, k=k, min_score=min_score, timeout=self.config.decode_timeout,
-                                         max_duration=self.config.max_clip_seconds)
+        with self.live.reading() as view:  # one view for the whole query, whatever is committed meanwhile
+            return view.query(clip, k=k, min_score=min_score, timeout=self.config.decode_timeout,
+                              max_duration=self.config.max_clip_seconds)
+
+    def videos(self) -> list[VideoRecord]:
+        with self.live.reading() as view:
+            return view.videos()
+
+    def stats(self) -> IndexStats:
+        with self.live.reading() as view:
+            return view.stats()
 
     def check_writable(self) -> None:
         """Fail now, rather than in the job, if another process is writing the index."""
@@ -297,15 +306,13 @@ def create_app(config: ServerConfig) -> FastAPI:
     @api.get("/videos", response_model=list[VideoRecord], tags=["library"])
     async def list_videos() -> list[dict]:
         """The indexed videos, in id order."""
-        view = await run_in_threadpool(server.live.current)  # may re-read the index: not on the event loop
-        return [r.to_dict() for r in view.videos()]
+        return [r.to_dict() for r in await run_in_threadpool(server.videos)]  # may re-read the index
 
     @api.delete("/videos/{video_id}", status_code=202, response_model=Job, tags=["library"],
                 responses=_errors(404, 409))
     async def remove_video(video_id: int) -> Job:
         """Remove one video (other ids never change); returns the job."""
-        view = await run_in_threadpool(server.live.current)
-        record = next((r for r in view.videos() if r.id == video_id), None)
+        record = next((r for r in await run_in_threadpool(server.videos) if r.id == video_id), None)
         if record is None:
             raise NotIndexedError(f"video {video_id}: not in the index")
         await run_in_threadpool(server.check_writable)
@@ -322,7 +329,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     @api.get("/stats", response_model=IndexStats, tags=["library"])
     async def stats() -> dict:
         """What the index holds and how it was built (`vsearch stats --json`)."""
-        return (await run_in_threadpool(lambda: server.live.current().stats())).to_dict()
+        return (await run_in_threadpool(server.stats)).to_dict()
 
     app.include_router(api)
     return app
@@ -334,7 +341,7 @@ def serve(config: ServerConfig) -> None:
 
     check_bind(config.host, config.token)
     app = create_app(config)
-    stats = app.state.server.live.current().stats()
+    stats = app.state.server.stats()
     print(f"vsearch serve: index {stats.path} ({stats.videos} videos) on http://{config.host}:{config.port}"
           f"{'' if config.token else ' (no token)'}; API at /docs", file=sys.stderr, flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False,
