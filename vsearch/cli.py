@@ -56,6 +56,8 @@ TimeoutOpt = typer.Option(
     DEFAULT_TIMEOUT, "--decode-timeout", min=0.1,
     help="Abandon a file whose decoding makes no progress for this many seconds, or runs below 0.1x real time.",
 )
+MaxPixelsOpt = typer.Option(None, "--max-pixels", show_default=False, metavar="WxH", help="Refuse videos whose frames "
+                            "are larger, WxH or a pixel count (read from the headers, before decoding) [7680x4320].")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON output.")
 FromFeaturesOpt = typer.Option(None, "--from-features", help="Another tool's features: files, folders or F.h5::NAME.")
 LayoutOpt = typer.Option(None, "--layout", help="With --from-features: npz, npy or h5 [the files' suffix].")
@@ -140,6 +142,7 @@ def ingest(
     ),
     device: str = DeviceOpt,
     decode_timeout: float = TimeoutOpt,
+    max_pixels: Optional[str] = MaxPixelsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output (errors are still shown)."),
     as_json: bool = JsonOpt,
     use_ray: bool = RayOpt,
@@ -150,7 +153,8 @@ def ingest(
     Index settings are fixed when the index is created; giving different ones for an
     existing index is refused. A damaged or truncated file is indexed as far as it
     plays and reported PARTIAL (exit code 0); a file that cannot be played at all is
-    reported FAILED (exit code 2, the other files are still indexed).
+    reported FAILED (exit code 2, the other files are still indexed), and so is one
+    whose frames are larger than --max-pixels.
 
     With several --index (or a manifest) each file goes to one shard, by its content
     hash. With --ray, Ray tasks decode the files across a cluster while this process
@@ -163,7 +167,8 @@ def ingest(
     timing = dict(rate=rate, clip_seconds=clip_seconds, stack=stack, step=step, frame_rate=frame_rate)
     plan = plan_ingest(indexes, paths=paths or (), from_features=from_features or (), layout=layout, timing=timing,
                        videos=videos, features=features, size=size, block_seconds=block_seconds, decoder=decoder,
-                       window_blocks=window_blocks, analysis_fps=analysis_fps, ray=bool(use_ray or ray_address))
+                       window_blocks=window_blocks, analysis_fps=analysis_fps, ray=bool(use_ray or ray_address),
+                       max_pixels=max_pixels)
     reader = None
     if use_ray or ray_address:
         from .cluster import RayReader
@@ -175,7 +180,8 @@ def ingest(
         if plan.reading is not None:
             results = vindex.add_features(plan.files, reading=plan.reading, progress=report)
         else:
-            results = vindex.add(plan.files, progress=report, timeout=decode_timeout, reader=reader)
+            results = vindex.add(plan.files, progress=report, timeout=decode_timeout, reader=reader,
+                                 max_pixels=plan.max_pixels)
         stats = vindex.stats()
     counts = ingest_summary(results, stats, ", ".join(map(str, indexes)), as_json=as_json, quiet=quiet)
     if counts["failed"]:
@@ -223,6 +229,7 @@ def query(
         None, "--decoder", help="Decoder for the clips; must be the index's (the default)."
     ),
     decode_timeout: float = TimeoutOpt,
+    max_pixels: Optional[str] = MaxPixelsOpt,
     features: Optional[str] = typer.Option(
         None, "--features", help="The index's ONNX model, if moved: onnx:PATH (another model is refused)."
     ),
@@ -248,14 +255,15 @@ def query(
     prestart()  # the decoder process starts while the index opens
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
     speed_list = parse_speeds(speeds)
-    output = QueryOutput(as_json=as_json, as_csv=as_csv, min_score=threshold, quiet=quiet)  # checks they agree
+    output = QueryOutput(as_json=as_json, as_csv=as_csv, min_score=threshold, quiet=quiet,
+                         report=report)  # checks they agree
     if report is not None:
         from .report import start_report
 
         start_report(report)
     timing = dict(rate=rate, clip_seconds=clip_seconds, stack=stack, step=step, frame_rate=frame_rate)
     plan = plan_query(clips or (), from_features=from_features or (), layout=layout, timing=timing,
-                      report=report is not None)
+                      report=report is not None, max_pixels=max_pixels)
     if use_ray or ray_address:
         from .cluster import open_remote_shards
 
@@ -271,16 +279,13 @@ def query(
                     result = vindex.query_features(clip, reading=plan.reading, k=k, min_score=threshold)
                 else:
                     result = vindex.query(clip, k=k, min_score=threshold, mirrored=mirrored, speeds=speed_list,
-                                          inset=inset, rotations=rotations, timeout=decode_timeout)
+                                          inset=inset, rotations=rotations, timeout=decode_timeout,
+                                          max_pixels=plan.max_pixels)
             except VsearchError as exc:
                 output.fail(clip, exc)
                 continue
             output.answer(result)
-        if report is not None:
-            from .report import write_report
-
-            write_report(vindex, output.answered, report, threshold=threshold, failures=output.failures)
-            output.reported(report)
+        output.finish(vindex)
     if output.failures:
         raise typer.Exit(EXIT_PARTIAL)
 

@@ -20,13 +20,17 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import typer
 from typer.core import TyperGroup
 
 from .errors import VsearchError
 from .models import IndexStats, IngestResult, LibraryStats, QueryResult, VerifyReport, VideoRecord
+
+if TYPE_CHECKING:
+    from .library.base import BaseIndex
+
 
 class PlainFlagsGroup(TyperGroup):
     """Help as a reader expects it: flags without a ``<bool>`` type beside them.
@@ -111,12 +115,14 @@ class QueryOutput:
     """Prints each clip's outcome as asked: a JSON line or CSV rows (after a header) for
     every clip, answered or not, with its ``status`` (``matched``, ``unmatched``,
     ``failed``) and ``reason``; or text fitted to the terminal (``quiet``: nothing for a
-    clip without hits). Failures also go to stderr. Keeps both for the visual report."""
+    clip without hits). Failures also go to stderr. Keeps both for the visual
+    ``report`` (:meth:`finish` writes it). JSON and CSV together are refused at once."""
 
-    def __init__(self, *, as_json: bool, as_csv: bool, min_score: float, quiet: bool = False) -> None:
+    def __init__(self, *, as_json: bool, as_csv: bool, min_score: float, quiet: bool = False,
+                 report: Path | None = None) -> None:
         if as_json and as_csv:
             raise VsearchError("--json and --csv cannot be used together")
-        self.as_json, self.quiet, self.min_score = as_json, quiet, min_score
+        self.as_json, self.quiet, self.min_score, self.report = as_json, quiet, min_score, report
         self.answered: list[QueryResult] = []
         self.failures: list[tuple[str, str]] = []
         self._csv = csv.writer(sys.stdout, lineterminator="\n") if as_csv else None
@@ -132,11 +138,17 @@ class QueryOutput:
         elif self._csv is not None:
             self._row(_clip_row(str(clip), "failed", reason))
 
-    def reported(self, path: Path) -> None:
+    def finish(self, library: "BaseIndex") -> None:
+        """Write the visual report of every clip, if one was asked for, and say where."""
+        if self.report is None:
+            return
+        from .report import write_report  # noqa: PLC0415 - decoding and drawing, only for a report
+
+        write_report(library, self.answered, self.report, threshold=self.min_score, failures=self.failures)
         if self.quiet:
             return
         count, failed = len(self.answered) + len(self.failures), len(self.failures)
-        typer.echo(f"report: {show(str(path))} ({count} clip{'' if count == 1 else 's'}"
+        typer.echo(f"report: {show(str(self.report))} ({count} clip{'' if count == 1 else 's'}"
                    + (f", {failed} not answered" if failed else "") + ")", err=True)
 
     def answer(self, result: QueryResult) -> None:

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..config import IndexConfig
-from ..decode import DEFAULT_TIMEOUT
+from ..decode import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT
 from ..device import Device, resolve_device
 from ..errors import ConfigMismatchError, FeatureFileError, NotIndexedError, VideoError
 from ..extractors import Extractor, create_extractor
@@ -145,13 +145,14 @@ class VideoIndex(BaseIndex):
     # -- writes ---------------------------------------------------------------------
 
     @contextmanager
-    def writing(self, *, timeout: float = DEFAULT_TIMEOUT, extractor: Extractor | None = None) -> Iterator[IndexWriter]:
+    def writing(self, *, timeout: float = DEFAULT_TIMEOUT, extractor: Extractor | None = None,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[IndexWriter]:
         """Hold the writer lock and commit prepared files through the yielded
         :class:`IndexWriter`; the vector file is saved on the way out (also on error).
         ``extractor`` reads again a file whose twin was removed meanwhile (default: the index's)."""
         extractor = extractor or self.extractor
         with self._folder.writing():
-            yield IndexWriter(self._folder, extractor=extractor, timeout=timeout)
+            yield IndexWriter(self._folder, extractor=extractor, timeout=timeout, max_pixels=max_pixels)
 
     def add_features(
         self,

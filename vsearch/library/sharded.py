@@ -39,7 +39,7 @@ from typing import Iterable, Iterator, Protocol, Sequence
 import numpy as np
 
 from ..config import IndexConfig
-from ..decode import DEFAULT_TIMEOUT
+from ..decode import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT
 from ..device import Device, resolve_device
 from ..errors import ConfigMismatchError, IndexNotFoundError, VideoError, VsearchError
 from ..extractors import Extractor, create_extractor
@@ -277,8 +277,8 @@ class ShardedIndex(BaseIndex):
         raise VsearchError("--from-features imports into one index, not into shards")
 
     @contextmanager
-    def writing(self, *, timeout: float = DEFAULT_TIMEOUT,
-                extractor: Extractor | None = None) -> Iterator["ShardedWriter"]:
+    def writing(self, *, timeout: float = DEFAULT_TIMEOUT, extractor: Extractor | None = None,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator["ShardedWriter"]:
         """Hold every shard's writer lock (in shard order) and commit through the
         yielded :class:`ShardedWriter`; only shards opened here can be written."""
         local = [shard.index for shard in self.shards if isinstance(shard, LocalShard)]
@@ -286,7 +286,8 @@ class ShardedIndex(BaseIndex):
             raise VsearchError("ingest into shards opened here (index folders or a manifest), not into Ray actors")
         extractor = extractor or self.extractor
         with ExitStack() as stack:
-            writers = [stack.enter_context(index.writing(timeout=timeout, extractor=extractor)) for index in local]
+            writers = [stack.enter_context(index.writing(timeout=timeout, extractor=extractor, max_pixels=max_pixels))
+                       for index in local]  # in shard order
             yield ShardedWriter(writers)
         self._refresh()
 

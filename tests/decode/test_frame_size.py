@@ -1,0 +1,55 @@
+"""Frame size: a file of frames too large is refused from its headers, by the command
+line as by the server, before a frame is decoded (so it costs no memory)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import run_cli
+from tools.support import lavfi_video
+
+#: A frame limit under the test videos' 320x240.
+SMALL_LIMIT = "320x200"
+REASON = "frames too large: 320x240, over the 64,000 pixels allowed"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_command_line_refuses_frames_over_max_pixels(built_index, media, clips, tmp_path):
+    index = tmp_path / "ix"
+    shutil.copytree(built_index, index)
+    added = run_cli("ingest", str(media["extra"]), "--index", str(index), "--max-pixels", SMALL_LIMIT)
+    assert added.returncode == 2, added.stderr
+    assert f"FAILED {media['extra']}: {REASON}" in added.stderr.splitlines()
+    asked = run_cli("query", str(clips["exact"][0]), "--index", str(index), "--max-pixels", "64000")
+    assert asked.returncode == 2
+    assert asked.stderr.strip().splitlines() == [f"vsearch: error: {clips['exact'][0]}: {REASON}"]
+    bad = run_cli("query", str(clips["exact"][0]), "--index", str(index), "--max-pixels", "big")
+    assert bad.returncode == 1 and "--max-pixels must look like 7680x4320" in bad.stderr
+    # Within the limit (here 320x240 exactly), both work as before.
+    assert run_cli("ingest", str(media["extra"]), "--index", str(index), "--max-pixels", "320x240").returncode == 0
+    assert "1. " in run_cli("query", str(clips["exact"][0]), "--index", str(index), "--max-pixels", "320x240",
+                            check=True).stdout
+
+
+def test_the_default_refuses_a_small_file_of_huge_frames_in_little_memory(built_index, tmp_path):
+    """The issue's file: 16000x16000 H.264, 750 KB. Read whole, it took 2 GB."""
+    huge = lavfi_video("color=c=black:s=16000x16000:r=2:d=3", tmp_path / "huge.mp4")
+    code, stderr, peak = _run_measured(["query", str(huge), "--index", str(built_index)], tmp_path / "err.txt")
+    assert code == 2, stderr
+    assert stderr.strip().splitlines() == [
+        f"vsearch: error: {huge}: frames too large: 16000x16000, over the 33,177,600 pixels allowed"]
+    assert peak < 400 << 20, f"peak RSS {peak >> 20} MiB"
+
+
+def _run_measured(args: list[str], err: Path) -> tuple[int, str, int]:
+    """``vsearch ARGS``: exit code, stderr, and the peak RSS (bytes) of it and its decoder processes."""
+    with open(err, "w") as handle:
+        proc = subprocess.Popen([sys.executable, "-m", "vsearch", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=handle)
+    _, status, usage = os.wait4(proc.pid, 0)  # the usage of the process and of the children it waited for
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, err.read_text(), usage.ru_maxrss << 10
