@@ -14,8 +14,8 @@ import typer
 from . import __version__
 from .decode.source import DEFAULT_TIMEOUT
 from .errors import IndexCorruptError, VsearchError
-from .render import (PlainFlagsGroup, QueryOutput, ingest_progress, ingest_summary, list_text, print_problem, show,
-                     stats_text, verify_text)
+from .render import (PlainFlagsGroup, QueryOutput, ingest_progress, ingest_summary, list_text, print_error,
+                     print_problem, show, stats_text, verify_text)
 
 app = typer.Typer(
     cls=PlainFlagsGroup,
@@ -87,11 +87,7 @@ def _exits(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except VsearchError as exc:
-            typer.echo(f"vsearch: error: {show(str(exc))}", err=True)
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
-                import traceback
-
-                traceback.print_exception(exc)
+            print_error(str(exc), exc)
             raise typer.Exit(exc.exit_code) from None
 
     return run_command
@@ -437,10 +433,13 @@ def serve(
     ),
     max_upload_mb: float = typer.Option(200, "--max-upload-mb", min=0.001, help="Largest clip upload, MiB."),
     max_clip_seconds: float = typer.Option(600, "--max-clip-seconds", min=1, help="Longest query clip, seconds."),
+    max_pixels: Optional[str] = MaxPixelsOpt,
+    max_connections: int = typer.Option(256, "--max-connections", min=1, help="Connections held at once; past it "
+                                        "the oldest one still sending its request is closed (503 when all are busy)."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, help="Seconds allowed to send headers."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Queries run at once [CPU count]."),
-    upload_dir: Optional[Path] = typer.Option(
-        None, "--upload-dir", help="Where uploads wait while queried (removed after each request) [system temp]."
-    ),
+    upload_dir: Optional[Path] = typer.Option(None, "--upload-dir", help="Where uploads are written while queried "
+                                              "(removed after each request) [system temp]."),
     device: str = DeviceOpt,
     decode_timeout: float = TimeoutOpt,
 ) -> None:
@@ -450,13 +449,16 @@ def serve(
     are jobs run one at a time. The server holds the writer lock only while a job
     runs: a `vsearch ingest` in another process meanwhile is refused with the lock
     error (exit 4), and what another process commits is picked up for queries.
+    README's "Running it in production" lists every limit.
     """
+    from .library.settings import parse_max_pixels
     from .server import ServerConfig, require_extra, serve as run_server
 
     require_extra()
     config = ServerConfig(
         index=_index_path(index), host=host, port=port, token=token, allow_dirs=tuple(allow_dirs),
         max_upload_bytes=int(max_upload_mb * (1 << 20)), max_clip_seconds=max_clip_seconds,
+        max_pixels=parse_max_pixels(max_pixels), max_connections=max_connections, header_timeout=header_timeout,
         upload_dir=upload_dir, device=device, decode_timeout=decode_timeout,
         **({"query_workers": workers} if workers else {}),
     )
@@ -480,8 +482,7 @@ def run() -> None:
         message = exc.format_message()
         if message:  # (empty when no arguments made click print the help)
             context = getattr(exc, "ctx", None)
-            hint = f" (see '{context.command_path} --help')" if context is not None else ""
-            typer.echo(f"vsearch: error: {show(message)}{hint}", err=True)
+            print_error(message + (f" (see '{context.command_path} --help')" if context is not None else ""))
         sys.exit(1)
     except typer.Abort:
         typer.echo("vsearch: aborted", err=True)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import shlex
 import shutil
 import sys
 import textwrap
 import time
+import traceback
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,6 +107,13 @@ def problem_line(result: IngestResult) -> str:
     return f"{result.status.upper()} {show(result.path)}: {result.reason}"
 
 
+def print_error(message: str, exc: BaseException | None = None) -> None:
+    """``vsearch: error: MESSAGE``, one line on stderr (and ``exc``'s traceback with --verbose)."""
+    typer.echo(f"vsearch: error: {show(message)}", err=True)
+    if exc is not None and logging.getLogger().isEnabledFor(logging.DEBUG):
+        traceback.print_exception(exc)
+
+
 def print_problem(result: IngestResult) -> None:
     """Print a file's ``FAILED``/``PARTIAL`` line on stderr (nothing for a file that went well)."""
     if message := problem_line(result):
@@ -129,7 +138,7 @@ class QueryOutput:
         self._rows = 0
 
     def fail(self, clip: str | Path, exc: Exception) -> None:
-        typer.echo(f"vsearch: error: {show(str(exc))}", err=True)
+        print_error(str(exc))
         self.failures.append((str(clip), str(exc)))
         reason = getattr(exc, "reason", str(exc))
         if self.as_json:
