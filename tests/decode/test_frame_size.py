@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 from tools.support import lavfi_video
+from vsearch.decode.pyav import PyAVBackend
 
 #: A frame limit under the test videos' 320x240.
 SMALL_LIMIT = "320x200"
@@ -35,14 +36,24 @@ def test_the_command_line_refuses_frames_over_max_pixels(built_index, media, cli
                             check=True).stdout
 
 
-def test_the_default_refuses_a_small_file_of_huge_frames_in_little_memory(built_index, tmp_path):
-    """The issue's file: 16000x16000 H.264, 750 KB. Read whole, it took 2 GB."""
-    huge = lavfi_video("color=c=black:s=16000x16000:r=2:d=3", tmp_path / "huge.mp4")
-    code, stderr, peak = _run_measured(["query", str(huge), "--index", str(built_index)], tmp_path / "err.txt")
+def test_the_default_refuses_a_small_file_of_huge_frames_in_little_memory(built_index, huge_frames, tmp_path):
+    code, stderr, peak = _run_measured(["query", str(huge_frames), "--index", str(built_index)], tmp_path / "err.txt")
     assert code == 2, stderr
     assert stderr.strip().splitlines() == [
-        f"vsearch: error: {huge}: frames too large: 16000x16000, over the 33,177,600 pixels allowed"]
+        f"vsearch: error: {huge_frames}: frames too large: 16000x16000, over the 33,177,600 pixels allowed"]
     assert peak < 400 << 20, f"peak RSS {peak >> 20} MiB"
+
+
+def test_decoding_threads_shrink_with_the_frame_size(tmp_path):
+    """16 FFmpeg threads on 8K frames held 1.6 GB; the frames' size bounds them."""
+    uhd = lavfi_video("color=c=black:s=7680x4320:r=2:d=1", tmp_path / "uhd.mp4")
+    small = lavfi_video("color=c=black:s=1920x1080:r=2:d=1", tmp_path / "small.mp4")
+    for path, threads in ((uhd, 5), (small, 16)):
+        backend = PyAVBackend(str(path), width=128, height=96, pixel_format="gray", threads=16)
+        try:
+            assert backend._stream.codec_context.thread_count == threads
+        finally:
+            backend.close()
 
 
 def _run_measured(args: list[str], err: Path) -> tuple[int, str, int]:
