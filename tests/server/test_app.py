@@ -138,7 +138,8 @@ def test_bad_uploads_get_the_cli_reason_and_change_nothing(server, client, tmp_p
     huge = tmp_path / "huge.mp4"
     huge.write_bytes(os.urandom(3 << 20))
     reply = _upload(client, huge)
-    assert reply.status_code == 413 and reply.json()["detail"] == "upload larger than the 2 MiB allowed (--max-upload-mb)"
+    assert reply.status_code == 413
+    assert reply.json()["detail"] == "upload larger than the 2 MiB allowed (--max-upload-mb)"
     # Sent without a length, it is cut off as it passes the limit, and named.
     chunked = client.post("/query", content=_multipart_chunks("huge.mp4", huge.read_bytes()),
                           headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
@@ -271,3 +272,26 @@ def test_frames_larger_than_max_pixels_are_refused(client, allowed):
 def test_sizes_read_as_a_person_writes_them():
     assert [size_text(n) for n in (int(0.1 * (1 << 20)), 2 << 20, 200 << 20, 1 << 30, 512)] == [
         "102.4 KiB", "2 MiB", "200 MiB", "1 GiB", "512 bytes"]
+
+
+def test_a_relative_path_starts_at_the_first_allowed_folder(built_index, allowed, clips, tmp_path):
+    second = tmp_path / "second"
+    second.mkdir()
+    shutil.copy(clips["exact"][0], second / "only_here.mp4")
+    shutil.copytree(built_index, tmp_path / "ix")
+    other = ServerProcess(tmp_path / "ix", "--allow-dir", str(allowed), "--allow-dir", str(second),
+                          "--max-upload-mb", "0.1", log=tmp_path / "server.log")
+    try:
+        with other.client() as anyone:
+            schema = anyone.get("/openapi.json").json()
+            relative = anyone.post("/query", data={"path": "only_here.mp4"})
+            absolute = anyone.post("/query", data={"path": str(second / "only_here.mp4")})
+            with open(clips["exact"][0], "rb") as handle:
+                upload = anyone.post("/query", files={"clip": ("exact.mp4", handle, "video/mp4")})
+    finally:
+        other.stop()
+    assert json.dumps(schema).count("(a relative one is taken from the first --allow-dir)") == 2  # path, paths
+    assert relative.status_code == 422 and relative.json()["detail"] == "only_here.mp4: no such file"
+    assert absolute.status_code == 200 and absolute.json()["hits"], absolute.text
+    assert upload.status_code == 413, upload.text
+    assert upload.json()["detail"] == "exact.mp4: larger than the 102.4 KiB allowed"  # (--max-upload-mb 0.1)

@@ -99,11 +99,11 @@ class Health(BaseModel):
 
 
 class AddVideos(BaseModel):
-    """Files or folders (searched recursively) under an allowed folder; a relative path
-    is taken from the first ``--allow-dir``."""
+    """Video files or folders to add."""
 
-    paths: list[str] = Field(min_length=1, max_length=MAX_PATHS,
-                                    examples=[["news/2024-06-01.mp4", "archive/"]])
+    paths: list[str] = Field(min_length=1, max_length=MAX_PATHS, examples=[["news/2024-06-01.mp4", "archive/"]],
+                             description="Files or folders (searched recursively) under an allowed folder (a relative "
+                                         "one is taken from the first --allow-dir).")
 
 
 def _errors(*codes: int) -> dict:

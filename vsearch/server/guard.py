@@ -46,7 +46,8 @@ class TokenGuard:
         if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
             authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
             if not token_matches(authorization, self.token):
-                await refuse(scope, receive, send, 401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
+                await refuse(scope, receive, send, 401, "missing or wrong bearer token",
+                             **{"WWW-Authenticate": "Bearer"})
                 return
         await self.app(scope, receive, send)
 
