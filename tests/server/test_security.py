@@ -57,7 +57,7 @@ def test_allowed_roots(tmp_path):
         assert len(str(caught.value)) < 300 and "\n" not in str(caught.value)
     with pytest.raises(VideoError, match="no such file"):
         roots.resolve_file("sub/missing.mp4")
-    with pytest.raises(VideoError, match=r"cannot read it \(File name too long\)"):
+    with pytest.raises(VideoError, match=r"cannot read file \(File name too long\)"):
         roots.resolve_file("sub/" + "y" * 300 + ".mp4")  # a name longer than the file system takes
     # A FIFO would hold a decoder until its timeout: refused at once, named or found in a folder.
     os.mkfifo(root / "sub" / "pipe.mp4")

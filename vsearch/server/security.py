@@ -18,10 +18,9 @@ import hmac
 import ipaddress
 import os
 import socket
-import stat
 from pathlib import Path
 
-from ..decode import iter_video_files
+from ..decode import check_readable, iter_video_files
 from ..errors import PathNotAllowedError, VideoError, VsearchError
 from .config import MAX_PATH_BYTES
 
@@ -114,15 +113,15 @@ class AllowedRoots:
         """:meth:`resolve`, and the result must be a regular file (or, with ``folders``,
         a folder): a missing file is the client's error, and so is a FIFO or a device,
         which would hold a query until the decode timeout."""
-        real, shown = self.resolve(raw), shown_path(raw)
+        real = self.resolve(raw)
+        if folders and os.path.isdir(real):
+            return real
         try:
-            mode = os.stat(real).st_mode
-        except FileNotFoundError:
-            raise VideoError(shown, "no such file") from None
-        except OSError as exc:
-            raise VideoError(shown, f"cannot read it ({exc.strerror})") from None
-        if not (stat.S_ISREG(mode) or (folders and stat.S_ISDIR(mode))):
-            raise VideoError(shown, "not a regular file" + (" or folder" if folders else ""))
+            check_readable(str(real))
+        except VideoError as exc:  # named as the client named it
+            raise VideoError(shown_path(raw), exc.reason) from None
+        if not os.path.isfile(real):
+            raise VideoError(shown_path(raw), "not a regular file")
         return real
 
     def expand(self, raws: list[str]) -> list[str]:
@@ -136,7 +135,7 @@ class AllowedRoots:
                 target = Path(os.path.realpath(found))
                 if not self._inside(target):
                     raise PathNotAllowedError(f"{found}: links outside the folders this server may read")
-                if not target.is_file():
+                if not os.path.isfile(target):
                     raise VideoError(found, "not a regular file")
                 files.append(str(target))
         return files
