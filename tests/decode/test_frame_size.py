@@ -3,7 +3,6 @@ line as by the server, before a frame is decoded (so it costs no memory)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -57,10 +56,14 @@ def test_decoding_threads_shrink_with_the_frame_size(tmp_path):
 
 
 def _run_measured(args: list[str], err: Path) -> tuple[int, str, int]:
-    """``vsearch ARGS``: exit code, stderr, and the peak RSS (bytes) of it and its decoder processes."""
+    """``vsearch ARGS``: exit code, stderr, and the peak RSS (bytes) of it and its decoder processes.
+
+    A small launcher starts it and reads its children's peak: measured from this
+    process, the peak would include this process's own memory at the fork.
+    """
+    launcher = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
     with open(err, "w") as handle:
-        proc = subprocess.Popen([sys.executable, "-m", "vsearch", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=handle)
-    _, status, usage = os.wait4(proc.pid, 0)  # the usage of the process and of the children it waited for
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err.read_text(), usage.ru_maxrss << 10
+        proc = subprocess.run([sys.executable, "-c", launcher, sys.executable, "-m", "vsearch", *args], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=handle, text=True)
+    return proc.returncode, err.read_text(), int(proc.stdout.split()[-1]) << 10
