@@ -12,7 +12,7 @@ import dataclasses
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -129,9 +129,16 @@ class VideoIndex(BaseIndex):
         and publishes a new view after a commit. Each view may write (it takes the
         writer lock like any handle, and from then on reads the index as it is) and
         shares this index's store, so it must not outlive it; close it when done
-        (that releases its snapshot and its lock).
+        (that releases its snapshot and its lock). A commit that must grow the
+        metadata store waits until every view is closed: see :meth:`on_map_change`.
         """
         return VideoIndex(self._folder.view(), device=self.device, model=self._model)
+
+    def on_map_change(self, let_go: Callable[[], None]) -> Callable[[], None]:
+        """Call ``let_go`` when the metadata store must grow its map, which LMDB allows
+        only once no snapshot of this process is open: it should close the views it
+        keeps (new views wait until the map has grown). Returns the function that stops it."""
+        return self._folder.store.on_map_change(let_go)
 
     def generation(self) -> tuple:
         """A value that changes whenever something is committed to the index, by any
