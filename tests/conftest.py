@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.support import cut_clip, joined_video, make_video, scale_filter
+from tools.support import cut_clip, joined_video, lavfi_video, make_video, scale_filter
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 
@@ -85,6 +85,12 @@ def shards(media, tmp_path_factory) -> list[Path]:
 def joined_clip(media, tmp_path_factory) -> Path:
     """6 s of lib11 (shard a) then 6 s of lib12 (shard b): hits in both shards."""
     return joined_video(media["lib11"], 6.0, media["lib12"], 4.0, 6.0, tmp_path_factory.mktemp("joined") / "joined.mp4")
+
+
+@pytest.fixture(scope="session")
+def huge_frames(tmp_path_factory) -> Path:
+    """The frames of issue #27: 16000x16000 H.264 in 750 KB. Read whole, it took 2 GB."""
+    return lavfi_video("color=c=black:s=16000x16000:r=2:d=3", tmp_path_factory.mktemp("huge") / "huge.mp4")
 
 
 def run_cli(*args: str, env: dict | None = None, check: bool = False,

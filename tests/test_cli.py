@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +35,7 @@ def test_full_cycle_and_json_contracts(media, clips, tmp_path):
         assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "speeds" in proc.stderr
     csv_rows = run_cli("query", str(clip), "--index", index, "--csv", "--speeds", "1", "--no-mirrored",
                        "--no-inset", "--no-rotations", check=True).stdout.splitlines()
-    assert csv_rows[0].endswith("speed,mirrored,inset,rotation,part,crop,ambiguous") and str(source) in csv_rows[1]
+    assert csv_rows[0].endswith("speed,mirrored,inset,rotation,part,crop,ambiguous,status,reason") and str(source) in csv_rows[1]
 
     stats = json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)
     assert stats["videos"] == 3 and stats["vectors"] == 90 and stats["dim"] == 336
@@ -67,6 +71,35 @@ def test_errors_are_one_line_without_traceback(clips, tmp_path):
     assert proc.stderr.count("\n") == 1 and "no vsearch index" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_ingest_summary_says_why_files_were_skipped(media, tmp_path):
+    index, copy = str(tmp_path / "ix"), tmp_path / "copy of extra.mp4"
+    shutil.copy(media["extra"], copy)
+    run_cli("ingest", str(media["extra"]), "--index", index, check=True)
+    again = run_cli("ingest", str(media["extra"]), str(copy), "--index", index, env={"COLUMNS": ""}, check=True).stdout
+    assert again.startswith(f"2 skipped (already indexed; same content as {media['extra']}); index"), again
+    results = json.loads(run_cli("ingest", str(copy), "--index", index, "--json", check=True).stdout)["results"]
+    assert results[0]["reason"] == f"same content as {media['extra']}"
+
+
+def test_list_of_an_empty_index_says_so(media, tmp_path):
+    index = tmp_path / "ix"
+    run_cli("ingest", str(media["extra"]), "--index", str(index), check=True)
+    run_cli("remove", str(media["extra"]), "--index", str(index), check=True)
+    proc = run_cli("list", "--index", str(index), check=True)
+    assert proc.stdout == f"no videos in {index} (add some with 'vsearch ingest')\n"
+    assert json.loads(run_cli("list", "--index", str(index), "--json", check=True).stdout) == []
+
+
+def test_query_quiet_prints_only_clips_with_hits(built_index, clips, tmp_path):
+    clip, negative = str(clips["exact"][0]), str(clips["negative"][0])
+    loud = run_cli("query", clip, negative, "--index", str(built_index), "--report", str(tmp_path / "r.html"))
+    assert loud.returncode == 0 and f"{negative} (5.00 s): no hits" in loud.stdout and "report:" in loud.stderr
+    for flag in ("-q", "--quiet"):
+        quiet = run_cli("query", clip, negative, "--index", str(built_index), flag, "--report", str(tmp_path / "r.html"))
+        assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+        assert quiet.stdout.startswith(f"{clip} (5.00 s): 1 hit") and negative not in quiet.stdout
+
+
 def test_index_defaults_to_env_variable(media, tmp_path):
     env = {"VSEARCH_INDEX": str(tmp_path / "from-env")}
     run_cli("ingest", str(media["extra"]), env=env, check=True)
@@ -96,7 +129,8 @@ def test_verify_is_a_pure_check_and_other_commands_repair(media, tmp_path):
     run_cli("ingest", str(media["extra"]), "--index", str(index), check=True)
     (index / "vectors.faiss").unlink()  # as if a crash lost the derived file
     proc = run_cli("verify", "--index", str(index))
-    assert proc.returncode == 1 and "INCONSISTENT" in proc.stdout and "missing" in proc.stdout
+    assert proc.returncode == 1 and proc.stdout.startswith("repairable: ") and "missing" in proc.stdout
+    assert f"vsearch verify --repair --index {index}" in " ".join(proc.stdout.split())
     assert not (index / "vectors.faiss").exists()
     run_cli("stats", "--index", str(index), check=True)  # any other command repairs
     assert run_cli("verify", "--index", str(index)).returncode == 0
@@ -161,8 +195,8 @@ def test_exit_codes_are_the_documented_ones():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     table = dict(re.findall(r"^\| (\d+) \| (.+) \|$", readme.split("### Exit codes", 1)[1], re.M))
     expected = {
-        errors.VsearchError: 1, errors.VideoError: 1, errors.NotIndexedError: 1, cli.EXIT_PARTIAL: 2,
-        errors.IndexNotFoundError: 3, errors.IndexLockedError: 4, errors.ConfigMismatchError: 5,
+        errors.VsearchError: 1, errors.VideoError: 1, errors.NotIndexedError: 1, errors.IndexTypeError: 1,
+        cli.EXIT_PARTIAL: 2, errors.IndexNotFoundError: 3, errors.IndexLockedError: 4, errors.ConfigMismatchError: 5,
         errors.RebuildNeededError: 5, errors.IndexCorruptError: 6, errors.DeviceError: 7, cli.EXIT_INTERNAL: 70,
     }
     for what, code in expected.items():
@@ -171,6 +205,70 @@ def test_exit_codes_are_the_documented_ones():
     assert sorted(map(int, table)) == [0, 1, 2, 3, 4, 5, 6, 7, 70]
     words = {3: "no index", 4: "writer", 5: "settings", 6: "damaged", 7: "device", 70: "bug"}
     assert all(word in table[str(code)] for code, word in words.items())
+
+
+def _damage_metadata(index: Path) -> None:
+    """Overwrite the start of the LMDB file, as a disk error would (MDB_INVALID)."""
+    with open(index / "meta.lmdb" / "data.mdb", "r+b") as handle:
+        handle.write(b"\0" * 8192)
+
+
+def test_each_row_of_the_exit_code_table(built_index, scratch_index, media, clips, tmp_path):
+    """Each code of the README's table, from a real command that should give it."""
+    from vsearch.device import _cupy_or_none
+    from vsearch.lock import WriterLock
+
+    ix, scratch, extra = str(built_index), str(scratch_index), str(media["extra"])
+    exact, short = str(clips["exact"][0]), str(clips["too_short"][0])
+    damaged = tmp_path / "damaged"
+    shutil.copytree(built_index, damaged)
+    _damage_metadata(damaged)
+    unrepaired = tmp_path / "unrepaired"
+    shutil.copytree(built_index, unrepaired)
+    (unrepaired / "vectors.faiss").unlink()
+    bug = ("import sys, vsearch.library.sharded as s; from vsearch import cli\n"
+           "def broken(*a, **k): raise ZeroDivisionError('a bug')\n"
+           f"s.open_library = broken; sys.argv = ['vsearch', 'stats', '--index', {ix!r}]; cli.run()")
+    rows = {
+        0: [("stats", "--index", ix), ("query", exact, "--index", ix)],
+        1: [("rebuild", "--index-type", "HNSW32", "--index", scratch), ("query", exact, "-k", "0", "--index", ix),
+            ("ingest", str(tmp_path / "no-such.mp4"), "--index", scratch), ("verify", "--index", str(unrepaired))],
+        2: [("query", exact, short, "--index", ix)],
+        3: [("stats", "--index", str(media["lib11"])), ("list", "--index", str(tmp_path / "none")),
+            ("query", exact, "--index", str(tmp_path / "none"))],
+        4: [("ingest", extra, "--index", scratch)],  # with the lock held below
+        5: [("ingest", extra, "--window", "5", "--index", scratch)],
+        6: [(command, "--index", str(damaged)) for command in ("stats", "list", "verify")]
+        + [("query", exact, "--index", str(damaged))],
+        7: [("query", exact, "--device", "gpu", "--index", ix)] if _cupy_or_none() is None else [],
+    }
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = dict(re.findall(r"^\| (\d+) \| (.+) \|$", readme.split("### Exit codes", 1)[1], re.M))
+    assert set(map(int, table)) == set(rows) | {70}
+    for code, commands in rows.items():
+        for args in commands:
+            lock = WriterLock(scratch)
+            if code == 4:
+                lock.acquire()
+            try:
+                proc = run_cli(*args)
+            finally:
+                lock.release()
+            assert proc.returncode == code, (code, args, proc.stderr)
+            if code not in (0, 2) and args[0] != "verify":  # an error says why in one line (verify: a report)
+                assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, (args, proc.stderr)
+    proc = subprocess.run([sys.executable, "-c", bug], capture_output=True, text=True)
+    assert proc.returncode == 70 and proc.stderr.startswith("vsearch: internal error: ZeroDivisionError: a bug")
+    # Nothing that was refused changed the index.
+    stats = json.loads(run_cli("stats", "--index", scratch, "--json", check=True).stdout)
+    assert stats["index_type"] == "IDMap2,Flat (auto)" and stats["videos"] == 3
+
+
+def test_a_file_given_as_index_is_no_index(media):
+    for command in ("stats", "list", "verify"):
+        proc = run_cli(command, "--index", str(media["lib11"]))
+        assert proc.returncode == 3 and "no vsearch index here" in proc.stderr, proc.stderr
+        assert "Expecting value" not in proc.stderr and "codec" not in proc.stderr
 
 
 def test_query_accepts_folders_of_clips(built_index, clips, tmp_path):

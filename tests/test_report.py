@@ -22,16 +22,62 @@ def _decode_png(data: bytes) -> np.ndarray:
     return np.frombuffer(proc.stdout, np.uint8).reshape(height, width, 3)
 
 
+def _hit_line(rank: int, hit) -> str:
+    return (f"{rank}. {hit.video} {hit.start:.3f}-{hit.end:.3f} s, score {hit.score:.3f}"
+            f" (clip {hit.query_start:.3f}-{hit.query_end:.3f} s)")
+
+
+def _answered(index_path, clip, k: int = 5):
+    """The clip's result as the command line computes it (the same numbers on the CPU)."""
+    from vsearch import VideoIndex
+
+    with VideoIndex.open(index_path, device="cpu") as index:
+        return index.query(clip, k=k)
+
+
 def test_png_report_shows_matching_frames_side_by_side(built_index, clips, tmp_path):
+    from vsearch.bitmap_font import draw_text
+
     target = tmp_path / "report.png"
     run_cli("query", str(clips["exact"][0]), "--index", str(built_index), "--report", str(target), check=True)
     image = _decode_png(target.read_bytes()).astype(np.float32)
     assert image.shape[0] > 2 * 90 and image.shape[1] >= 5 * 90
-    # Rows: query thumbnails, library thumbnails at aligned times, then a distance strip.
-    query_row, library_row = image[2:92], image[96:186]
+    # Rows: three lines of text (the report, the clip, the hit), a rule between the first two, then
+    # query thumbnails, library thumbnails at aligned times, then a score strip.
+    result = _answered(built_index, clips["exact"][0])
+    width = image.shape[1]
+    top = 4 + sum(draw_text(text, width).shape[0] for text in (
+        "vsearch report: 1 clip, threshold 0.85", f"Query {result.query} (5.000 s): {len(result.hits)} hit",
+        _hit_line(1, result.hits[0])))
+    query_row, library_row = image[top + 2:top + 92], image[top + 96:top + 186]
     other = np.roll(library_row, library_row.shape[1] // 5, axis=1)  # misaligned on purpose
     aligned = np.abs(query_row - library_row).mean()
     assert aligned < 12 and aligned < 0.5 * np.abs(query_row - other).mean()
+
+
+def test_png_report_writes_names_times_scores_and_clips_not_answered(built_index, clips, tmp_path):
+    """The picture says what the HTML page says: every clip counted and named, each hit's
+    video, times and score above its pictures, the clips not answered with their reason."""
+    from vsearch.bitmap_font import draw_text
+
+    exact, negative, short = (clips[name][0] for name in ("exact", "negative", "too_short"))
+    target = tmp_path / "report.png"
+    proc = run_cli("query", str(exact), str(negative), str(short), "--index", str(built_index), "--report",
+                   str(target), "-k", "1")
+    assert proc.returncode == 2 and f"report: {target} (3 clips, 1 not answered)" in proc.stderr
+    reason = proc.stderr.splitlines()[0].removeprefix("vsearch: error: ")
+    image = _decode_png(target.read_bytes())
+    width, found = image.shape[1], _answered(built_index, exact, k=1)
+    rule = np.full((4, width, 3), 40, np.uint8)
+    expected_top = [draw_text("vsearch report: 3 clips, threshold 0.85, 1 not answered", width), rule,
+                    draw_text(f"Query {exact} (5.000 s): 1 hit", width), draw_text(_hit_line(1, found.hits[0]), width)]
+    expected_end = [rule, draw_text(f"Query {negative} (5.000 s): no hits", width), rule,
+                    draw_text(f"Query {short}: not answered: {reason}", width, ink=(170, 0, 0))]
+    top, end = np.concatenate(expected_top), np.concatenate(expected_end)
+    assert np.array_equal(image[:len(top)], top) and np.array_equal(image[-len(end):], end)
+    assert (image[:len(top)] == 30).all(axis=2).sum() > 500  # and the text has ink
+    # Between them: the hit's thumbnails (two rows of 94 pixels), its score strip (60) and a gap (10).
+    assert image.shape[0] == len(top) + 2 * 94 + 60 + 10 + len(end)
 
 
 class _Collector(HTMLParser):

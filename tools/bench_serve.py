@@ -1,7 +1,9 @@
-"""Load test of ``vsearch serve``: concurrent clients query while jobs add videos.
+"""Load test of ``vsearch serve``: concurrent clients query while jobs add videos,
+then a mixed run of queries, additions and removals beside idle slow connections.
 
     python -m tools.bench_serve [DIR] [--library 3] [--add 3] [--clients 1 4 16]
                                 [--seconds 4] [--clips 4] [--workers N]
+                                [--mixed-seconds 30] [--mixed-clients 4] [--slow 200]
 
 Videos come from DIR (default ../shared/videos when present, else six generated
 ones): the first ``--library`` files of at least 8 s (by name) are indexed before the
@@ -14,12 +16,22 @@ an upload query (client side), errors, and the p50 over the in-process p50 of
 ``VideoIndex.query`` on the same clips in the same run (what ``vsearch query`` does
 after its start-up). Then checks that every added video is found by a clip of its
 own, and that the index holds each video once and verifies clean.
+
+The mixed run (``--mixed-seconds``, 0 to skip) is what a server on an open network
+sees: ``--mixed-clients`` clients upload library clips (each must find its source),
+one client queries clips of the videos being added and removed (any hits, but never
+an error), one writer adds those videos and removes them again, job after job, and
+``--slow`` connections send a request's headers a byte a second (slowloris; the server
+closes each after its header timeout and it connects again). Prints queries per
+second, p50 and p99, errors (any is a failure), jobs, the slow connections' closes,
+and the peak RSS of the server with its decoder processes; then ``verify``.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import socket
 import statistics
 import sys
 import tempfile
@@ -52,40 +64,144 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def _load(url: str, clips: list[tuple[Path, Path]], clients: int, seconds: float) -> tuple[list[float], list[str]]:
-    """``clients`` threads upload clips for ``seconds``; latencies of good answers, and errors."""
+def _ask(server, clips: list[tuple[Path, Path | None]], first: int, stop: float, latencies: list[float],
+         errors: list[str]) -> None:
+    """One client: upload the clips in turn, from the ``first``, until ``stop``. A clip
+    with a source must find it first (its latency is kept); one without, answer 200."""
     import httpx
 
-    latencies: list[float] = []
-    errors: list[str] = []
-    stop = time.monotonic() + seconds
     payloads = [(clip.name, clip.read_bytes(), source) for clip, source in clips]
+    with server.client(timeout=300) as http:
+        turn = first
+        while time.monotonic() < stop:
+            name, data, source = payloads[turn % len(payloads)]
+            turn += 1
+            started = time.perf_counter()
+            try:
+                reply = http.post("/query", files={"clip": (name, data)})
+            except httpx.HTTPError as exc:
+                errors.append(f"{name}: {type(exc).__name__}")
+                continue
+            elapsed = time.perf_counter() - started
+            hits = reply.json().get("hits") if reply.status_code == 200 else None
+            if source is None and reply.status_code == 200:
+                continue
+            if not hits or Path(hits[0]["video"]).resolve() != source.resolve():
+                errors.append(f"{name}: HTTP {reply.status_code} {reply.text[:120]}")
+            else:
+                latencies.append(elapsed)
 
-    def client(number: int) -> None:
-        with httpx.Client(base_url=url, timeout=300) as http:
-            turn = number
-            while time.monotonic() < stop:
-                name, data, source = payloads[turn % len(payloads)]
-                turn += 1
-                started = time.perf_counter()
-                try:
-                    reply = http.post("/query", files={"clip": (name, data)})
-                except httpx.HTTPError as exc:
-                    errors.append(f"{name}: {type(exc).__name__}")
-                    continue
-                elapsed = time.perf_counter() - started
-                hits = reply.json().get("hits") if reply.status_code == 200 else None
-                if not hits or Path(hits[0]["video"]).resolve() != source.resolve():
-                    errors.append(f"{name}: HTTP {reply.status_code} {reply.text[:120]}")
-                else:
-                    latencies.append(elapsed)
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+def _run_all(threads: list[threading.Thread]) -> float:
+    """Start the threads, wait for them all; the seconds it took."""
+    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return latencies, errors
+    return time.perf_counter() - started
+
+
+def _load(server, clips: list[tuple[Path, Path]], clients: int, seconds: float
+          ) -> tuple[list[float], list[str], float]:
+    """``clients`` threads upload clips for ``seconds``: latencies of good answers, errors, wall time."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    stop = time.monotonic() + seconds
+    wall = _run_all([threading.Thread(target=_ask, args=(server, clips, n, stop, latencies, errors))
+                     for n in range(clients)])
+    return latencies, errors, wall
+
+
+class SlowClients:
+    """``count`` connections sending a request's headers one byte a second; each one
+    the server closes is opened again."""
+
+    def __init__(self, host: str, port: int, count: int) -> None:
+        self.address, self.count = (host, port), count
+        self.request = f"GET /stats HTTP/1.1\r\nHost: {host}:{port}\r\nX-Slow: {'x' * 64}\r\n\r\n".encode()
+        self.closed_by_server = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="slow-clients")
+
+    def _open(self) -> list:
+        sock = socket.create_connection(self.address, timeout=5)
+        sock.setblocking(False)
+        return [sock, 0]
+
+    def _run(self) -> None:
+        held = [self._open() for _ in range(self.count)]
+        while not self._stop.wait(1.0):
+            for entry in held:
+                sock, sent = entry
+                try:
+                    if sock.recv(4096) == b"":
+                        raise ConnectionResetError
+                except BlockingIOError:
+                    pass  # nothing from the server: still open
+                except OSError:
+                    self.closed_by_server += 1
+                    sock.close()
+                    entry[:] = self._open()
+                    continue
+                try:
+                    sock.send(self.request[sent % (len(self.request) - 2):][:1])
+                    entry[1] = sent + 1
+                except OSError:
+                    pass
+        for sock, _ in held:
+            sock.close()
+
+    def __enter__(self) -> "SlowClients":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _mixed(server, clips: list[tuple[Path, Path]], churn: list[tuple[Path, Path]], *, clients: int,
+           seconds: float, slow: int) -> dict:
+    """The mixed run (see the module docstring); its counts and latencies."""
+    from tools.support import wait_job
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    jobs = {"added": 0, "removed": 0}
+    stop = time.monotonic() + seconds
+
+    def churn_videos() -> None:
+        with server.client(timeout=300) as http:
+            turn = 0
+            while time.monotonic() < stop:
+                video = churn[turn % len(churn)][1]
+                turn += 1
+                job = wait_job(http, http.post("/videos", json={"paths": [str(video)]}).json()["id"], timeout=600)
+                status = job["files"][0]
+                if job["state"] != "done" or status["status"] not in ("added", "skipped"):
+                    errors.append(f"adding {video.name}: {job['state']} {status}")
+                    continue
+                jobs["added"] += 1
+                reply = http.delete(f"/videos/{status['video_id']}")
+                job = wait_job(http, reply.json()["id"], timeout=600) if reply.status_code == 202 else None
+                if job is None or job["state"] != "done":
+                    errors.append(f"removing {video.name}: HTTP {reply.status_code} {job}")
+                    continue
+                jobs["removed"] += 1
+
+    coming_and_going = [(clip, None) for clip, _ in churn]  # hits or none, never an error
+    with SlowClients(server.host, server.port, slow) as slow_clients:
+        wall = _run_all([threading.Thread(target=_ask, args=(server, clips, n, stop, latencies, errors))
+                         for n in range(clients)]
+                        + [threading.Thread(target=_ask, args=(server, coming_and_going, 0, stop, [], errors)),
+                           threading.Thread(target=churn_videos)])
+        with server.client() as http:  # an authorised request among the slow connections
+            if http.get("/stats").status_code != 200:
+                errors.append("GET /stats failed beside the slow connections")
+    return {"queries": len(latencies), "rate": len(latencies) / wall, "p50": _percentile(latencies, 0.5),
+            "p99": _percentile(latencies, 0.99), "errors": errors, "jobs": jobs,
+            "slow_closed": slow_clients.closed_by_server, "peak_rss": server.peak_rss()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,9 +213,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds of load per client count [4]")
     parser.add_argument("--clips", type=int, default=4, help="distinct query clips [4]")
     parser.add_argument("--workers", type=int, default=None, help="the server's --workers [CPU count]")
+    parser.add_argument("--mixed-seconds", type=float, default=30.0, help="seconds of the mixed run, 0: none [30]")
+    parser.add_argument("--mixed-clients", type=int, default=4, help="library clients in the mixed run [4]")
+    parser.add_argument("--slow", type=int, default=200, help="slow connections in the mixed run [200]")
     args = parser.parse_args(argv)
-    if args.seconds > 120 or max(args.clients) > 64:
-        sys.exit("bounded on purpose: at most 120 s per level and 64 clients")
+    if args.seconds > 120 or max(args.clients) > 64 or args.mixed_seconds > 600 or args.slow > 1000:
+        sys.exit("bounded on purpose: at most 120 s per level, 64 clients, a 600 s mixed run, 1000 slow connections")
 
     from tools.support import ServerProcess, wait_job
     from tools.support import cut_clip, probe_duration
@@ -141,8 +260,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"in-process VideoIndex.query p50: {local_p50 * 1000:.0f} ms ({len(local)} queries)")
 
         extra = ["--allow-dir", str(folder)] + (["--workers", str(args.workers)] if args.workers else [])
-        server = ServerProcess(index, *extra, log=work / "server.log")
-        rows, jobs, problems = [], [], []
+        server = ServerProcess(index, *extra, log=work / "server.log", token="bench-token")
+        rows, jobs, problems, mixed = [], [], [], None
         try:
             with server.client() as http:
                 http.post("/query", files={"clip": (clips[0][0].name, clips[0][0].read_bytes())})  # warm-up
@@ -152,9 +271,7 @@ def main(argv: list[str] | None = None) -> None:
                         reply = http.post("/videos", json={"paths": [str(p) for p in share]})
                         assert reply.status_code == 202, reply.text
                         jobs.append(reply.json()["id"])
-                    t0 = time.perf_counter()
-                    latencies, errors = _load(server.url, clips, clients, args.seconds)
-                    wall = time.perf_counter() - t0
+                    latencies, errors, wall = _load(server, clips, clients, args.seconds)
                     rows.append((clients, len(latencies), len(latencies) / wall, _percentile(latencies, 0.5),
                                  _percentile(latencies, 0.99), len(errors)))
                     problems += errors
@@ -168,18 +285,33 @@ def main(argv: list[str] | None = None) -> None:
                     if not hits or Path(hits[0]["video"]).resolve() != video.resolve():
                         problems.append(f"{video.name}: added, but a clip of it is not found")
                 listed = [v["path"] for v in http.get("/videos").json()]
+            if args.mixed_seconds > 0:
+                mixed = _mixed(server, clips, own_clips, clients=args.mixed_clients, seconds=args.mixed_seconds,
+                               slow=args.slow)
+                problems += mixed["errors"]
+                with server.client() as http:
+                    listed = [v["path"] for v in http.get("/videos").json()]
         finally:
             server.stop()
         with VideoIndex.open(index, device="cpu") as ix:
             report = ix.verify()
-        expected = sorted(str(p.resolve()) for p in videos)
+        # After the mixed run the added videos are removed again (as the last job left them).
+        expected = sorted(str(p.resolve()) for p in (library if mixed else videos))
         lost = sorted(set(expected) - set(listed))
         doubled = len(listed) - len(set(listed))
+        problems += [f"{path}: still indexed after its removal" for path in sorted(set(listed) - set(expected))]
 
     print(f"{'clients':>7} {'queries':>8} {'queries/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'p50/in-process':>15}")
     for clients, count, rate, p50, p99, errors in rows:
         print(f"{clients:>7} {count:>8} {rate:>10.2f} {p50 * 1000:>8.0f} {p99 * 1000:>8.0f} {errors:>7} "
               f"{p50 / local_p50:>15.2f}")
+    if mixed:
+        print(f"mixed run, {args.mixed_seconds:g} s: {args.mixed_clients} library clients + 1 on videos being added "
+              f"and removed, {mixed['jobs']['added']} additions and {mixed['jobs']['removed']} removals, "
+              f"{args.slow} slow connections ({mixed['slow_closed']} closed by the server's header timeout)")
+        print(f"  queries {mixed['queries']}, {mixed['rate']:.2f} queries/s, p50 {mixed['p50'] * 1000:.0f} ms, "
+              f"p99 {mixed['p99'] * 1000:.0f} ms, errors {len(mixed['errors'])}, "
+              f"peak RSS (server + decoders) {mixed['peak_rss'] / (1 << 20):.0f} MiB")
     print(f"added videos searchable: {len(own_clips) - sum('not found' in p for p in problems)}/{len(own_clips)}; "
           f"lost {len(lost)}, doubled {doubled}; verify {'clean' if report.ok else 'INCONSISTENT'}")
     for problem in problems[:20]:

@@ -70,7 +70,8 @@ def fresh_folder(out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=Path, default=None, help="library folder [../shared/videos when present]")
+    parser.add_argument("--videos", type=Path, default=None,
+                        help="library folder, e.g. your own footage (searched recursively) [../shared/videos when present]")
     parser.add_argument("--synthetic", action="store_true", help="generate the library even if ../shared/videos exists")
     parser.add_argument("--count", type=int, default=6, help="synthetic videos to generate [6]")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each synthetic video [20]")
@@ -91,6 +92,8 @@ def main() -> None:
     else:
         library = sorted(p for p in videos.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
         print(f"library: {len(library)} videos in {_shown(videos)}", flush=True)
+        if len(library) < 2:
+            sys.exit(f"demo: {videos} needs at least 2 videos (one is kept out of the index as a negative)")
     rng = random.Random(args.seed)
     held_out = library[-1]
     indexed = library[:-1]
@@ -112,6 +115,9 @@ def main() -> None:
     vsearch("query", *clips, "--index", _shown(index), "-k", "3")
     vsearch("stats", "--index", _shown(index))
     print(f"done: everything is in {_shown(out)} (emptied by the next run)", flush=True)
+    if args.videos is None:
+        print("your own footage: python -m tools.demo --videos DIR (a folder of videos, searched recursively)",
+              flush=True)
 
 
 if __name__ == "__main__":

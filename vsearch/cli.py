@@ -13,18 +13,9 @@ import typer
 
 from . import __version__
 from .decode.source import DEFAULT_TIMEOUT
-from .errors import VsearchError
-from .render import (
-    PlainFlagsGroup,
-    QueryOutput,
-    ingest_progress,
-    ingest_summary,
-    print_problem,
-    show,
-    stats_text,
-    verify_text,
-    video_line,
-)
+from .errors import IndexCorruptError, VsearchError
+from .render import (PlainFlagsGroup, QueryOutput, ingest_progress, ingest_summary, list_text, print_error,
+                     print_problem, show, stats_text, verify_text)
 
 app = typer.Typer(
     cls=PlainFlagsGroup,
@@ -65,6 +56,8 @@ TimeoutOpt = typer.Option(
     DEFAULT_TIMEOUT, "--decode-timeout", min=0.1,
     help="Abandon a file whose decoding makes no progress for this many seconds, or runs below 0.1x real time.",
 )
+MaxPixelsOpt = typer.Option(None, "--max-pixels", show_default=False, metavar="WxH", help="Refuse videos whose frames "
+                            "are larger, WxH or a pixel count (read from the headers, before decoding) [7680x4320].")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON output.")
 FromFeaturesOpt = typer.Option(None, "--from-features", help="Another tool's features: files, folders or F.h5::NAME.")
 LayoutOpt = typer.Option(None, "--layout", help="With --from-features: npz, npy or h5 [the files' suffix].")
@@ -94,11 +87,7 @@ def _exits(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except VsearchError as exc:
-            typer.echo(f"vsearch: error: {show(str(exc))}", err=True)
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
-                import traceback
-
-                traceback.print_exception(exc)
+            print_error(str(exc), exc)
             raise typer.Exit(exc.exit_code) from None
 
     return run_command
@@ -149,6 +138,7 @@ def ingest(
     ),
     device: str = DeviceOpt,
     decode_timeout: float = TimeoutOpt,
+    max_pixels: Optional[str] = MaxPixelsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output (errors are still shown)."),
     as_json: bool = JsonOpt,
     use_ray: bool = RayOpt,
@@ -159,7 +149,8 @@ def ingest(
     Index settings are fixed when the index is created; giving different ones for an
     existing index is refused. A damaged or truncated file is indexed as far as it
     plays and reported PARTIAL (exit code 0); a file that cannot be played at all is
-    reported FAILED (exit code 2, the other files are still indexed).
+    reported FAILED (exit code 2, the other files are still indexed), and so is one
+    whose frames are larger than --max-pixels.
 
     With several --index (or a manifest) each file goes to one shard, by its content
     hash. With --ray, Ray tasks decode the files across a cluster while this process
@@ -172,7 +163,8 @@ def ingest(
     timing = dict(rate=rate, clip_seconds=clip_seconds, stack=stack, step=step, frame_rate=frame_rate)
     plan = plan_ingest(indexes, paths=paths or (), from_features=from_features or (), layout=layout, timing=timing,
                        videos=videos, features=features, size=size, block_seconds=block_seconds, decoder=decoder,
-                       window_blocks=window_blocks, analysis_fps=analysis_fps, ray=bool(use_ray or ray_address))
+                       window_blocks=window_blocks, analysis_fps=analysis_fps, ray=bool(use_ray or ray_address),
+                       max_pixels=max_pixels)
     reader = None
     if use_ray or ray_address:
         from .cluster import RayReader
@@ -184,7 +176,8 @@ def ingest(
         if plan.reading is not None:
             results = vindex.add_features(plan.files, reading=plan.reading, progress=report)
         else:
-            results = vindex.add(plan.files, progress=report, timeout=decode_timeout, reader=reader)
+            results = vindex.add(plan.files, progress=report, timeout=decode_timeout, reader=reader,
+                                 max_pixels=plan.max_pixels)
         stats = vindex.stats()
     counts = ingest_summary(results, stats, ", ".join(map(str, indexes)), as_json=as_json, quiet=quiet)
     if counts["failed"]:
@@ -209,7 +202,9 @@ def query(
     min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0, help="Hide hits scoring below this [0.85]."),
     device: str = DeviceOpt,
     as_json: bool = JsonOpt,
-    as_csv: bool = typer.Option(False, "--csv", help="CSV output, one row per hit."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV output, one row per hit (one per clip without hits)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Text output: nothing for clips without hits, no "
+                               "report line (errors are still shown)."),
     mirrored: bool = typer.Option(
         True, "--mirrored/--no-mirrored", help="Also search the horizontally flipped clip (finds flipped copies)."
     ),
@@ -230,6 +225,7 @@ def query(
         None, "--decoder", help="Decoder for the clips; must be the index's (the default)."
     ),
     decode_timeout: float = TimeoutOpt,
+    max_pixels: Optional[str] = MaxPixelsOpt,
     features: Optional[str] = typer.Option(
         None, "--features", help="The index's ONNX model, if moved: onnx:PATH (another model is refused)."
     ),
@@ -253,17 +249,17 @@ def query(
     from .search.tuning import DEFAULT_MIN_SCORE
 
     prestart()  # the decoder process starts while the index opens
-    if as_json and as_csv:
-        raise VsearchError("--json and --csv cannot be used together")
     threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
     speed_list = parse_speeds(speeds)
+    output = QueryOutput(as_json=as_json, as_csv=as_csv, min_score=threshold, quiet=quiet,
+                         report=report)  # checks they agree
     if report is not None:
         from .report import start_report
 
         start_report(report)
     timing = dict(rate=rate, clip_seconds=clip_seconds, stack=stack, step=step, frame_rate=frame_rate)
     plan = plan_query(clips or (), from_features=from_features or (), layout=layout, timing=timing,
-                      report=report is not None)
+                      report=report is not None, max_pixels=max_pixels)
     if use_ray or ray_address:
         from .cluster import open_remote_shards
 
@@ -272,7 +268,6 @@ def query(
         vindex = open_library(_index_paths(index), device=device)
     vindex.check_decoder(decoder)
     vindex.use_features(features)
-    output = QueryOutput(as_json=as_json, as_csv=as_csv)
     with vindex:
         for clip in plan.clips:
             try:
@@ -280,16 +275,13 @@ def query(
                     result = vindex.query_features(clip, reading=plan.reading, k=k, min_score=threshold)
                 else:
                     result = vindex.query(clip, k=k, min_score=threshold, mirrored=mirrored, speeds=speed_list,
-                                          inset=inset, rotations=rotations, timeout=decode_timeout)
+                                          inset=inset, rotations=rotations, timeout=decode_timeout,
+                                          max_pixels=plan.max_pixels)
             except VsearchError as exc:
                 output.fail(clip, exc)
                 continue
             output.answer(result)
-        if report is not None:
-            from .report import write_report
-
-            write_report(vindex, output.answered, report, threshold=threshold, failures=output.failures)
-            output.reported(report)
+        output.finish(vindex)
     if output.failures:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -348,11 +340,7 @@ def stats(index: Optional[List[Path]] = IndexesOpt, as_json: bool = JsonOpt) -> 
 def list_videos(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
     """List the indexed videos."""
     records = _on_index(index, lambda ix: ix.videos())
-    if as_json:
-        typer.echo(json.dumps([r.to_dict() for r in records]))
-        return
-    for record in records:
-        typer.echo(video_line(record))
+    typer.echo(json.dumps([r.to_dict() for r in records]) if as_json else list_text(records, str(_index_path(index))))
 
 
 @app.command(
@@ -369,19 +357,24 @@ def remove(videos: List[Path] = typer.Argument(..., metavar="VIDEO", help="Index
 
 @app.command(
     epilog="Examples:\n\n  vsearch verify --index indexes/footage\n\n"
-    "  vsearch verify --index indexes/footage --json || echo damaged"
+    "  vsearch verify --index indexes/footage --repair\n\n"
+    "  vsearch verify --index indexes/footage --json || echo inconsistent"
 )
 @_exits
-def verify(index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt) -> None:
-    """Check that the vector file agrees with the metadata store (exit 1 if not).
+def verify(
+    index: Optional[Path] = IndexOpt, as_json: bool = JsonOpt,
+    repair: bool = typer.Option(False, "--repair", help="Restore a repairable vector file (takes the writer lock)."),
+) -> None:
+    """Check that the vector file agrees with the metadata store: exit 1 if it does not
+    (repairable: the metadata store restores it), 6 if the metadata store is damaged.
 
-    A pure check: unlike every other command it does not repair what it finds;
-    any write command (or opening from Python) repairs from the metadata store.
+    A pure check unless --repair: every other command that opens the index repairs
+    the vector file from the metadata store; verify only reports what it finds.
     """
-    report = _on_index(index, lambda ix: ix.verify(), repair=False)
-    typer.echo(json.dumps(report.to_dict()) if as_json else verify_text(report))
+    report = _on_index(index, lambda ix: ix.verify(repair=repair), repair=False)
+    typer.echo(json.dumps(report.to_dict()) if as_json else verify_text(report, str(_index_path(index))))
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(IndexCorruptError.exit_code if report.damage else 1)
 
 
 @app.command(
@@ -440,10 +433,13 @@ def serve(
     ),
     max_upload_mb: float = typer.Option(200, "--max-upload-mb", min=0.001, help="Largest clip upload, MiB."),
     max_clip_seconds: float = typer.Option(600, "--max-clip-seconds", min=1, help="Longest query clip, seconds."),
+    max_pixels: Optional[str] = MaxPixelsOpt,
+    max_connections: int = typer.Option(256, "--max-connections", min=1, help="Connections held at once; past it "
+                                        "the oldest one still sending its request is closed (503 when all are busy)."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, help="Seconds allowed to send headers."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Queries run at once [CPU count]."),
-    upload_dir: Optional[Path] = typer.Option(
-        None, "--upload-dir", help="Where uploads wait while queried (removed after each request) [system temp]."
-    ),
+    upload_dir: Optional[Path] = typer.Option(None, "--upload-dir", help="Where uploads are written while queried "
+                                              "(removed after each request) [system temp]."),
     device: str = DeviceOpt,
     decode_timeout: float = TimeoutOpt,
 ) -> None:
@@ -453,13 +449,16 @@ def serve(
     are jobs run one at a time. The server holds the writer lock only while a job
     runs: a `vsearch ingest` in another process meanwhile is refused with the lock
     error (exit 4), and what another process commits is picked up for queries.
+    README's "Running it in production" lists every limit.
     """
+    from .library.settings import parse_max_pixels
     from .server import ServerConfig, require_extra, serve as run_server
 
     require_extra()
     config = ServerConfig(
         index=_index_path(index), host=host, port=port, token=token, allow_dirs=tuple(allow_dirs),
         max_upload_bytes=int(max_upload_mb * (1 << 20)), max_clip_seconds=max_clip_seconds,
+        max_pixels=parse_max_pixels(max_pixels), max_connections=max_connections, header_timeout=header_timeout,
         upload_dir=upload_dir, device=device, decode_timeout=decode_timeout,
         **({"query_workers": workers} if workers else {}),
     )
@@ -483,8 +482,7 @@ def run() -> None:
         message = exc.format_message()
         if message:  # (empty when no arguments made click print the help)
             context = getattr(exc, "ctx", None)
-            hint = f" (see '{context.command_path} --help')" if context is not None else ""
-            typer.echo(f"vsearch: error: {show(message)}{hint}", err=True)
+            print_error(message + (f" (see '{context.command_path} --help')" if context is not None else ""))
         sys.exit(1)
     except typer.Abort:
         typer.echo("vsearch: aborted", err=True)

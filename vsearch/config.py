@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigMismatchError, RebuildNeededError
+from .errors import ConfigMismatchError, IndexCorruptError, RebuildNeededError
 
 #: Decoders an index can be built with (see vsearch.decode).
 DECODERS = ("pyav", "decord")
@@ -194,6 +194,8 @@ class IndexConfig:
         An older format raises :class:`RebuildNeededError` (``vsearch rebuild``
         re-decodes its videos); a newer one :class:`ConfigMismatchError`.
         """
+        if not isinstance(data, dict):
+            raise IndexCorruptError("the metadata store is damaged: it holds no index settings")
         version = data.get("format_version")
         if isinstance(version, int) and version < FORMAT_VERSION:
             raise RebuildNeededError(f"index format {version} is older than this vsearch's {FORMAT_VERSION}")

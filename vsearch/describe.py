@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import IndexConfig
-from .decode import DEFAULT_TIMEOUT, VideoInfo, VideoSource
+from .decode import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT, VideoInfo, VideoSource
 from .device import Device
 from .errors import VideoError
 from .extractors import Extractor, create_extractor
@@ -46,6 +46,7 @@ class VideoDescriptors:
 def describe_video(
     path: str | os.PathLike, config: IndexConfig, device: Device, *, timeout: float = DEFAULT_TIMEOUT,
     stop: threading.Event | None = None, extractor: Extractor | None = None, threads: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> VideoDescriptors:
     """Decode ``path`` once, chunk by chunk, and describe every complete block.
 
@@ -53,11 +54,12 @@ def describe_video(
     time) after which the file is abandoned with a :class:`VideoError`. ``stop``,
     once set, abandons the file at the next chunk (the ingest was interrupted).
     ``extractor`` computes the descriptors (by default the one ``config`` names).
-    ``threads``: FFmpeg's decoding threads (default: one per core).
+    ``threads``: FFmpeg's decoding threads (default: one per core). A file of frames
+    larger than ``max_pixels`` is refused from its headers.
     """
     extractor = extractor or create_extractor(config, device)
     source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout,
-                         threads=threads)
+                         threads=threads, max_pixels=max_pixels)
     fpb = config.frames_per_block
     parts, head, borders = [], [], None
 

@@ -35,7 +35,8 @@ class UploadTooLargeError(VideoError):
 
 
 class IndexNotFoundError(VsearchError):
-    """The index directory does not hold a vsearch index."""
+    """No vsearch index at that path: a missing folder, a folder without an index, or a
+    file that is not a shard manifest."""
 
     exit_code = 3
 
@@ -61,9 +62,16 @@ class RebuildNeededError(ConfigMismatchError):
 
 
 class IndexCorruptError(VsearchError):
-    """The index is inconsistent in a way that cannot be repaired automatically."""
+    """The index is damaged beyond automatic repair: its metadata store (the source of
+    truth) cannot be read whole. A damaged vector file raises it too when loaded; an
+    open index rebuilds that file from the metadata store rather than pass it on."""
 
     exit_code = 6
+
+
+class IndexTypeError(VsearchError):
+    """A FAISS index type vsearch refuses (it cannot remove a video in place, or is not
+    a factory string), or one this library has too few vectors to train: a bad value."""
 
 
 class DeviceError(VsearchError):

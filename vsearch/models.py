@@ -27,6 +27,13 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     return {k: _rounded(k, v) for k, v in dataclasses.asdict(obj).items()}
 
 
+def _rounded_repr(obj: Any) -> str:
+    """``Type(field=value, ...)`` with values rounded as :func:`_as_dict` does (the
+    fields themselves keep full precision)."""
+    fields = ", ".join(f"{f.name}={_rounded(f.name, getattr(obj, f.name))!r}" for f in dataclasses.fields(obj))
+    return f"{type(obj).__name__}({fields})"
+
+
 @dataclass(frozen=True, kw_only=True)
 class VideoRecord:
     """One indexed video, as stored in the metadata store.
@@ -64,7 +71,7 @@ class VideoRecord:
         return _as_dict(self)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class Hit:
     """A library segment matching (part of) a query clip.
 
@@ -107,6 +114,9 @@ class Hit:
         """The JSON contract of ``vsearch query --json`` (seconds to the millisecond, scores to 1e-4)."""
         return _as_dict(self)
 
+    def __repr__(self) -> str:
+        return _rounded_repr(self)
+
 
 @dataclass(frozen=True, kw_only=True)
 class WindowScores:
@@ -118,7 +128,7 @@ class WindowScores:
     scores: tuple[float, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class QueryResult:
     """Hits for one query clip, best first.
 
@@ -138,6 +148,9 @@ class QueryResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.query, "duration": round(self.duration, 3), "hits": [h.to_dict() for h in self.hits]}
+
+    def __repr__(self) -> str:
+        return _rounded_repr(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,13 +220,25 @@ class LibraryStats:
 
 @dataclass(frozen=True, kw_only=True)
 class VerifyReport:
-    """Outcome of a consistency check between the metadata and vector stores."""
+    """Outcome of a consistency check between the metadata and vector stores.
+
+    ``problems`` are the vector file's (derived data: the metadata store restores it,
+    which any open does), ``damage`` the metadata store's own (beyond automatic
+    repair). ``repaired`` lists the problems a ``verify(repair=True)`` mended.
+    """
 
     ok: bool
     videos: int
     vectors: int
     partial_videos: int = 0
     problems: list[str] = field(default_factory=list)
+    damage: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``consistent``, ``repairable`` (only the vector file is out of step) or ``damaged``."""
+        return "damaged" if self.damage else "repairable" if self.problems else "consistent"
 
     def to_dict(self) -> dict[str, Any]:
-        return _as_dict(self)
+        return {**_as_dict(self), "status": self.status}

@@ -1,24 +1,38 @@
 """What the command line prints: human text, JSON lines, CSV rows and the ingest progress bar.
 
-Human output gives times as ``h:mm:ss.mmm``; JSON and CSV give seconds to the
-millisecond and scores to 1e-4 (the models' ``to_dict``). Paths are printed with
-bytes that are not UTF-8 escaped, so any terminal shows them.
+Human output gives times as ``h:mm:ss.mmm`` and fits the terminal's width, wrapped
+between words (whole lines into a pipe or a file); JSON and CSV give seconds
+to the millisecond and scores to 1e-4 (the models' ``to_dict``), and a record for
+every clip, failed or without hits. Paths are printed with bytes that are not UTF-8
+escaped, so any terminal shows them.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
+import os
+import shlex
+import shutil
 import sys
+import textwrap
 import time
+import traceback
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import typer
 from typer.core import TyperGroup
 
+from .errors import VsearchError
 from .models import IndexStats, IngestResult, LibraryStats, QueryResult, VerifyReport, VideoRecord
+
+if TYPE_CHECKING:
+    from .library.base import BaseIndex
+
 
 class PlainFlagsGroup(TyperGroup):
     """Help as a reader expects it: flags without a ``<bool>`` type beside them.
@@ -44,9 +58,10 @@ class PlainFlagsGroup(TyperGroup):
         return command
 
 
-#: Columns of ``vsearch query --csv``.
+#: Columns of ``vsearch query --csv`` (one row per hit; one for a clip without hits or that failed).
 CSV_FIELDS = ("query", "rank", "video", "start", "end", "query_start", "query_end", "score", "distance", "speed",
-              "mirrored", "inset", "rotation", "part", "crop", "ambiguous")
+              "mirrored", "inset", "rotation", "part", "crop", "ambiguous", "status",
+              "reason")
 
 #: Ingest outcomes, in the order the summary names them.
 STATUSES = ("added", "replaced", "partial", "moved", "skipped", "failed")
@@ -60,7 +75,30 @@ def show(path: str) -> str:
 def shown(crop) -> str:
     """What part of its frame a hit shows, in words: ``crop 72% x 72% at 28%, 28%``."""
     top, bottom, left, right = crop
-    return f"crop {right - left:.0%} x {bottom - top:.0%} at {left:.0%}, {top:.0%}"
+    return f"crop{KEEP}{right - left:.0%}{KEEP}x{KEEP}{bottom - top:.0%}{KEEP}at{KEEP}{left:.0%},{KEEP}{top:.0%}"
+
+
+def terminal_width() -> int | None:
+    """Columns of the terminal output goes to (``$COLUMNS`` first); None when it goes to
+    a pipe or a file, which get whole lines."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return shutil.get_terminal_size((80, 24)).columns
+    return None
+
+
+#: Joins words that :func:`fit` keeps on one line ("score 0.991"); printed as a space.
+KEEP = "\xa0"
+
+
+def fit(line: str, *, indent: int = 0, width: int | None = None) -> str:
+    """``line`` wrapped between words to ``width`` columns (the terminal's; whole if
+    none), continued ``indent`` spaces in; never inside a word, nor at a :data:`KEEP`
+    space. A word longer than a line (a long path) is kept whole."""
+    width = width or terminal_width()
+    if width is not None:
+        line = textwrap.fill(line, width, subsequent_indent=" " * indent, break_long_words=False,
+                             break_on_hyphens=False)
+    return line.replace(KEEP, " ")
 
 
 def hms(seconds: float) -> str:
@@ -76,6 +114,13 @@ def problem_line(result: IngestResult) -> str:
     return f"{result.status.upper()} {show(result.path)}: {result.reason}"
 
 
+def print_error(message: str, exc: BaseException | None = None) -> None:
+    """``vsearch: error: MESSAGE``, one line on stderr (and ``exc``'s traceback with --verbose)."""
+    typer.echo(f"vsearch: error: {show(message)}", err=True)
+    if exc is not None and logging.getLogger().isEnabledFor(logging.DEBUG):
+        traceback.print_exception(exc)
+
+
 def print_problem(result: IngestResult) -> None:
     """Print a file's ``FAILED``/``PARTIAL`` line on stderr (nothing for a file that went well)."""
     if message := problem_line(result):
@@ -83,47 +128,99 @@ def print_problem(result: IngestResult) -> None:
 
 
 class QueryOutput:
-    """Prints each clip's result as asked (JSON lines, CSV rows after a header, or
-    text) and each failure on stderr, and keeps both for the visual report."""
+    """Prints each clip's outcome as asked: a JSON line or CSV rows (after a header) for
+    every clip, answered or not, with its ``status`` (``matched``, ``unmatched``,
+    ``failed``) and ``reason``; or text fitted to the terminal (``quiet``: nothing for a
+    clip without hits). Failures also go to stderr. Keeps both for the visual
+    ``report`` (:meth:`finish` writes it). JSON and CSV together are refused at once."""
 
-    def __init__(self, *, as_json: bool, as_csv: bool) -> None:
-        self.as_json = as_json
+    def __init__(self, *, as_json: bool, as_csv: bool, min_score: float, quiet: bool = False,
+                 report: Path | None = None) -> None:
+        if as_json and as_csv:
+            raise VsearchError("--json and --csv cannot be used together")
+        self.as_json, self.quiet, self.min_score, self.report = as_json, quiet, min_score, report
         self.answered: list[QueryResult] = []
         self.failures: list[tuple[str, str]] = []
         self._csv = csv.writer(sys.stdout, lineterminator="\n") if as_csv else None
-        if self._csv:
-            self._csv.writerow(CSV_FIELDS)
+        self._rows = 0
 
     def fail(self, clip: str | Path, exc: Exception) -> None:
-        typer.echo(f"vsearch: error: {show(str(exc))}", err=True)
-        self.failures.append((clip, str(exc)))
+        print_error(str(exc))
+        self.failures.append((str(clip), str(exc)))
+        reason = getattr(exc, "reason", str(exc))
+        if self.as_json:
+            typer.echo(json.dumps({"query": str(clip), "status": "failed", "reason": reason, "duration": None,
+                                   "hits": []}))
+        elif self._csv is not None:
+            self._row(_clip_row(str(clip), "failed", reason))
 
-    def reported(self, path: Path) -> None:
-        count = len(self.answered)
-        typer.echo(f"report: {show(str(path))} ({count} clip{'' if count == 1 else 's'})", err=True)
+    def finish(self, library: "BaseIndex") -> None:
+        """Write the visual report of every clip, if one was asked for, and say where."""
+        if self.report is None:
+            return
+        from .report import write_report  # noqa: PLC0415 - decoding and drawing, only for a report
+
+        write_report(library, self.answered, self.report, threshold=self.min_score, failures=self.failures)
+        if self.quiet:
+            return
+        count, failed = len(self.answered) + len(self.failures), len(self.failures)
+        typer.echo(f"report: {show(str(self.report))} ({count} clip{'' if count == 1 else 's'}"
+                   + (f", {failed} not answered" if failed else "") + ")", err=True)
 
     def answer(self, result: QueryResult) -> None:
         self.answered.append(result)
+        status, reason = ("matched", "") if result.hits else (
+            "unmatched", f"no library segment scores {self.min_score:g} or more")
         if self.as_json:
-            typer.echo(json.dumps(result.to_dict()))
+            typer.echo(json.dumps({"query": result.query, "status": status, "reason": reason, **result.to_dict()}))
         elif self._csv is not None:
             for rank, hit in enumerate(result.hits, 1):
                 row = hit.to_dict()
-                row["crop"] = " ".join(f"{share:g}" for share in row["crop"])
-                self._csv.writerow([result.query, rank, *(row[f] for f in CSV_FIELDS[2:])])
-        else:
-            count = len(result.hits)
-            typer.echo(f"{show(result.query)} ({result.duration:.2f} s): {count or 'no'} hit{'' if count == 1 else 's'}")
-            for rank, hit in enumerate(result.hits, 1):
-                edits = ([f"speed {hit.speed:g}x"] if hit.speed != 1.0 else []) + (["mirrored"] if hit.mirrored else []) + (
-                    [hit.part if hit.part == "inset" else f"{hit.part} side"] if hit.inset else []) + (
-                    [f"turned {hit.rotation} deg"] if hit.rotation else []) + (
-                    [shown(hit.crop)] if tuple(hit.crop) != (0.0, 1.0, 0.0, 1.0) else []) + (
-                    ["ambiguous: other places fit as well"] if hit.ambiguous else [])
-                typer.echo(
-                    f"  {rank}. {show(hit.video)}  {hms(hit.start)} - {hms(hit.end)}  score {hit.score:.3f}"
-                    f"  (clip {hms(hit.query_start)} - {hms(hit.query_end)}{''.join(', ' + e for e in edits)})"
-                )
+                self._row([result.query, rank, *(_csv_value(row[f]) for f in CSV_FIELDS[2:-2]), status, reason])
+            if not result.hits:
+                self._row(_clip_row(result.query, status, reason))
+        elif result.hits or not self.quiet:
+            typer.echo(result_text(result))
+
+    def _row(self, row: list) -> None:
+        """A CSV row, after the header (written with the first row: none if the index cannot be opened)."""
+        if not self._rows:
+            self._csv.writerow(CSV_FIELDS)
+        self._csv.writerow(row)
+        self._rows += 1
+
+
+def _clip_row(query: str, status: str, reason: str) -> list[str]:
+    """The CSV row of a clip without hits: its name, status and reason, no hit fields."""
+    return [query, *[""] * (len(CSV_FIELDS) - 3), status, reason]
+
+
+def _csv_value(value: object) -> object:
+    """A CSV cell as JSON writes the value (``true``/``false``, not Python's ``True``)."""
+    if isinstance(value, (list, tuple)):  # a crop: its four shares
+        return " ".join(f"{share:g}" for share in value)
+    return json.dumps(value) if isinstance(value, bool) else value
+
+
+def result_text(result: QueryResult, width: int | None = None) -> str:
+    """A clip's hits as text: one line per hit where the terminal is wide enough (or
+    there is none), else the video on a line of its own and the rest wrapped below it."""
+    width = width or terminal_width() or 1 << 30
+    count = len(result.hits)
+    lines = [fit(f"{show(result.query)} ({result.duration:.2f} s): {count or 'no'} hit{'' if count == 1 else 's'}",
+                 indent=2, width=width)]
+    for rank, hit in enumerate(result.hits, 1):
+        edits = ([f"speed{KEEP}{hit.speed:g}x"] if hit.speed != 1.0 else []) + (["mirrored"] if hit.mirrored else []) + (
+            [hit.part if hit.part == "inset" else f"{hit.part}{KEEP}side"] if hit.inset else []) + (
+            [f"turned{KEEP}{hit.rotation}{KEEP}deg"] if hit.rotation else []) + (
+            [shown(hit.crop)] if tuple(hit.crop) != (0.0, 1.0, 0.0, 1.0) else []) + (
+            ["ambiguous: other places fit as well"] if hit.ambiguous else [])
+        details = (f"{hms(hit.start)}{KEEP}-{KEEP}{hms(hit.end)}  score{KEEP}{hit.score:.3f}  (clip{KEEP}"
+                   f"{hms(hit.query_start)}{KEEP}-{KEEP}{hms(hit.query_end)}{''.join(', ' + e for e in edits)})")
+        line = f"  {rank}. {show(hit.video)}  {details}".replace(KEEP, " ")
+        lines.append(line if len(line) <= width else
+                     f"  {rank}. {show(hit.video)}\n" + fit(" " * 5 + details, indent=5, width=width))
+    return "\n".join(lines)
 
 
 def progress_columns(width: int, unit: str) -> tuple:
@@ -184,19 +281,22 @@ def ingest_progress(total: int, *, bar: bool, problems: bool = True) -> Iterator
 
 def ingest_summary(results: list[IngestResult], stats: IndexStats | LibraryStats, path: str, *, as_json: bool,
                    quiet: bool) -> dict[str, int]:
-    """Print what an ingest did (JSON, or one line unless ``quiet`` and nothing failed);
-    returns the count of each status."""
+    """Print what an ingest did (JSON, or a line unless ``quiet`` and nothing failed:
+    the counts, why files were skipped, what the index holds); returns the count of each status."""
     counts = {s: sum(r.status == s for r in results) for s in STATUSES}
     if as_json:
         typer.echo(json.dumps({"results": [r.to_dict() for r in results], "summary": counts}))
     elif not quiet or counts["failed"]:
-        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to do"
-        typer.echo(f"{summary}; index {show(path)} has {stats.videos} videos, {stats.vectors} vectors")
+        skipped = Counter(show(r.reason) for r in results if r.status == "skipped" and r.reason)
+        why = "; ".join(reason if n == 1 else f"{n} {reason}" for reason, n in skipped.items())
+        summary = ", ".join(f"{n} {s}" + (f" ({why})" if s == "skipped" and why else "") for s, n in counts.items() if n)
+        typer.echo(fit(f"{summary or 'nothing to do'}; index {show(path)} has {stats.videos} videos, "
+                       f"{stats.vectors} vectors", indent=2))
     return counts
 
 
 def stats_text(info: IndexStats | LibraryStats) -> str:
-    """``vsearch stats`` for one index, or each shard then the library."""
+    """``vsearch stats`` for one index, or each shard then the library, fitted to the terminal."""
     if not isinstance(info, LibraryStats):
         return index_stats_text(info)
     lines = [f"shard {number}    {show(shard.path)}: {shard.videos} videos, {hms(shard.duration_s)}, "
@@ -206,35 +306,51 @@ def stats_text(info: IndexStats | LibraryStats) -> str:
                  + (f" ({info.partial_videos} partial)" if info.partial_videos else "")
                  + f", {hms(info.duration_s)}, {info.vectors} vectors, {info.bytes / 1e6:.1f} MB")
     lines.append(settings_text(info.shards[0].config))  # the same for every shard
-    return "\n".join(lines)
+    return _fit_labelled(lines)
 
 
 def index_stats_text(info: IndexStats) -> str:
-    return (
-        f"index      {show(info.path)}\n"
-        f"videos     {info.videos}" + (f" ({info.partial_videos} partial: see 'vsearch list')" if info.partial_videos else "") + "\n"
-        f"duration   {hms(info.duration_s)}\n"
-        f"vectors    {info.vectors} x {info.dim} ({info.index_type})\n"
-        f"on disk    {info.bytes / 1e6:.1f} MB\n"
-        + settings_text(info.config) + "\n"
-        f"created    {info.created}\n"
-        f"updated    {info.updated}"
-    )
+    return _fit_labelled([
+        f"index      {show(info.path)}",
+        f"videos     {info.videos}" + (f" ({info.partial_videos} partial: see 'vsearch list')" if info.partial_videos else ""),
+        f"duration   {hms(info.duration_s)}",
+        f"vectors    {info.vectors} x {info.dim} ({info.index_type})",
+        f"on disk    {info.bytes / 1e6:.1f} MB",
+        settings_text(info.config),
+        f"created    {info.created}",
+        f"updated    {info.updated}",
+    ])
+
+
+def _fit_labelled(lines: list[str]) -> str:
+    """``label      value`` lines, each value wrapped to the terminal under itself."""
+    return "\n".join(fit(line, indent=11) for text in lines for line in text.split("\n"))
 
 
 def settings_text(cfg: dict) -> str:
+    """How the index computes its vectors: decoding and picture settings only where it
+    decodes videos itself (not for imported features)."""
+    imported = cfg["features"] == "imported"
     return (
-        f"features   {cfg['features']} (version {cfg['feature_version']}), block {cfg['block_seconds']} s, "
-        f"window {cfg['window_blocks']} blocks, {cfg['width']}x{cfg['height']} @ {cfg['analysis_fps']} fps"
+        f"features   {cfg['features']} (version{KEEP}{cfg['feature_version']}), block{KEEP}{cfg['block_seconds']}{KEEP}s, "
+        f"window{KEEP}{cfg['window_blocks']}{KEEP}blocks"
+        + ("" if imported else f", {cfg['width']}x{cfg['height']}{KEEP}@{KEEP}{cfg['analysis_fps']}{KEEP}fps")
         # The pooling grid and normalisation are the kernels' own; a model has neither.
-        + (f", grid {cfg['grid'][0]}x{cfg['grid'][1]} of {cfg['cells'][0]}x{cfg['cells'][1]} cells, "
-           f"normalization {cfg['normalization']}" if cfg["features"] == "v2" else "")
-        + (f", normalization {cfg['normalization']}" if cfg["features"] == "seed" else "") + "\n"
+        + (f", grid{KEEP}{cfg['grid'][0]}x{cfg['grid'][1]}, normalization{KEEP}{cfg['normalization']}"
+           if cfg["features"] in ("v1", "seed") else "") + "\n"
         + (f"model      {show(cfg['model_path'])} (hash {cfg['model_hash'][:12]}), "
            f"{cfg['embedding_dim']} dimensions per block\n" if cfg.get("model_hash") else "")
-        + (f"imported   {cfg['embedding_dim']} dimensions per block\n" if cfg["features"] == "imported" else "") +
-        f"decoder    {cfg['decoder']} (index format {cfg['format_version']})"
+        + (f"imported   {cfg['embedding_dim']} dimensions per block\n" if imported else "")
+        + (f"decoder    none: features imported (index format {cfg['format_version']})" if imported else
+           f"decoder    {cfg['decoder']} (index format {cfg['format_version']})")
     )
+
+
+def list_text(records: list[VideoRecord], index: str) -> str:
+    """``vsearch list``: a line per video, or says that the index holds none."""
+    if not records:
+        return f"no videos in {show(index)} (add some with 'vsearch ingest')"
+    return "\n".join(video_line(record) for record in records)
 
 
 def video_line(record: VideoRecord) -> str:
@@ -243,9 +359,19 @@ def video_line(record: VideoRecord) -> str:
             + (f"  PARTIAL ({record.reason})" if record.partial else ""))
 
 
-def verify_text(report: VerifyReport) -> str:
-    """``vsearch verify``: consistent or not, then each problem."""
+def verify_text(report: VerifyReport, index: str) -> str:
+    """``vsearch verify``: what was repaired, the verdict and what to do, then each problem."""
     partial = f" ({report.partial_videos} partial)" if report.partial_videos else ""
-    lines = [f"{'consistent' if report.ok else 'INCONSISTENT'}: {report.videos} videos{partial}, "
-             f"{report.vectors} vectors"]
-    return "\n".join(lines + [f"  {show(problem)}" for problem in report.problems])
+    counts = f"{report.videos} videos{partial}, {report.vectors} vectors"
+    verdict = {
+        "consistent": f"consistent: {counts}",
+        "repairable": f"repairable: {counts}; the vector file is out of step with the metadata store, from "
+                      "which any command that opens the index repairs it; or run "
+                      f"`vsearch verify --repair --index {shlex.quote(index)}`",
+        "damaged": f"DAMAGED: {counts}; the metadata store itself is damaged, beyond automatic repair: "
+                   "index the videos again into a new index",
+    }[report.status]
+    lines = ([fit("repaired from the metadata store:")] + [fit(f"  {show(p)}", indent=4) for p in report.repaired]
+             if report.repaired else [])
+    lines.append(fit(verdict, indent=2))
+    return "\n".join(lines + [fit(f"  {show(p)}", indent=4) for p in report.damage + report.problems])

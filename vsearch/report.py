@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .bitmap_font import draw_text
 from .decode import VideoSource
 from .errors import VsearchError
 from .models import Hit, QueryResult, WindowScores
@@ -195,43 +196,60 @@ def _html(clips: list[tuple[QueryResult, list[dict]]], failures: list[tuple[str,
     return "".join(parts)
 
 
-def _png(sections: list[dict], threshold: float) -> np.ndarray:
-    """Rows per hit: query thumbnails, library thumbnails, a score strip (0 to 1,
-    threshold in grey, matched span shaded); a dark rule between clips."""
-    rows = []
-    for sec in sections:
-        if sec.get("first_of_clip") and rows:
-            rows.append(np.full((4, 10, 3), 40, np.uint8))
-        for frames in (sec["query"], sec["library"]):
-            rows.append(np.concatenate([np.pad(f, ((2, 2), (2, 2), (0, 0)), constant_values=255) for f in frames], axis=1))
-        width = rows[-1].shape[1]
-        strip = np.full((60, width, 3), 246, np.uint8)
-        duration, hit = max(sec["duration"], 1e-3), sec["hit"]
-        a, b = (int(np.clip(v / duration * (width - 1), 0, width - 1)) for v in (hit.query_start, hit.query_end))
-        strip[:, a:b + 1] = (207, 227, 247)
-        strip[int(55 - threshold * 50), :] = (150, 150, 150)
-        t, s = sec["curve_t"], sec["curve_s"]
-        if len(t):
-            xs = np.clip(t / duration * (width - 1), 0, width - 1).astype(int)
-            ys = np.clip(55 - s * 50, 0, 59).astype(int)
-            for x0, y0, x1, y1 in zip(xs[:-1], ys[:-1], xs[1:], ys[1:]):
-                n = max(abs(x1 - x0), abs(y1 - y0), 1)
-                strip[np.linspace(y0, y1, n + 1).astype(int), np.linspace(x0, x1, n + 1).astype(int)] = (192, 57, 43)
-        rows.append(strip)
-        rows.append(np.full((10, width, 3), 255, np.uint8))
-    if not rows:
-        return np.full((40, 200, 3), 255, np.uint8)
-    width = max(r.shape[1] for r in rows)
-    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)),
-                                  constant_values=40 if r.shape[0] == 4 else 255) for r in rows])
+#: The PNG report's narrowest width: room for a line of text.
+_PNG_MIN_WIDTH = 720
+
+
+def _score_strip(sec: dict, width: int, threshold: float) -> np.ndarray:
+    """Window score along the clip, 0 to 1: threshold in grey, matched span shaded."""
+    strip = np.full((60, width, 3), 246, np.uint8)
+    duration, hit = max(sec["duration"], 1e-3), sec["hit"]
+    a, b = (int(np.clip(v / duration * (width - 1), 0, width - 1)) for v in (hit.query_start, hit.query_end))
+    strip[:, a:b + 1] = (207, 227, 247)
+    strip[int(55 - threshold * 50), :] = (150, 150, 150)
+    t, s = sec["curve_t"], sec["curve_s"]
+    if len(t):
+        xs = np.clip(t / duration * (width - 1), 0, width - 1).astype(int)
+        ys = np.clip(55 - s * 50, 0, 59).astype(int)
+        for x0, y0, x1, y1 in zip(xs[:-1], ys[:-1], xs[1:], ys[1:]):
+            n = max(abs(x1 - x0), abs(y1 - y0), 1)
+            strip[np.linspace(y0, y1, n + 1).astype(int), np.linspace(x0, x1, n + 1).astype(int)] = (192, 57, 43)
+    return strip
+
+
+def _png(clips: list[tuple[QueryResult, list[dict]]], failures: list[tuple[str, str]], threshold: float) -> np.ndarray:
+    """The page as one picture: a line saying what it holds; per clip its name, then per
+    hit a line (video, times, score), query thumbnails, library thumbnails and a score
+    strip; clips not answered last with their reason. A dark rule between clips."""
+    def strip(frames: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([np.pad(f, ((2, 2), (2, 2), (0, 0)), constant_values=255) for f in frames], axis=1)
+
+    thumbs = {id(sec): (strip(sec["query"]), strip(sec["library"])) for _, sections in clips for sec in sections}
+    width = max([_PNG_MIN_WIDTH] + [row.shape[1] for pair in thumbs.values() for row in pair])
+    rule, gap = np.full((4, width, 3), 40, np.uint8), np.full((10, width, 3), 255, np.uint8)
+    count = len(clips) + len(failures)
+    rows = [draw_text(f"vsearch report: {count} clip{'' if count == 1 else 's'}, threshold {threshold:.2f}"
+                      + (f", {len(failures)} not answered" if failures else ""), width)]
+    for result, sections in clips:
+        hits = len(result.hits)
+        rows += [rule, draw_text(f"Query {result.query} ({result.duration:.3f} s): {hits or 'no'} "
+                                 f"hit{'' if hits == 1 else 's'}", width)]
+        for rank, sec in enumerate(sections, 1):
+            hit = sec["hit"]
+            rows.append(draw_text(f"{rank}. {hit.video} {hit.start:.3f}-{hit.end:.3f} s, score {hit.score:.3f}"
+                                  f" (clip {hit.query_start:.3f}-{hit.query_end:.3f} s)", width))
+            rows += [*thumbs[id(sec)], _score_strip(sec, width, threshold), gap]
+    for clip, reason in failures:
+        rows += [rule, draw_text(f"Query {clip}: not answered: {reason}", width, ink=(170, 0, 0))]
+    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
 
 
 def write_report(index: "BaseIndex", results: QueryResult | list[QueryResult], out: str | os.PathLike, *,
                  threshold: float = DEFAULT_MIN_SCORE, failures: list[tuple[str, str]] = ()) -> Path:
     """Write ``out`` (``.html`` or ``.png``): every query result on one page.
 
-    ``failures`` lists (clip, reason) of clips that could not be answered; the HTML
-    page names them. The file is written whole or not at all (temporary file, rename).
+    ``failures`` lists (clip, reason) of clips that could not be answered; the page
+    names them. The file is written whole or not at all (temporary file, rename).
     A result without window scores (made by hand) is drawn without curves.
     """
     out = check_report_path(out)
@@ -249,11 +267,10 @@ def write_report(index: "BaseIndex", results: QueryResult | list[QueryResult], o
             scores = result.window_scores[number] if number < len(result.window_scores) else WindowScores()
             sections.append(dict(hit=hit, qt=qt, lt=lt, query=clip_frames[number * FRAMES_PER_HIT:][:FRAMES_PER_HIT],
                                  library=_thumbs(hit.video, lt, decoder), curve_t=np.asarray(scores.times, np.float64),
-                                 curve_s=np.asarray(scores.scores, np.float32), duration=result.duration,
-                                 first_of_clip=not sections))
+                                 curve_s=np.asarray(scores.scores, np.float32), duration=result.duration))
         clips.append((result, sections))
     if out.suffix.lower() == ".png":
-        data = encode_png(_png([sec for _, sections in clips for sec in sections], threshold))
+        data = encode_png(_png(clips, list(failures), threshold))
     else:
         window_seconds = index.config.block_seconds * index.config.window_blocks
         data = _html(clips, list(failures), threshold, window_seconds).encode("utf-8")

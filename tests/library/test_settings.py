@@ -61,3 +61,14 @@ def test_paths_after_from_features_are_feature_files_too(tmp_path):
     with pytest.raises(VsearchError, match="--ray decodes videos"):
         plan_ingest([tmp_path / "new"], from_features=[tmp_path / "a.npy"], ray=True)
     assert not (tmp_path / "new").exists()
+
+
+def test_plans_read_the_largest_frame(clips, tmp_path):
+    clip = [clips["exact"][0]]
+    assert plan_query(clip).max_pixels == 7680 * 4320
+    assert plan_query(clip, max_pixels="640x480").max_pixels == 640 * 480
+    assert plan_query(clip, max_pixels="1000").max_pixels == 1000
+    for bad in ("big", "0x10", "1x2x3", ""):
+        with pytest.raises(VsearchError, match="--max-pixels must look like 7680x4320"):
+            plan_query(clip, max_pixels=bad)
+    assert plan_ingest([tmp_path / "ix"], paths=clip, max_pixels="320x240").max_pixels == 320 * 240

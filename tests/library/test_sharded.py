@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vsearch import IndexConfig, VideoIndex
-from vsearch.errors import ConfigMismatchError, VsearchError
+from vsearch.errors import ConfigMismatchError, IndexNotFoundError, VsearchError
 from vsearch.ingest.readers import file_digest
 from vsearch.library.sharded import ShardedIndex, read_manifest, shard_for, write_manifest
 
@@ -103,11 +103,10 @@ def test_manifest_round_trip_and_refusals(shards, tmp_path):
     write_manifest(manifest, shards)
     assert json.loads(manifest.read_text()) == {"shards": ["a", "b"]}  # relative: the folder can move
     assert read_manifest(manifest) == [str(s) for s in shards]
-    for text, reason in (("{", "not a shard manifest"), ('{"shards": []}', "not a shard manifest"),
-                         ('["a"]', "not a shard manifest")):
+    for text in ("{", '{"shards": []}', '["a"]', "\x00\x9f video bytes"):
         bad = tmp_path / "bad.json"
         bad.write_text(text)
-        with pytest.raises(VsearchError, match=reason):
+        with pytest.raises(IndexNotFoundError, match="no vsearch index here: a file, not an index folder or a shard"):
             read_manifest(bad)
 
 

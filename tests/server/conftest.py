@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.support import cut_clip, run_ffmpeg
+from tools.support import cut_clip, run_ffmpeg, scale_filter
 
 
 def loop_video(src: Path, dst: Path, times: int) -> Path:
@@ -28,6 +28,8 @@ def allowed(media, clips, tmp_path_factory) -> Path:
     shutil.copy(media["extra"], root / "extra.mp4")
     cut_clip(media["extra"], root / "extra_clip.mp4", start=2.3, duration=5.0, crf=20)
     shutil.copy(media["lib11"], root / "long_clip.mp4")  # 16 s: over a 12 s clip limit
+    # 640x480: over a frame limit of 320x240 (the other videos' size)
+    cut_clip(media["extra"], root / "large_frames.mp4", start=0.0, duration=6.0, crf=23, vf=scale_filter(2))
     (root / "escape.mp4").symlink_to(media["negative"])
     (root / "linked").mkdir()
     (root / "linked" / "outside.mp4").symlink_to(media["negative"])

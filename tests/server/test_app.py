@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from tools.support import ServerProcess, wait_job  # noqa: E402
+from vsearch.server.guard import size_text  # noqa: E402
 
 TOKEN = "s3cret-token"
 
@@ -27,7 +30,8 @@ def server(built_index, allowed, tmp_path_factory):
     shutil.copytree(built_index, root / "ix")
     (root / "uploads").mkdir()
     proc = ServerProcess(root / "ix", "--allow-dir", str(allowed), "--max-upload-mb", "2", "--max-clip-seconds", "12",
-                         "--upload-dir", str(root / "uploads"), "--workers", "2", log=root / "server.log", token=TOKEN)
+                         "--max-pixels", "320x240", "--upload-dir", str(root / "uploads"), "--workers", "2",
+                         log=root / "server.log", token=TOKEN)
     proc.uploads = root / "uploads"
     yield proc
     proc.stop()
@@ -47,6 +51,18 @@ def _upload(client, path: Path, **fields):
     with open(path, "rb") as handle:
         return client.post("/query", files={"clip": (path.name, handle, "video/mp4")},
                            data={k: str(v) for k, v in fields.items()})
+
+
+BOUNDARY = "vsearch-test-boundary"
+
+
+def _multipart_chunks(name: str, data: bytes, chunk: int = 1 << 16):
+    """A one-file multipart body as a generator: httpx sends it chunked, with no length."""
+    yield (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"clip\"; filename=\"{name}\"\r\n"
+           "Content-Type: video/mp4\r\n\r\n").encode()
+    for start in range(0, len(data), chunk):
+        yield data[start:start + chunk]
+    yield f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
 def test_health_needs_no_token(server):
@@ -122,7 +138,12 @@ def test_bad_uploads_get_the_cli_reason_and_change_nothing(server, client, tmp_p
     huge = tmp_path / "huge.mp4"
     huge.write_bytes(os.urandom(3 << 20))
     reply = _upload(client, huge)
-    assert reply.status_code == 413 and "larger than" in reply.json()["detail"]
+    assert reply.status_code == 413
+    assert reply.json()["detail"] == "upload larger than the 2 MiB allowed (--max-upload-mb)"
+    # Sent without a length, it is cut off as it passes the limit, and named.
+    chunked = client.post("/query", content=_multipart_chunks("huge.mp4", huge.read_bytes()),
+                          headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+    assert chunked.status_code == 413 and chunked.json()["detail"] == "huge.mp4: larger than the 2 MiB allowed"
     too_long = client.post("/query", data={"path": "long_clip.mp4"})
     assert too_long.status_code == 413 and "longer than the 12 s allowed" in too_long.json()["detail"], too_long.text
     for fields, files in [({"k": "0", "path": "exact.mp4"}, None), ({"min_score": "2", "path": "exact.mp4"}, None),
@@ -167,3 +188,109 @@ def test_openapi_lists_the_endpoints_and_foreign_hosts_are_refused(server, clien
     assert "multipart/form-data" in paths["/query"]["post"]["requestBody"]["content"]
     # DNS rebinding: a page served by another name must not reach the loopback server.
     assert client.get("/stats", headers={"Host": "attacker.example"}).status_code == 400
+
+
+def test_docs_are_self_hosted_and_need_the_token(server, client):
+    with server.client(token="") as anonymous:
+        for url in ("/docs", "/openapi.json", "/docs/assets/swagger-ui.css", "/redoc"):
+            assert anonymous.get(url).status_code == 401, url
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    # Every asset the page loads is this server's own: it works offline, nothing from a CDN.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and "://" not in page.text.replace(f"{server.url}", "")
+    for asset in assets + [client.get("/docs").text.split("url: '", 1)[1].split("'", 1)[0]]:
+        assert asset.startswith("/"), asset
+        assert client.get(asset).status_code == 200, asset
+    assert client.get("/redoc").status_code == 404  # it could only come from a CDN
+
+
+@pytest.mark.parametrize("path, why", [("", "empty"), ("a\0b", "a NUL byte"), ("x" * 5000, "longer than 4096 bytes")])
+def test_what_is_not_a_path_is_422_in_one_line(client, path, why):
+    asked = client.post("/query", files={"path": (None, path)})  # a form field, even empty
+    added = client.post("/videos", json={"paths": [path]})
+    for reply in (asked, added):
+        assert reply.status_code == 422, reply.text
+        assert "\n" not in reply.json()["detail"] and len(reply.json()["detail"]) < 400, reply.text
+    assert why in added.json()["detail"] and (not path or why in asked.json()["detail"])  # a form's "" is no field
+
+
+def test_a_lone_surrogate_or_a_name_too_long_is_a_client_error(client):
+    body = b'{"paths": ["bad\\ud800.mp4"]}'  # JSON allows it; no file name does
+    reply = client.post("/videos", content=body, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 422, reply.text
+    assert "not UTF-8 text" in reply.json()["detail"]
+    for reply in (client.post("/query", data={"path": "a" * 300 + ".mp4"}),  # (a form's text is always UTF-8)
+                  client.post("/videos", json={"paths": ["a" * 300 + ".mp4"]})):
+        assert reply.status_code == 422 and reply.json()["detail"].endswith("(File name too long)"), reply.text
+
+
+def test_a_fifo_is_refused_at_once(client, allowed):
+    fifo = allowed / "pipe.mp4"
+    os.mkfifo(fifo)
+    try:
+        started = time.monotonic()
+        asked = client.post("/query", data={"path": "pipe.mp4"})
+        added = client.post("/videos", json={"paths": ["pipe.mp4"]})
+        assert time.monotonic() - started < 5
+    finally:
+        fifo.unlink()
+    for reply in (asked, added):
+        assert reply.status_code == 422 and reply.json()["detail"] == "pipe.mp4: not a regular file", reply.text
+
+
+def test_an_addition_names_a_bounded_number_of_paths(client):
+    started = time.monotonic()
+    many = client.post("/videos", json={"paths": ["extra.mp4"] * 1001})
+    assert many.status_code == 422 and "at most 1000" in many.json()["detail"], many.text
+    flood = client.post("/videos", json={"paths": ["a"] * 500_001})  # 3 MB of JSON
+    assert flood.status_code == 413 and flood.json()["detail"] == "request body larger than the 1 MiB allowed"
+    assert time.monotonic() - started < 5
+
+
+def test_a_huge_path_is_refused_and_never_logged(server, client):
+    huge = "p" * (15 << 20)
+    assert client.post("/videos", json={"paths": [huge]}).status_code == 413
+    assert client.post("/query", files={"path": (None, huge)}).status_code == 413
+    asked = client.post("/query", files={"path": (None, huge[: 100 << 10])})
+    assert asked.status_code == 413 and asked.json()["detail"] == "form field 'path' larger than the 64 KiB allowed"
+    assert server.log.stat().st_size < 64 << 10 and "ppppp" not in server.log.read_text()
+
+
+def test_frames_larger_than_max_pixels_are_refused(client, allowed):
+    with open(allowed / "large_frames.mp4", "rb") as handle:
+        reply = client.post("/query", files={"clip": ("big.mp4", handle, "video/mp4")})
+    reason = "frames too large: 640x480, over the 76,800 pixels allowed"
+    assert reply.status_code == 422 and reply.json()["detail"] == f"big.mp4: {reason}", reply.text
+    job = wait_job(client, client.post("/videos", json={"paths": ["large_frames.mp4"]}).json()["id"])
+    assert job["state"] == "done" and job["files"][0]["status"] == "failed", job
+    assert job["files"][0]["reason"] == reason
+    assert "large_frames.mp4" not in {Path(v["path"]).name for v in client.get("/videos").json()}
+
+
+def test_sizes_read_as_a_person_writes_them():
+    assert [size_text(n) for n in (int(0.1 * (1 << 20)), 2 << 20, 200 << 20, 1 << 30, 512)] == [
+        "102.4 KiB", "2 MiB", "200 MiB", "1 GiB", "512 bytes"]
+
+
+def test_a_relative_path_starts_at_the_first_allowed_folder(built_index, allowed, clips, tmp_path):
+    second = tmp_path / "second"
+    second.mkdir()
+    shutil.copy(clips["exact"][0], second / "only_here.mp4")
+    shutil.copytree(built_index, tmp_path / "ix")
+    other = ServerProcess(tmp_path / "ix", "--allow-dir", str(allowed), "--allow-dir", str(second),
+                          "--max-upload-mb", "0.1", log=tmp_path / "server.log")
+    try:
+        with other.client() as anyone:
+            schema = anyone.get("/openapi.json").json()
+            relative = anyone.post("/query", data={"path": "only_here.mp4"})
+            absolute = anyone.post("/query", data={"path": str(second / "only_here.mp4")})
+            with open(clips["exact"][0], "rb") as handle:
+                upload = anyone.post("/query", files={"clip": ("exact.mp4", handle, "video/mp4")})
+    finally:
+        other.stop()
+    assert json.dumps(schema).count("(a relative one is taken from the first --allow-dir)") == 2  # path, paths
+    assert relative.status_code == 422 and relative.json()["detail"] == "only_here.mp4: no such file"
+    assert absolute.status_code == 200 and absolute.json()["hits"], absolute.text
+    assert upload.status_code == 413, upload.text
+    assert upload.json()["detail"] == "exact.mp4: larger than the 102.4 KiB allowed"  # (--max-upload-mb 0.1)

@@ -30,6 +30,7 @@ def feed(media, allowed, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("feed")
     loop_video(media["lib13"], root / "long.mp4", 30)
     loop_video(media["lib13"], root / "medium.mp4", 6)
+    loop_video(media["negative"], root / "removable.mp4", 4)  # 48 s of a video no other resembles
     shutil.copy(media["extra"], root / "extra.mp4")
     shutil.copy(media["negative"], root / "negative.mp4")
     return root
@@ -111,6 +112,39 @@ def test_queries_and_a_cli_writer_during_an_addition(built_index, feed, clips, t
         server.stop()
     assert sorted(Path(p).name for p in _state(index)) == ["extra.mp4", "lib 11.mp4", "lib 12.mp4", "lib 13.mp4",
                                                            "long.mp4", "negative.mp4"]
+
+
+def test_queries_during_a_removal_see_the_index_before_it(built_index, feed, tmp_path):
+    index = _index_copy(built_index, tmp_path)
+    server = ServerProcess(index, "--allow-dir", str(feed), "--workers", "2", log=tmp_path / "server.log")
+    try:
+        with server.client() as client:
+            added = wait_job(client, client.post("/videos", json={"paths": ["removable.mp4"]}).json()["id"])
+            video_id = added["files"][0]["video_id"]
+            answers: list = []
+
+            def ask() -> None:  # a 48 s clip: seconds of decoding, then its windows are read
+                answers.append((client.post("/query", data={"path": "removable.mp4"}), time.monotonic()))
+
+            askers = [threading.Thread(target=ask) for _ in range(2)]
+            for thread in askers:
+                thread.start()
+            time.sleep(0.5)
+            removal = wait_job(client, client.delete(f"/videos/{video_id}").json()["id"])
+            removed_at = time.monotonic()
+            for thread in askers:
+                thread.join()
+            after = client.post("/query", data={"path": "removable.mp4"})
+    finally:
+        server.stop()
+    assert removal["state"] == "done" and removal["files"][0]["status"] == "removed", removal
+    assert all(answered > removed_at for _, answered in answers), "the removal ended after the queries: longer clip"
+    for reply, _ in answers:
+        # Started before the removal's commit, each query sees the index before it, whole.
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["hits"][0]["video_id"] == video_id
+    assert after.status_code == 200 and video_id not in {hit["video_id"] for hit in after.json()["hits"]}
+    assert Path(feed / "removable.mp4").name not in {Path(p).name for p in _state(index)}
 
 
 def test_kill_minus_nine_during_an_addition(built_index, feed, tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vsearch.errors import PathNotAllowedError, VideoError, VsearchError
-from vsearch.server.security import AllowedRoots, check_bind, is_loopback, token_matches
+from vsearch.server.security import AllowedRoots, check_bind, is_loopback, loopback_host_names, token_matches
 
 from tests.conftest import run_cli
 
@@ -46,12 +46,26 @@ def test_allowed_roots(tmp_path):
     roots = AllowedRoots([root])
     assert roots.resolve_file("sub/a.mp4") == root / "sub" / "a.mp4"
     assert roots.resolve_file(str(root / "sub" / ".." / "sub" / "a.mp4")) == root / "sub" / "a.mp4"
-    for escape in ("../outside/b.mp4", str(outside / "b.mp4"), "link.mp4", "dirlink/b.mp4", "sub/../../outside",
-                   "a\0b"):
+    for escape in ("../outside/b.mp4", str(outside / "b.mp4"), "link.mp4", "dirlink/b.mp4", "sub/../../outside"):
         with pytest.raises(PathNotAllowedError):
             roots.resolve(escape)
+    # Not paths at all: the client's bad field (422), named in one short line.
+    for invalid, why in [("", "empty"), ("a\0b", "a NUL byte"), ("x" * 5000, "longer than 4096 bytes"),
+                         ("a\ud800.mp4", "not UTF-8 text")]:
+        with pytest.raises(VideoError, match=f"not a valid path \\({why}\\)") as caught:
+            roots.resolve(invalid)
+        assert len(str(caught.value)) < 300 and "\n" not in str(caught.value)
     with pytest.raises(VideoError, match="no such file"):
         roots.resolve_file("sub/missing.mp4")
+    with pytest.raises(VideoError, match=r"cannot read file \(File name too long\)"):
+        roots.resolve_file("sub/" + "y" * 300 + ".mp4")  # a name longer than the file system takes
+    # A FIFO would hold a decoder until its timeout: refused at once, named or found in a folder.
+    os.mkfifo(root / "sub" / "pipe.mp4")
+    with pytest.raises(VideoError, match="not a regular file"):
+        roots.resolve_file("sub/pipe.mp4")
+    with pytest.raises(VideoError, match="not a regular file"):
+        roots.expand(["sub"])
+    os.unlink(root / "sub" / "pipe.mp4")
     with pytest.raises(PathNotAllowedError, match="links outside"):
         roots.expand(["."])  # the folder holds link.mp4
     os.unlink(root / "link.mp4")
@@ -79,3 +93,9 @@ def test_without_the_extra_serve_names_it_and_the_core_does_not_import_it(tmp_pa
     assert proc.stderr.strip() == 'vsearch: error: vsearch serve needs the \'serve\' extra: pip install "vsearch[serve]"'
     core = "import sys, vsearch.cli, vsearch.library.index, vsearch.search.pipeline; assert 'fastapi' not in sys.modules, 'fastapi'"
     assert subprocess.run([sys.executable, "-c", core], cwd=ROOT).returncode == 0
+
+
+def test_a_loopback_server_answers_to_its_own_names():
+    assert loopback_host_names("127.0.0.2") == ["127.0.0.1", "127.0.0.2", "[::1]", "localhost"]
+    assert loopback_host_names("::1") == ["127.0.0.1", "[::1]", "localhost"]
+    assert "localhost" in loopback_host_names("LOCALHOST")

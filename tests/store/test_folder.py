@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vsearch import VideoIndex
-from vsearch.errors import ConfigMismatchError
+from vsearch.errors import ConfigMismatchError, IndexTypeError
 
 #: Entries of the scratch index: 3 videos of 30 windows, each with the whole frame,
 #: and every third window (10) with each of 9 regions.
@@ -41,7 +41,7 @@ def test_rebuild_can_switch_index_type_and_back(scratch_index, clips):
 
 def test_unsupported_index_type_is_refused_before_anything_changes(scratch_index):
     with VideoIndex.open(scratch_index, device="cpu") as index:
-        with pytest.raises(ConfigMismatchError, match="HNSW32"):
+        with pytest.raises(IndexTypeError, match="HNSW32"):
             index.rebuild(index_type="HNSW32")
         assert index.verify().ok and index.index_type == "Flat"
 
@@ -159,12 +159,12 @@ def test_training_reads_a_bounded_sample_spread_over_all_videos(scratch_index, c
 
 def test_rebuild_validates_the_factory_string_and_size_first(scratch_index):
     with VideoIndex.open(scratch_index, device="cpu") as index:
-        with pytest.raises(ConfigMismatchError) as caught:
+        with pytest.raises(IndexTypeError) as caught:
             index.rebuild(index_type="IVF1024,Flat")
         assert str(caught.value) == "IVF1024 needs at least 39,936 training vectors; this index has 360; use IVF8,Flat or Flat"
-        with pytest.raises(ConfigMismatchError, match=r"PQ8 needs at least 9,984 training vectors"):
+        with pytest.raises(IndexTypeError, match=r"PQ8 needs at least 9,984 training vectors"):
             index.rebuild(index_type="IVF2,PQ8")
-        with pytest.raises(ConfigMismatchError, match=r"^invalid index type 'IVF2,Bogus'") as caught:
+        with pytest.raises(IndexTypeError, match=r"^invalid index type 'IVF2,Bogus'") as caught:
             index.rebuild(index_type="IVF2,Bogus")
         assert "\n" not in str(caught.value) and "faiss::" not in str(caught.value)
         assert index.verify().ok and index.index_type == "Flat"
@@ -173,7 +173,7 @@ def test_rebuild_validates_the_factory_string_and_size_first(scratch_index):
 def test_check_trainable_suggests_what_fits():
     from vsearch.store.vectorstore import check_trainable
 
-    with pytest.raises(ConfigMismatchError) as caught:
+    with pytest.raises(IndexTypeError) as caught:
         check_trainable("IVF1024,Flat", 3120)
     assert str(caught.value) == "IVF1024 needs at least 39,936 training vectors; this index has 3,120; use IVF64,Flat or Flat"
     check_trainable("IVF64,SQfp16", 2496)
@@ -219,7 +219,7 @@ def test_auto_switches_to_compact_codes_and_queries_rerank_exactly(scratch_index
         assert index.verify().ok
         _finds_both_clips(index, clips)
         # A user may pick the type too; too few windows to train its codes is refused first.
-        with pytest.raises(ConfigMismatchError, match="PQ40x4fs needs at least 624 training vectors"):
+        with pytest.raises(IndexTypeError, match="PQ40x4fs needs at least 624 training vectors"):
             index.rebuild(index_type="PCAR80,IVF4,PQ40x4fs")
         assert index.index_type == "PCAR80,IVF64,PQ40x4fs" and index.verify().ok
         index.rebuild(index_type="Flat")

@@ -6,7 +6,7 @@ import faiss
 import numpy as np
 import pytest
 
-from vsearch.errors import ConfigMismatchError, IndexCorruptError
+from vsearch.errors import IndexCorruptError, IndexTypeError
 from vsearch.store.vectorstore import VectorStore
 from vsearch.windows import window_ids
 
@@ -76,7 +76,7 @@ def test_an_ivf_index_inside_an_id_map_is_refused_on_load(tmp_path):
 
 @pytest.mark.parametrize("index_type", ["HNSW32", "IVF8,PQ8x4fs,Refine(SQfp16)", "IVF8,Flat,RFlat", "IDMap2,Flat"])
 def test_types_that_cannot_remove_in_place_are_refused(index_type):
-    with pytest.raises(ConfigMismatchError, match="not supported"):
+    with pytest.raises(IndexTypeError, match="not supported"):
         VectorStore.create(DIM, index_type)
 
 

@@ -145,8 +145,10 @@ def test_demo_runs_clean_each_time_and_says_where(tmp_path):
     temp_before = set(os.listdir(tempfile.gettempdir()))
 
     def demo(*args):
+        # os.environ, not the process's own environment: a library in the test process (readline) may have
+        # exported COLUMNS there, and the output would then be fitted to it.
         proc = subprocess.run([sys.executable, "-m", "tools.demo", "--synthetic", "--seconds", "8", "--out", str(out),
-                               *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+                               *args], capture_output=True, text=True, cwd=ROOT, timeout=300, env=dict(os.environ))
         assert proc.returncode == 0, proc.stderr
         # The index's own timestamps are the only lines that may differ.
         return re.sub(r"(created|updated) +\S+", r"\1 <time>", proc.stdout)
@@ -155,6 +157,8 @@ def test_demo_runs_clean_each_time_and_says_where(tmp_path):
     assert first == demo("--count", "3")
     assert f"everything is in {out}" in first and f"index: {out / 'index'}" in first
     assert "1 hit" in first and "never_indexed.mp4 (5.00 s): no hits" in first
+    assert first.rstrip().endswith("your own footage: python -m tools.demo --videos DIR (a folder of videos, "
+                                   "searched recursively)")
     # A smaller second run: nothing of the first run's library survives.
     second = demo("--count", "2")
     assert "videos     1\n" in second
@@ -171,6 +175,35 @@ def test_demo_runs_clean_each_time_and_says_where(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tools.demo", "--synthetic", "--out", str(foreign)],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode != 0 and "not made by the demo" in proc.stderr and (foreign / "keep.txt").exists()
+
+
+def test_demo_runs_on_ones_own_footage_with_videos_dir(tmp_path):
+    from tools.support import make_video
+
+    footage = tmp_path / "my footage"
+    (footage / "day 2").mkdir(parents=True)
+    for number, folder in enumerate((footage, footage, footage / "day 2")):
+        make_video(folder / f"shot{number}.mp4", seconds=8, seed=600 + number, size=(160, 120))
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "tools.demo", "--videos", str(footage), "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    assert f"library: 3 videos in {footage}" in proc.stdout and "2 added" in proc.stdout
+    assert "never_indexed.mp4 (5.00 s): no hits" in proc.stdout and "your own footage" not in proc.stdout
+    assert not (out / "videos").exists() and sorted(p.name for p in footage.rglob("*.mp4")) == [
+        "shot0.mp4", "shot1.mp4", "shot2.mp4"]  # the footage is only read
+    one = tmp_path / "one"
+    one.mkdir()
+    make_video(one / "only.mp4", seconds=8, seed=610, size=(160, 120))
+    proc = subprocess.run([sys.executable, "-m", "tools.demo", "--videos", str(one), "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode != 0 and "needs at least 2 videos" in proc.stderr
+
+
+def test_readme_names_the_demo_on_ones_own_footage():
+    readme = (ROOT / "README.md").read_text()
+    demo = readme.split("## Two commands", 1)[1].split("## Using it", 1)[0]
+    assert "`--videos DIR` runs it on your own footage" in demo
 
 
 def test_demo_takes_over_the_index_older_demos_left(tmp_path, monkeypatch):

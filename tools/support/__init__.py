@@ -22,6 +22,7 @@ from .ffmpeg import (
     generated_clip,
     joined_video,
     last_stderr_line,
+    lavfi_video,
     picture_in_picture,
     probe_duration,
     run_ffmpeg,
@@ -32,7 +33,8 @@ from .synth import make_library_index, make_stamped_video, make_video, read_stam
 
 __all__ = [
     "HARD", "MILD", "TRANSFORMS", "ServerProcess", "apply_transform", "cut_clip", "encoder_args", "ffmpeg_exe",
-    "first_picture_time", "free_port", "generated_clip", "joined_video", "last_stderr_line", "make_library_index",
+    "first_picture_time", "free_port", "generated_clip", "joined_video", "last_stderr_line", "lavfi_video",
+    "make_library_index",
     "make_stamped_video", "make_video", "picture_in_picture", "probe_duration", "read_stamp", "run_ffmpeg",
     "scale_filter", "stamp_frame", "transform_args", "wait_job",
 ]

@@ -353,6 +353,14 @@ def generated_clip(kind: str, dst, *, seconds: float, seed: int) -> Path:
     return Path(dst)
 
 
+def lavfi_video(source: str, dst) -> Path:
+    """A video of an ffmpeg ``lavfi`` source (``color=c=black:s=16000x16000:r=2:d=3``), in
+    H.264 encoded fast on one thread: frames of any size, in a small file."""
+    run_ffmpeg(["-f", "lavfi", "-i", source, "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+                "-threads", "1", "-pix_fmt", "yuv420p", str(dst)])
+    return Path(dst)
+
+
 def joined_video(first, first_seconds: float, second, second_start: float, second_seconds: float, dst) -> Path:
     """``first_seconds`` of ``first`` from its start, then ``second_seconds`` of ``second``
     from ``second_start``, both scaled to 640x360: a video that shares an intro with another."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -15,32 +16,48 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
 class ServerProcess:
-    """``python -m vsearch serve`` in a child process, as a user starts it."""
+    """``python -m vsearch serve`` in a child process, as a user starts it.
 
-    def __init__(self, index: Path, *args: str, log: Path, token: str | None = None) -> None:
-        self.index, self.token, self.log = index, token, log
-        env = dict(os.environ)
-        env.pop("VSEARCH_TOKEN", None)
+    ``host``: where it listens (and is reached); ``env``: more environment variables;
+    ``open_files``: its limit of open files (soft and hard), as ``ulimit -n`` would set.
+    """
+
+    def __init__(self, index: Path, *args: str, log: Path, token: str | None = None, host: str = "127.0.0.1",
+                 env: dict[str, str] | None = None, open_files: int | None = None) -> None:
+        self.index, self.token, self.log, self.host = index, token, log, host
+        environment = dict(os.environ)
+        environment.pop("VSEARCH_TOKEN", None)
         if token:
-            env["VSEARCH_TOKEN"] = token
+            environment["VSEARCH_TOKEN"] = token
+        environment.update(env or {})
+
+        def limit_open_files() -> None:
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         for _ in range(3):  # a free port may be taken between the probe and the bind
-            self.port = free_port()
-            self.url = f"http://127.0.0.1:{self.port}"
+            self.port = free_port(host if host[0].isdigit() else "127.0.0.1")
+            self.url = f"http://{host}:{self.port}"
             with open(log, "ab") as err:
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "vsearch", "serve", "--index", str(index), "--port", str(self.port), *args],
-                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err,
+                    [sys.executable, "-m", "vsearch", "serve", "--index", str(index), "--host", host,
+                     "--port", str(self.port), *args],
+                    cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=limit_open_files,
                 )
             if self._wait_ready():
                 return
         raise AssertionError(f"the server did not start:\n{log.read_text()}")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def _wait_ready(self, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -60,6 +77,10 @@ class ServerProcess:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
+    def peak_rss(self) -> int:
+        """Bytes: the server's peak resident memory plus its decoder processes' peaks."""
+        return sum(_peak_rss(pid) for pid in [self.pid, *_children(self.pid)])
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -72,6 +93,27 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _peak_rss(pid: int) -> int:
+    """VmHWM of a process (bytes; 0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) << 10
+    except OSError:
+        pass
+    return 0
 
 
 def wait_job(client: "httpx.Client", job_id: str, timeout: float = 120.0) -> dict:

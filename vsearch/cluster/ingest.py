@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..config import IndexConfig
-from ..decode import VideoInfo
+from ..decode import DEFAULT_MAX_PIXELS, VideoInfo
 from ..device import Device, resolve_device
 from ..describe import VideoDescriptors
 from ..errors import VideoError
@@ -49,13 +49,13 @@ def _worker_extractor(config_json: str, device_name: str) -> tuple[IndexConfig, 
 
 
 def prepare_on_worker(path: str, config_json: str, device_name: str, known: list[str], timeout: float,
-                      decode_threads: int) -> dict[str, Any]:
+                      decode_threads: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
     """The Ray task: one file prepared (see ``vsearch.ingest.readers.prepare_file``), as plain data:
     ``{"failed": reason}`` or the record's fields as JSON text plus the blocks array."""
     config, device, extractor = _worker_extractor(config_json, device_name)
     try:
         prepared = prepare_file(path, config=config, device=device, extractor=extractor, known=frozenset(known),
-                                timeout=timeout, decode_threads=decode_threads)
+                                timeout=timeout, decode_threads=decode_threads, max_pixels=max_pixels)
     except VideoError as exc:
         return {"failed": exc.reason}
     described = prepared.described
@@ -109,7 +109,7 @@ class RayReader:
 
     def read(
         self, paths: Iterable[str | os.PathLike], *, config: IndexConfig, device: Device, extractor: Extractor,
-        known: set[str], timeout: float,
+        known: set[str], timeout: float, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> Iterator[ReadResult]:
         ray = connect(self.address)
         task = ray.remote(prepare_on_worker).options(
@@ -125,7 +125,7 @@ class RayReader:
             if raw is not None:
                 path = absolute(raw)
                 queue.append((path, task.remote(path, config_json, device.name, known_ref, timeout,
-                                                max(1, round(self.cpus_per_task)))))
+                                                max(1, round(self.cpus_per_task)), max_pixels)))
 
         try:
             for _ in range(in_flight):

@@ -8,12 +8,13 @@
 - :mod:`.files`: which files to read.
 """
 
-from .base import StreamInfo, VideoInfo
+from .base import DEFAULT_MAX_PIXELS, StreamInfo, VideoInfo
 from .files import VIDEO_EXTENSIONS, check_readable, iter_video_files
 from .source import DECODERS, DEFAULT_DECODER, DEFAULT_TIMEOUT, VideoSource, check_decoder, prestart
 
 __all__ = [
     "DECODERS",
+    "DEFAULT_MAX_PIXELS",
     "DEFAULT_DECODER",
     "DEFAULT_TIMEOUT",
     "StreamInfo",

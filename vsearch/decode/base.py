@@ -19,8 +19,14 @@ from typing import Callable, ClassVar, Iterator
 
 import numpy as np
 
+from ..errors import VideoError
+
 #: Pixel formats a backend can deliver: one grey plane, or packed RGB.
 PIXEL_FORMATS = ("gray", "rgb24")
+
+#: Largest frame read by default (8K UHD, 7680x4320): a decoder holds several frames
+#: in memory at once, so a small file of huge frames could otherwise take gigabytes.
+DEFAULT_MAX_PIXELS = 7680 * 4320
 
 
 @dataclass(frozen=True)
@@ -108,17 +114,27 @@ class Backend(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, path: str, *, width: int, height: int, pixel_format: str, threads: int) -> None:
+    def __init__(self, path: str, *, width: int, height: int, pixel_format: str, threads: int,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         if pixel_format not in PIXEL_FORMATS:
             raise ValueError(f"pixel format must be one of {PIXEL_FORMATS}, got {pixel_format!r}")
         self.path, self.width, self.height = path, width, height
         self.pixel_format, self.threads = pixel_format, threads
+        #: Frames larger than this (pixels) are refused (None: any size).
+        self.max_pixels = max_pixels
         #: Set when every frame's picture will be asked for (a temporal average):
         #: a backend may then convert pictures ahead, in parallel with decoding.
         self.convert_every_frame = False
         #: Decode or demux errors the file went on after.
         self.failures = 0
         self.stream: StreamInfo
+
+    def check_frame_size(self, width: int, height: int) -> None:
+        """Refuse frames of ``width`` x ``height`` (as stored) past :attr:`max_pixels`:
+        called with what the headers say, before a frame is decoded."""
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            raise VideoError(self.path, f"frames too large: {width}x{height}, over the {self.max_pixels:,} pixels "
+                                        "allowed")
 
     @abstractmethod
     def frames(self) -> Iterator[DecodedFrame]:

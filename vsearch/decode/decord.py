@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import VideoError
-from .base import Backend, DecodedFrame
+from .base import DEFAULT_MAX_PIXELS, Backend, DecodedFrame
 from .pyav import PyAVBackend
 
 # ITU-R BT.601 luma weights, as video codecs use.
@@ -41,11 +41,15 @@ def _reason(exc: BaseException) -> str:
 class DecordBackend(Backend):
     name = "decord"
 
-    def __init__(self, path: str, *, width: int, height: int, pixel_format: str, threads: int) -> None:
-        super().__init__(path, width=width, height=height, pixel_format=pixel_format, threads=threads)
+    def __init__(self, path: str, *, width: int, height: int, pixel_format: str, threads: int,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+        super().__init__(path, width=width, height=height, pixel_format=pixel_format, threads=threads,
+                         max_pixels=max_pixels)
         import decord  # noqa: PLC0415 - optional backend (the parent checked it is installed)
 
-        timing = PyAVBackend(path, width=width, height=height, pixel_format=pixel_format, threads=1)
+        # PyAV reads the headers first (and refuses frames too large) before decord decodes anything.
+        timing = PyAVBackend(path, width=width, height=height, pixel_format=pixel_format, threads=1,
+                             max_pixels=max_pixels)
         try:
             first = next(timing.frames(), None)
             #: Seconds from the container's start to the video stream's first timestamp.

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 from ..errors import VideoError
-from .base import Backend, DecodedFrame, StreamInfo, rotate_image, stored_size
+from .base import DEFAULT_MAX_PIXELS, Backend, DecodedFrame, StreamInfo, rotate_image, stored_size
 
 # Rates outside this range mean a broken header; they only stand in for missing
 # timestamps, so a plausible default replaces them.
@@ -31,6 +31,10 @@ _MIN_SHORTFALL = 0.5
 
 # Demux errors in a row after which the rest of the file is taken as unreadable.
 _MAX_CONSECUTIVE_ERRORS = 64
+
+# Bytes of pictures frame threading may hold: each thread keeps about two frames of
+# 1.5 bytes a pixel in flight (16 threads on 8K frames took 1.6 GB, 4 took 480 MB).
+_THREADS_MEMORY = 512 << 20
 
 
 #: Where FFmpeg's error messages go, set once per process by :func:`log_errors_to`.
@@ -90,8 +94,10 @@ def open_reason(exc: BaseException, messages: str = "") -> str:
 class PyAVBackend(Backend):
     name = "pyav"
 
-    def __init__(self, path: str, *, width: int, height: int, pixel_format: str, threads: int) -> None:
-        super().__init__(path, width=width, height=height, pixel_format=pixel_format, threads=threads)
+    def __init__(self, path: str, *, width: int, height: int, pixel_format: str, threads: int,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+        super().__init__(path, width=width, height=height, pixel_format=pixel_format, threads=threads,
+                         max_pixels=max_pixels)
         import av  # noqa: PLC0415 - heavy import, only when decoding
 
         self._av = av
@@ -105,7 +111,10 @@ class PyAVBackend(Backend):
                 source = path
             except UnicodeEncodeError:  # FFmpeg takes UTF-8 names only: hand it the open file
                 source = self._handle = open(os.fsencode(path), "rb")
-            self._container = av.open(source, metadata_errors="replace")
+            # FFmpeg's own frame-size limit: opening probes a frame or two, and must not
+            # allocate one larger than allowed to do so.
+            limit = {"max_pixels": str(max_pixels)} if max_pixels is not None else {}
+            self._container = av.open(source, metadata_errors="replace", options=limit)
         except av.FFmpegError as exc:
             self.close()
             raise VideoError(path, open_reason(exc, _messages_since(self._errors_before))) from None
@@ -117,8 +126,16 @@ class PyAVBackend(Backend):
             self.close()
             raise VideoError(path, "no video stream (audio only?)")
         stream = self._stream = streams[0]
+        try:
+            self.check_frame_size(stream.codec_context.width, stream.codec_context.height)
+        except VideoError:
+            self.close()
+            raise
+        # Frames that grow past the limit later in the stream fail to decode (damage), never allocated.
+        stream.codec_context.options = limit
         stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = threads
+        frame_bytes = 3 * max(1, stream.codec_context.width * stream.codec_context.height)
+        stream.codec_context.thread_count = max(1, min(threads, _THREADS_MEMORY // frame_bytes))
         base = stream.time_base
         start = self._container.start_time
         #: Player time 0: the container's start (earliest stream), as ffmpeg and players count.

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..config import DECODERS
 from ..errors import ClipTooLongError, VideoError, VsearchError
-from .base import StreamInfo, VideoInfo
+from .base import DEFAULT_MAX_PIXELS, StreamInfo, VideoInfo
 from .files import check_readable
 from .worker import HEADER_SIZE, Cancelled, serve_safely, split_header
 
@@ -351,6 +351,8 @@ class VideoSource:
     :class:`~vsearch.errors.VideoError`. After a complete pass, :attr:`info` holds
     the video's duration, frame count and any damaged spans; :attr:`stream` holds
     what the container said (display size, nominal rate) once a frame was decoded.
+    A file whose frames are larger than ``max_pixels`` (None: any size) is refused
+    from its headers, before a frame is decoded.
     """
 
     def __init__(
@@ -363,8 +365,10 @@ class VideoSource:
         timeout: float = DEFAULT_TIMEOUT,
         threads: int | None = None,
         max_duration: float | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.path = os.fsdecode(os.fspath(path))
+        self.max_pixels = max_pixels
         #: A file longer than this (by its headers, or as it decodes) is refused early.
         self.max_duration = max_duration
         check_readable(self.path)
@@ -433,6 +437,7 @@ class VideoSource:
             "path": base64.b64encode(os.fsencode(self.path)).decode("ascii"), "decoder": self.decoder,
             "width": self.width, "height": self.height, "format": pixel_format, "rates": rates, "times": times,
             "integrate": integrate, "chunk": chunk, "threads": self.threads, "seek": seek,
+            "max_pixels": self.max_pixels,
         }
         process = _POOL.acquire()
         healthy = False

@@ -9,7 +9,7 @@ Protocol, over the child's stdin and stdout:
 
 - request: one JSON line, ``{"path": base64 of the file name's bytes, "decoder",
   "width", "height" (width 0: the display aspect at that height), "format" ("gray" or "rgb24"),
-  "rates": [...] or "times": [...], "integrate", "chunk", "threads", "seek"}``;
+  "rates": [...] or "times": [...], "integrate", "chunk", "threads", "seek", "max_pixels"}``;
 - replies: messages of an 8-byte header (JSON length, payload length, little-endian
   uint32) followed by the JSON and the payload: ``probe`` (stream information, after the
   first frame), ``frames`` (``count`` pictures of grid ``grid``, raw uint8),
@@ -111,7 +111,7 @@ def serve(request: dict, send: Callable[[dict, bytes], None]) -> None:
     path = os.fsdecode(base64.b64decode(request["path"]))
     width, height = int(request["width"]), int(request["height"])
     backend = _backend(request["decoder"])(path, width=width, height=height, pixel_format=request["format"],
-                                           threads=int(request["threads"]))
+                                           threads=int(request["threads"]), max_pixels=request.get("max_pixels"))
     try:
         sampler = FrameSampler(rates=list(request.get("rates") or []), times=request.get("times"),
                                nominal_step=1.0 / backend.stream.fps, integrate=bool(request.get("integrate")))

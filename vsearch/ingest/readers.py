@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Protocol
 
 from ..config import IndexConfig
-from ..decode import DEFAULT_TIMEOUT, VideoInfo, check_readable
+from ..decode import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT, VideoInfo, check_readable
 from ..device import Device
 from ..describe import VideoDescriptors, describe_video
 from ..errors import FeatureFileError, VideoError
@@ -73,12 +73,14 @@ def absolute(path: str | os.PathLike) -> str:
 def prepare_file(
     path: str, *, config: IndexConfig, device: Device, extractor: Extractor, known: set[str] | frozenset[str] = frozenset(),
     timeout: float = DEFAULT_TIMEOUT, stop: threading.Event | None = None, decode_threads: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> PreparedVideo:
     """Hash, decode and describe one file (no index access: safe in any thread or process).
 
     Content whose hash is in ``known`` is only hashed. Raises :class:`VideoError`
     for a file that cannot be indexed (unreadable, not a video, shorter than one
-    window, damaged throughout). ``decode_threads``: FFmpeg's threads (default: one per core).
+    window, damaged throughout, frames larger than ``max_pixels``). ``decode_threads``:
+    FFmpeg's threads (default: one per core).
     """
     check_readable(path)
     if not os.path.isfile(path):
@@ -87,7 +89,7 @@ def prepare_file(
     if digest in known:  # indexed already: the writer decides between skipped and moved
         return PreparedVideo(path=path, digest=digest)
     described = describe_video(path, config, device, timeout=timeout, stop=stop, extractor=extractor,
-                               threads=decode_threads)
+                               threads=decode_threads, max_pixels=max_pixels)
     info = described.info
     if window_count(len(described.blocks), config) == 0:
         lost = f"; {info.partial_reason()}" if info.partial else ""
@@ -120,11 +122,12 @@ def prepare_imported(imported: ImportedFeatures, config: IndexConfig) -> Prepare
 class FileReader(Protocol):
     """Prepares files for one writer: ``read`` yields one :data:`ReadResult` per path,
     in the order of ``paths``, consulting ``known`` (which the writer grows as it
-    commits) to skip content already indexed. Closing the iterator stops the work."""
+    commits) to skip content already indexed, and refusing frames larger than
+    ``max_pixels``. Closing the iterator stops the work."""
 
     def read(
         self, paths: Iterable[str | os.PathLike], *, config: IndexConfig, device: Device, extractor: Extractor,
-        known: set[str], timeout: float,
+        known: set[str], timeout: float, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> Iterator[ReadResult]: ...
 
 
@@ -139,7 +142,7 @@ class ThreadReader:
 
     def read(
         self, paths: Iterable[str | os.PathLike], *, config: IndexConfig, device: Device, extractor: Extractor,
-        known: set[str], timeout: float,
+        known: set[str], timeout: float, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> Iterator[ReadResult]:
         stop = threading.Event()
         queue: deque[tuple[str, Future]] = deque()
@@ -152,7 +155,7 @@ class ThreadReader:
                 path = absolute(raw)
                 queue.append((path, pool.submit(prepare_file, path, config=config, device=device, extractor=extractor,
                                                 known=known, timeout=timeout, stop=stop,
-                                                decode_threads=self.decode_threads)))
+                                                decode_threads=self.decode_threads, max_pixels=max_pixels)))
 
         try:
             for _ in range(self.files):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 
-from ..decode import DEFAULT_TIMEOUT
+from ..decode import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT
 from ..errors import VideoError
 from ..extractors import Extractor
 from ..models import IngestResult, VideoRecord
@@ -34,14 +34,14 @@ class IndexWriter:
     commit: a reader consults it to skip decoding content that is indexed already.
     ``extractor`` reads a file again whose content was indexed when it was read
     but removed before it was committed (None where nothing is read again:
-    imported features).
+    imported features), within ``timeout`` and ``max_pixels`` as the readers.
     """
 
     def __init__(self, folder: IndexFolder, *, extractor: Extractor | None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         self.folder = folder
         self.extractor = extractor
-        self.timeout = timeout
+        self.timeout, self.max_pixels = timeout, max_pixels
         self.known: set[str] = {record.hash for record in folder.videos.values()}
         self._last_save = time.monotonic()
 
@@ -66,7 +66,8 @@ class IndexWriter:
             same_path = snap.video_by_path(path)
         if same_content is not None:
             if same_content.path == path:
-                return IngestResult(path=path, status="skipped", video_id=same_content.id, duration_s=same_content.duration_s)
+                return IngestResult(path=path, status="skipped", video_id=same_content.id, duration_s=same_content.duration_s,
+                                    reason="already indexed")
             if not os.path.exists(same_content.path):
                 record = self.folder.move(same_content.id, path)
                 return IngestResult(path=path, status="moved", video_id=record.id, duration_s=record.duration_s)
@@ -74,7 +75,7 @@ class IndexWriter:
                                 reason=f"same content as {same_content.path}")
         if prepared.described is None:  # its twin was removed meanwhile: read it after all
             prepared = prepare_file(path, config=self.folder.config, device=self.extractor.device,
-                                    extractor=self.extractor, timeout=self.timeout)
+                                    extractor=self.extractor, timeout=self.timeout, max_pixels=self.max_pixels)
         described, info, damaged = prepared.described, prepared.described.info, prepared.damaged
         record = self.folder.commit(
             dict(path=path, hash=digest, duration_s=round(info.duration, 6), fps=round(info.fps, 6),

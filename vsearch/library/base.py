@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Protocol
 import numpy as np
 
 from ..config import IndexConfig
-from ..decode import DEFAULT_TIMEOUT
+from ..decode import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT
 from ..device import Device
 from ..errors import ConfigMismatchError, VideoError
 from ..extractors import ONNX_PREFIX, Extractor
@@ -74,8 +74,8 @@ class BaseIndex(ABC):
         """The stored blocks of one video by block number (zero over damaged spans)."""
 
     @abstractmethod
-    def writing(self, *, timeout: float = DEFAULT_TIMEOUT,
-                extractor: Extractor | None = None) -> AbstractContextManager[Writer]:
+    def writing(self, *, timeout: float = DEFAULT_TIMEOUT, extractor: Extractor | None = None,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> AbstractContextManager[Writer]:
         """Hold the writer lock(s) and yield what commits prepared files."""
 
     @abstractmethod
@@ -152,6 +152,7 @@ class BaseIndex(ABC):
         decoder: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_duration: float | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> QueryResult:
         """Find the library segments a clip comes from, best first.
 
@@ -170,12 +171,14 @@ class BaseIndex(ABC):
         naming another is refused (decoders differ in scaling and colour, so their
         vectors do not compare). ``timeout`` bounds a stalled decode, as in :meth:`add`;
         a clip longer than ``max_duration`` seconds raises :class:`ClipTooLongError`
-        before it is decoded whole. Over shards, hits name videos by library-wide id.
+        before it is decoded whole, and one of frames larger than ``max_pixels`` a
+        :class:`VideoError` before a frame is decoded. Over shards, hits name videos
+        by library-wide id.
         """
         self.check_decoder(decoder)
         return query_clip(clip, self.library(), device=self.device, extractor=self.extractor, k=k,
                           min_score=min_score, mirrored=mirrored, speeds=speeds, inset=inset, rotations=rotations,
-                          timeout=timeout, max_duration=max_duration)
+                          timeout=timeout, max_duration=max_duration, max_pixels=max_pixels)
 
     def query_features(
         self,
@@ -200,6 +203,7 @@ class BaseIndex(ABC):
         progress: ProgressCallback | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         reader: FileReader | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> list[IngestResult]:
         """Index video files (folders are not expanded here; see ``iter_video_files``).
 
@@ -208,7 +212,8 @@ class BaseIndex(ABC):
         file whose content changed is re-indexed, a moved file keeps its vectors. A
         damaged or truncated file is indexed as far as it plays (``partial``). A file
         whose decoding makes no progress for ``timeout`` seconds, or runs below a
-        tenth of real time, fails and the others go on.
+        tenth of real time, fails and the others go on, and so does one whose frames are
+        larger than ``max_pixels`` (read from its headers, before anything is decoded).
 
         ``reader`` decodes and describes the files (default: a few at a time in
         threads here; ``vsearch.cluster.RayReader`` on a Ray cluster); whoever reads
@@ -217,9 +222,9 @@ class BaseIndex(ABC):
         extractor = self.extractor  # made (and its model checked) before anything is read
         reader = reader or ThreadReader()
         results: list[IngestResult] = []
-        with self.writing(timeout=timeout, extractor=extractor) as writer:
+        with self.writing(timeout=timeout, extractor=extractor, max_pixels=max_pixels) as writer:
             read = reader.read(paths, config=self.config, device=self.device, extractor=extractor,
-                               known=writer.known, timeout=timeout)
+                               known=writer.known, timeout=timeout, max_pixels=max_pixels)
             try:
                 for path, prepared in read:
                     result = writer.commit(path, prepared)

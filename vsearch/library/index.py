@@ -12,12 +12,12 @@ import dataclasses
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from ..config import IndexConfig
-from ..decode import DEFAULT_TIMEOUT
+from ..decode import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT
 from ..device import Device, resolve_device
 from ..errors import ConfigMismatchError, FeatureFileError, NotIndexedError, VideoError
 from ..extractors import Extractor, create_extractor
@@ -121,14 +121,24 @@ class VideoIndex(BaseIndex):
     def view(self) -> "VideoIndex":
         """Another handle on this open index, as committed now, for long-lived processes.
 
-        It loads the vector file (mapped) and reconciles it with one snapshot of the
-        metadata store, so it shows every video committed so far, whole, by any
-        process. Writes through another handle never change it: a server queries
-        one view from many threads and publishes a new view after a commit. Each
-        view may write (it takes the writer lock like any handle) and shares this
-        index's store, so it must not outlive it; closing it releases only its lock.
+        It takes one snapshot of the metadata store and keeps it: the vector file
+        (mapped) is reconciled with it, and everything the view reads later (videos,
+        their stored windows, stats) is read there, so it shows every video committed
+        until then, whole, by any process, even one removed since. Writes through
+        another handle never change it: a server queries one view from many threads
+        and publishes a new view after a commit. Each view may write (it takes the
+        writer lock like any handle, and from then on reads the index as it is) and
+        shares this index's store, so it must not outlive it; close it when done
+        (that releases its snapshot and its lock). A commit that must grow the
+        metadata store waits until every view is closed: see :meth:`on_map_change`.
         """
         return VideoIndex(self._folder.view(), device=self.device, model=self._model)
+
+    def on_map_change(self, let_go: Callable[[], None]) -> Callable[[], None]:
+        """Call ``let_go`` when the metadata store must grow its map, which LMDB allows
+        only once no snapshot of this process is open: it should close the views it
+        keeps (new views wait until the map has grown). Returns the function that stops it."""
+        return self._folder.store.on_map_change(let_go)
 
     def generation(self) -> tuple:
         """A value that changes whenever something is committed to the index, by any
@@ -142,13 +152,14 @@ class VideoIndex(BaseIndex):
     # -- writes ---------------------------------------------------------------------
 
     @contextmanager
-    def writing(self, *, timeout: float = DEFAULT_TIMEOUT, extractor: Extractor | None = None) -> Iterator[IndexWriter]:
+    def writing(self, *, timeout: float = DEFAULT_TIMEOUT, extractor: Extractor | None = None,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[IndexWriter]:
         """Hold the writer lock and commit prepared files through the yielded
         :class:`IndexWriter`; the vector file is saved on the way out (also on error).
         ``extractor`` reads again a file whose twin was removed meanwhile (default: the index's)."""
         extractor = extractor or self.extractor
         with self._folder.writing():
-            yield IndexWriter(self._folder, extractor=extractor, timeout=timeout)
+            yield IndexWriter(self._folder, extractor=extractor, timeout=timeout, max_pixels=max_pixels)
 
     def add_features(
         self,
@@ -237,9 +248,14 @@ class VideoIndex(BaseIndex):
     def stats(self) -> IndexStats:
         return self._folder.stats()
 
-    def verify(self) -> VerifyReport:
-        """Check the vector file on disk against LMDB without changing anything."""
-        return self._folder.verify()
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Check the vector file on disk against LMDB, changing nothing; with ``repair``,
+        restore a repairable vector file from LMDB (under the writer lock) and check again."""
+        report = self._folder.verify()
+        if repair and report.status == "repairable":
+            self._folder.repair()
+            report = dataclasses.replace(self._folder.verify(), repaired=report.problems)
+        return report
 
 
 def default_index_path() -> Path:

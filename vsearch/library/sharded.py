@@ -39,7 +39,7 @@ from typing import Iterable, Iterator, Protocol, Sequence
 import numpy as np
 
 from ..config import IndexConfig
-from ..decode import DEFAULT_TIMEOUT
+from ..decode import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT
 from ..device import Device, resolve_device
 from ..errors import ConfigMismatchError, IndexNotFoundError, VideoError, VsearchError
 from ..extractors import Extractor, create_extractor
@@ -132,11 +132,15 @@ def read_manifest(path: str | os.PathLike) -> list[str]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IndexNotFoundError(f"{path}: no such manifest") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VsearchError(f"{path}: not a shard manifest ({exc})") from None
+    except OSError as exc:
+        raise VsearchError(f"{path}: cannot read shard manifest ({exc.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        data = None
     shards = data.get(MANIFEST_KEY) if isinstance(data, dict) else None
     if not isinstance(shards, list) or not shards or not all(isinstance(s, str) and s for s in shards):
-        raise VsearchError(f'{path}: not a shard manifest (expected {{"{MANIFEST_KEY}": ["folder", ...]}})')
+        # A video or any other file given as --index by mistake.
+        raise IndexNotFoundError(f"{path}: no vsearch index here: a file, not an index folder or a shard manifest "
+                                 f'({{"{MANIFEST_KEY}": ["folder", ...]}})')
     base = Path(path).resolve().parent
     return [str(base / s) for s in shards]
 
@@ -273,8 +277,8 @@ class ShardedIndex(BaseIndex):
         raise VsearchError("--from-features imports into one index, not into shards")
 
     @contextmanager
-    def writing(self, *, timeout: float = DEFAULT_TIMEOUT,
-                extractor: Extractor | None = None) -> Iterator["ShardedWriter"]:
+    def writing(self, *, timeout: float = DEFAULT_TIMEOUT, extractor: Extractor | None = None,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator["ShardedWriter"]:
         """Hold every shard's writer lock (in shard order) and commit through the
         yielded :class:`ShardedWriter`; only shards opened here can be written."""
         local = [shard.index for shard in self.shards if isinstance(shard, LocalShard)]
@@ -282,7 +286,8 @@ class ShardedIndex(BaseIndex):
             raise VsearchError("ingest into shards opened here (index folders or a manifest), not into Ray actors")
         extractor = extractor or self.extractor
         with ExitStack() as stack:
-            writers = [stack.enter_context(index.writing(timeout=timeout, extractor=extractor)) for index in local]
+            writers = [stack.enter_context(index.writing(timeout=timeout, extractor=extractor, max_pixels=max_pixels))
+                       for index in local]  # in shard order
             yield ShardedWriter(writers)
         self._refresh()
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import cells
 from ..config import IndexConfig
-from ..decode import DEFAULT_TIMEOUT, VideoSource
+from ..decode import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT, VideoSource
 from ..device import Device
 from ..errors import ClipTooShortError, FeatureFileError, VideoError, VsearchError
 from ..extractors import Extractor, create_extractor
@@ -168,7 +168,8 @@ class QueryClip:
     exactly what describing the turned frames gives.
     A clip longer than ``max_duration`` seconds is refused
     (:class:`~vsearch.errors.ClipTooLongError`) as soon as its headers or its
-    pictures show it, before it is held in memory whole.
+    pictures show it, before it is held in memory whole; one of frames larger than
+    ``max_pixels`` from its headers, before a frame is decoded.
     """
 
     def __init__(
@@ -184,12 +185,14 @@ class QueryClip:
         timeout: float = DEFAULT_TIMEOUT,
         extractor: Extractor | None = None,
         max_duration: float | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.path, self.config, self.device = os.fsdecode(os.fspath(path)), config, device
+        self.max_pixels = max_pixels
         self.extractor = extractor = extractor or create_extractor(config, device)
         speeds = check_speeds(speeds)
         source = VideoSource(path, width=config.width, height=config.height, decoder=config.decoder, timeout=timeout,
-                             max_duration=max_duration)
+                             max_duration=max_duration, max_pixels=max_pixels)
         per_speed = source.frames_at_rates([config.analysis_fps * s for s in speeds], integrate=True,
                                            pixel_format=extractor.pixel_format)
         self.duration = source.info.duration
@@ -256,7 +259,8 @@ class QueryClip:
         """
         config, scale = self.config, _INSET_DETAIL
         height, width = config.height * scale, config.width * scale
-        source = VideoSource(self.path, width=width, height=height, decoder=config.decoder, timeout=timeout)
+        source = VideoSource(self.path, width=width, height=height, decoder=config.decoder, timeout=timeout,
+                             max_pixels=self.max_pixels)
         cut: list[list[np.ndarray]] = [[] for _ in margins]
         for chunk in source.iter_frames(config.analysis_fps, chunk_frames=64, integrate=True,
                                         pixel_format=self.extractor.pixel_format):

@@ -268,14 +268,15 @@ def cover_frozen_ends(hit: Hit, frozen_share: Callable[[float, float], float], d
 def query_clip(
     clip: str | os.PathLike, library: Library, *, device: Device, extractor: Extractor, k: int, min_score: float,
     mirrored: bool, speeds: tuple[float, ...], inset: bool, rotations: bool, timeout: float,
-    max_duration: float | None,
+    max_duration: float | None, max_pixels: int | None,
 ) -> QueryResult:
     """Decode and describe ``clip`` once and search ``library`` (one index, or several
     shards merged: see ``vsearch.library.sharded``); the options are those of ``VideoIndex.query``."""
     if k < 1:
         raise VsearchError("k must be at least 1")
     reader = QueryClip(clip, library.config, device, mirrored=mirrored, speeds=check_speeds(speeds), inset=inset,
-                       rotations=rotations, timeout=timeout, extractor=extractor, max_duration=max_duration)
+                       rotations=rotations, timeout=timeout, extractor=extractor, max_duration=max_duration,
+                       max_pixels=max_pixels)
     hits = search_clip(reader, library, k=k, min_score=min_score)
     return QueryResult(query=os.fsdecode(os.fspath(clip)), duration=reader.duration, hits=hits,
                        window_scores=scored_windows(reader, library, hits))

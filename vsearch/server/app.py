@@ -5,6 +5,11 @@ processes, descriptors and FAISS release the GIL), so the event loop only moves
 bytes. Writes go to the :class:`JobRunner`'s single thread. Errors are the CLI's
 one-line messages with a 4xx status (see :data:`STATUS_OF`); a bug answers 500 with
 one line and the traceback goes to the server's log only.
+
+Before a request reaches a route it has passed, outermost first: the ``Host`` check
+(loopback), the token (:class:`~.guard.TokenGuard`, before any body byte is read),
+and the body's size and pace (:class:`~.guard.BodyLimit`); the connection itself is
+bounded by :mod:`.connections`.
 """
 
 from __future__ import annotations
@@ -12,9 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
-import re
-import shutil
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -24,11 +26,13 @@ from typing import Optional
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..errors import (
@@ -46,10 +50,13 @@ from ..library.index import VideoIndex
 from ..lock import WriterLock
 from ..models import IndexStats, QueryResult, VideoRecord
 from ..search.tuning import DEFAULT_MIN_SCORE
-from .config import ServerConfig
+from .config import BODY_IDLE_TIMEOUT, MAX_JSON_BYTES, MAX_PATHS, ServerConfig
+from .connections import connection_cap, listen, quiet_accept_errors, raise_fd_limit, uvicorn_settings
+from .guard import BodyLimit, TokenGuard, size_text
 from .jobs import Job, JobRunner
 from .live import LiveIndex
-from .security import AllowedRoots, check_bind, is_loopback, token_matches
+from .security import AllowedRoots, check_bind, is_loopback, loopback_host_names, shown_path
+from .uploads import UploadFolder, upload_route
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +73,18 @@ STATUS_OF: tuple[tuple[type[VsearchError], int], ...] = (
     (VsearchError, 400),
 )
 
-#: Room for the multipart framing and form fields around an upload.
-_FORM_OVERHEAD = 1 << 20
+#: Room for the form fields and multipart framing around a clip upload (the clip's
+#: own limit is checked as it is written: this only bounds what comes with it).
+_FORM_ROOM = 1 << 20
+
+#: Form fields of ``POST /query`` (clip, path, k, min_score), with room for stray ones.
+_QUERY_FIELDS = 8
+
+#: Bytes of one form field that is not a file (a path is refused past MAX_PATH_BYTES).
+_FIELD_BYTES = 64 << 10
+
+#: Characters of a request path quoted in the log.
+_LOGGED_PATH = 200
 
 
 class ErrorBody(BaseModel):
@@ -82,10 +99,11 @@ class Health(BaseModel):
 
 
 class AddVideos(BaseModel):
-    """Files or folders (searched recursively) under an allowed folder; relative paths
-    start at the first ``--allow-dir``."""
+    """Video files or folders to add."""
 
-    paths: list[str] = Field(min_length=1, examples=[["news/2024-06-01.mp4", "archive/"]])
+    paths: list[str] = Field(min_length=1, max_length=MAX_PATHS, examples=[["news/2024-06-01.mp4", "archive/"]],
+                             description="Files or folders (searched recursively) under an allowed folder (a relative "
+                                         "one is taken from the first --allow-dir).")
 
 
 def _errors(*codes: int) -> dict:
@@ -94,76 +112,6 @@ def _errors(*codes: int) -> dict:
 
 def status_of(exc: VsearchError) -> int:
     return next(code for cls, code in STATUS_OF if isinstance(exc, cls))
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-class UploadLimit:
-    """ASGI middleware: a request body over ``max_bytes`` is answered 413 before it is
-    all read (a declared Content-Length at once, a chunked body when it passes)."""
-
-    def __init__(self, app, *, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def _refuse(self, scope, send) -> None:
-        body = {"detail": f"request body larger than {self.max_bytes / (1 << 20):.0f} MiB"}
-        await JSONResponse(body, status_code=413, headers={"Connection": "close"})(scope, None, send)
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, send)
-            return
-        received, over = 0, False
-
-        async def counted_receive():
-            nonlocal received, over
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    over = True
-                    raise _BodyTooLarge
-            return message
-
-        async def guarded_send(message) -> None:
-            if not over:  # the app's answer to a body cut short is replaced by ours
-                await send(message)
-
-        try:
-            await self.app(scope, counted_receive, guarded_send)
-        except Exception:
-            if not over:
-                raise
-        if over:
-            await self._refuse(scope, send)
-
-
-def _upload_suffix(filename: str) -> str:
-    """The upload's extension if it is a plain one (it helps nothing else; names are never used)."""
-    suffix = Path(filename).suffix.lower()
-    return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
-
-
-async def _save_upload(upload: UploadFile, folder: Path, limit: int, shown: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix="clip-", suffix=_upload_suffix(shown), dir=folder)
-    written = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while chunk := await upload.read(1 << 20):
-                written += len(chunk)
-                if written > limit:
-                    raise UploadTooLargeError(shown, f"larger than the {limit / (1 << 20):g} MiB allowed")
-                await run_in_threadpool(out.write, chunk)
-    except BaseException:
-        os.unlink(name)
-        raise
-    return Path(name)
 
 
 class Server:
@@ -175,20 +123,28 @@ class Server:
         index = VideoIndex.open(config.index, create=True, device=config.device)
         try:
             self.live = LiveIndex(index, refresh_interval=config.refresh_interval)
-            self.jobs = JobRunner(self.live, decode_timeout=config.decode_timeout)
+            self.jobs = JobRunner(self.live, decode_timeout=config.decode_timeout, max_pixels=config.max_pixels)
         except BaseException:
             index.close()
             raise
         self.pool = ThreadPoolExecutor(max_workers=config.query_workers, thread_name_prefix="vsearch-query")
-        base = Path(config.upload_dir) if config.upload_dir else Path(tempfile.gettempdir())
-        self.upload_dir = Path(tempfile.mkdtemp(prefix="vsearch-serve-", dir=base))
+        self.uploads = UploadFolder(Path(config.upload_dir) if config.upload_dir else Path(tempfile.gettempdir()))
 
     async def in_pool(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     def query(self, clip: Path, k: int, min_score: float) -> QueryResult:
-        return self.live.current().query(clip, k=k, min_score=min_score, timeout=self.config.decode_timeout,
-                                         max_duration=self.config.max_clip_seconds)
+        with self.live.reading() as view:  # one view for the whole query, whatever is committed meanwhile
+            return view.query(clip, k=k, min_score=min_score, timeout=self.config.decode_timeout,
+                              max_duration=self.config.max_clip_seconds, max_pixels=self.config.max_pixels)
+
+    def videos(self) -> list[VideoRecord]:
+        with self.live.reading() as view:
+            return view.videos()
+
+    def stats(self) -> IndexStats:
+        with self.live.reading() as view:
+            return view.stats()
 
     def check_writable(self) -> None:
         """Fail now, rather than in the job, if another process is writing the index."""
@@ -202,7 +158,35 @@ class Server:
         self.jobs.close()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.live.close()
-        shutil.rmtree(self.upload_dir, ignore_errors=True)
+        self.uploads.close()
+
+
+def _body_limit(config: ServerConfig):
+    """Bytes of body each request may send (a clip upload's, or a little JSON), and
+    what a larger one is told."""
+    upload = (config.max_upload_bytes + _FORM_ROOM, f"upload larger than the {size_text(config.max_upload_bytes)} "
+                                                    "allowed (--max-upload-mb)")
+    other = (MAX_JSON_BYTES, f"request body larger than the {size_text(MAX_JSON_BYTES)} allowed")
+
+    def limit_of(scope) -> tuple[int, str]:
+        return upload if scope["path"] == "/query" else other
+
+    return limit_of
+
+
+def _add_docs(app: FastAPI) -> None:
+    """The API page, Swagger UI from the ``swagger-ui-bundle-v2`` package (no CDN: it
+    works offline), behind the token like every other page."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon-32x32.png")
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -212,6 +196,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        quiet_accept_errors(asyncio.get_running_loop())
         try:
             yield
         finally:
@@ -223,12 +208,17 @@ def create_app(config: ServerConfig) -> FastAPI:
         description="Find which library video, and which seconds, a clip comes from. Every endpoint but "
                     "/health needs `Authorization: Bearer TOKEN` when the server has a token.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.server = server
-    app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes + _FORM_OVERHEAD)
+    # Added innermost first: a request meets the Host check, then the token, then the body's limits.
+    app.add_middleware(BodyLimit, limit_of=_body_limit(config), idle_timeout=BODY_IDLE_TIMEOUT)
+    if config.token is not None:
+        app.add_middleware(TokenGuard, token=config.token)
     if is_loopback(config.host):
         # A web page the user visits must not reach a loopback server by a DNS name of its own.
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=loopback_host_names(config.host))
 
     @app.exception_handler(VsearchError)
     async def _vsearch_error(request: Request, exc: VsearchError) -> JSONResponse:
@@ -237,31 +227,33 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}" for e in exc.errors()]
-        return JSONResponse({"detail": "; ".join(parts)}, status_code=422)
+        return JSONResponse({"detail": "; ".join(dict.fromkeys(parts))}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        log.error("internal error on %s %s", request.method, shown_path(request.url.path, _LOGGED_PATH), exc_info=exc)
         return JSONResponse({"detail": f"internal error: {type(exc).__name__} (details in the server's log)"},
                             status_code=500)
 
+    _add_docs(app)
+    # The token is checked by TokenGuard before the body is read; this only documents it.
     bearer = HTTPBearer(auto_error=False, description="The server's --token, when it has one.")
-
-    def authorised(request: Request, _: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> None:
-        if config.token is not None and not token_matches(request.headers.get("authorization"), config.token):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     @app.get("/health", response_model=Health, tags=["server"])
     async def health() -> Health:
         """Whether the server is up (no token needed, tells nothing about the index)."""
         return Health()
 
-    api = APIRouter(dependencies=[Depends(authorised)], responses=_errors(401))
+    api = APIRouter(dependencies=[Depends(bearer)], responses=_errors(401))
+    uploads = APIRouter(dependencies=[Depends(bearer)], responses=_errors(401), route_class=upload_route(
+        server.uploads.path, max_file_bytes=config.max_upload_bytes, max_fields=_QUERY_FIELDS,
+        max_field_bytes=_FIELD_BYTES))
 
-    @api.post("/query", response_model=QueryResult, tags=["search"], responses=_errors(403, 413, 422))
+    @uploads.post("/query", response_model=QueryResult, tags=["search"], responses=_errors(403, 408, 413, 422))
     async def query(
         clip: Optional[UploadFile] = File(None, description="The clip, uploaded."),
-        path: Optional[str] = Form(None, description="Or a clip's path under an allowed folder."),
+        path: Optional[str] = Form(None, description="Or a clip's path under an allowed folder (a relative one is "
+                                                     "taken from the first --allow-dir)."),
         k: int = Form(5, ge=1, le=1000, description="Segments to return."),
         min_score: float = Form(DEFAULT_MIN_SCORE, ge=0.0, le=1.0, description="Hide hits scoring below this."),
     ) -> dict:
@@ -269,43 +261,34 @@ def create_app(config: ServerConfig) -> FastAPI:
         if (clip is None) == (path is None):
             raise HTTPException(422, "give either a clip upload (field 'clip') or a server-side path (field 'path')")
         if path is not None:
-            real = await run_in_threadpool(server.roots.resolve_file, path)
-            try:
-                result = await server.in_pool(server.query, real, k, min_score)
-            except VideoError as exc:  # named as the client named it
-                raise type(exc)(path, exc.reason) from None
-            return dataclasses.replace(result, query=path).to_dict()
-        shown = clip.filename or "upload"
-        saved = await _save_upload(clip, server.upload_dir, config.max_upload_bytes, shown)
+            real, shown = await run_in_threadpool(server.roots.resolve_file, path), shown_path(path)
+        else:  # written to the upload folder as it arrived; deleted with the request
+            real, shown = Path(clip.file.name), shown_path(clip.filename or "upload")
         try:
-            result = await server.in_pool(server.query, saved, k, min_score)
-        except VideoError as exc:
+            result = await server.in_pool(server.query, real, k, min_score)
+        except VideoError as exc:  # named as the client named it
             raise type(exc)(shown, exc.reason) from None
-        finally:
-            os.unlink(saved)
         return dataclasses.replace(result, query=shown).to_dict()
 
-    @api.post("/videos", status_code=202, response_model=Job, tags=["library"], responses=_errors(403, 409, 422))
+    @api.post("/videos", status_code=202, response_model=Job, tags=["library"], responses=_errors(403, 409, 413, 422))
     async def add_videos(body: AddVideos) -> Job:
         """Add video files or folders; returns the job (see `GET /jobs/{id}`)."""
         files = await run_in_threadpool(server.roots.expand, body.paths)
         if not files:
-            raise HTTPException(422, f"{', '.join(body.paths)}: no video files there")
+            raise HTTPException(422, f"{', '.join(map(shown_path, body.paths))}: no video files there")
         await run_in_threadpool(server.check_writable)
         return server.jobs.add(files)
 
     @api.get("/videos", response_model=list[VideoRecord], tags=["library"])
     async def list_videos() -> list[dict]:
         """The indexed videos, in id order."""
-        view = await run_in_threadpool(server.live.current)  # may re-read the index: not on the event loop
-        return [r.to_dict() for r in view.videos()]
+        return [r.to_dict() for r in await run_in_threadpool(server.videos)]  # may re-read the index
 
     @api.delete("/videos/{video_id}", status_code=202, response_model=Job, tags=["library"],
                 responses=_errors(404, 409))
     async def remove_video(video_id: int) -> Job:
         """Remove one video (other ids never change); returns the job."""
-        view = await run_in_threadpool(server.live.current)
-        record = next((r for r in view.videos() if r.id == video_id), None)
+        record = next((r for r in await run_in_threadpool(server.videos) if r.id == video_id), None)
         if record is None:
             raise NotIndexedError(f"video {video_id}: not in the index")
         await run_in_threadpool(server.check_writable)
@@ -316,26 +299,37 @@ def create_app(config: ServerConfig) -> FastAPI:
         """An addition's or removal's progress and per-file status."""
         job = server.jobs.get(job_id)
         if job is None:
-            raise HTTPException(404, f"job {job_id}: no such job (jobs are kept in memory until the server stops)")
+            raise HTTPException(404, f"job {shown_path(job_id)}: no such job (jobs are kept in memory until the "
+                                     "server stops)")
         return job
 
     @api.get("/stats", response_model=IndexStats, tags=["library"])
     async def stats() -> dict:
         """What the index holds and how it was built (`vsearch stats --json`)."""
-        return (await run_in_threadpool(lambda: server.live.current().stats())).to_dict()
+        return (await run_in_threadpool(server.stats)).to_dict()
 
+    app.include_router(uploads)
     app.include_router(api)
     return app
 
 
 def serve(config: ServerConfig) -> None:
-    """Check the settings, open the index, and serve until interrupted."""
+    """Check the settings, listen, open the index, and serve until interrupted."""
     import uvicorn
 
     check_bind(config.host, config.token)
-    app = create_app(config)
-    stats = app.state.server.live.current().stats()
-    print(f"vsearch serve: index {stats.path} ({stats.videos} videos) on http://{config.host}:{config.port}"
-          f"{'' if config.token else ' (no token)'}; API at /docs", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10)
+    sock = listen(config.host, config.port)  # a port in use fails here, before the index is touched
+    try:
+        fd_limit = raise_fd_limit()
+        connections = connection_cap(config.max_connections, fd_limit)
+        app = create_app(config)
+        stats = app.state.server.stats()
+        print(f"vsearch serve: index {stats.path} ({stats.videos} videos) on http://{config.host}:{config.port}"
+              f"{'' if config.token else ' (no token)'}; API at /docs", file=sys.stderr, flush=True)
+        if connections < config.max_connections:
+            print(f"vsearch serve: at most {connections} connections (--max-connections {config.max_connections}): "
+                  f"the open-files limit is {fd_limit}", file=sys.stderr, flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, **uvicorn_settings(config, connections)))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

@@ -71,9 +71,9 @@ class _Cancelled(Exception):
 class JobRunner:
     """Runs jobs one after the other in one thread, against a :class:`LiveIndex`."""
 
-    def __init__(self, live: LiveIndex, *, decode_timeout: float) -> None:
+    def __init__(self, live: LiveIndex, *, decode_timeout: float, max_pixels: int | None) -> None:
         self._live = live
-        self._decode_timeout = decode_timeout
+        self._decode_timeout, self._max_pixels = decode_timeout, max_pixels
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -156,7 +156,7 @@ class JobRunner:
                 raise _Cancelled
 
         with self._live.index.view() as writer:
-            writer.add(job_paths(job), progress=progress, timeout=self._decode_timeout)
+            writer.add(job_paths(job), progress=progress, timeout=self._decode_timeout, max_pixels=self._max_pixels)
 
     def _run_remove(self, job: Job) -> None:
         with self._live.index.view() as writer:

@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import shutil
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -64,20 +64,22 @@ class IndexFolder:
     """
 
     def __init__(self, path: str | os.PathLike, *, config: IndexConfig, store: MetaStore, repair: bool = True,
-                 owns_store: bool = True) -> None:
+                 owns_store: bool = True, pinned: bool = False) -> None:
         self.path = str(path)
         self.config = config
         self.store = store
         self._owns_store = owns_store
         self._lock = WriterLock(self.path)
-        with store.snapshot() as snap:
+        self._reads = store.reads(pinned=pinned)  # a view reads its own snapshot (see view)
+        with self._reads.snapshot() as snap:
             self.index_type = snap.meta("index_type") or vectorstore.DEFAULT_INDEX_TYPE
             #: "auto" (type follows library size) or a fixed FAISS factory string.
             self.index_policy = snap.meta("index_policy") or self.index_type
         #: Committed videos by id, as this handle's vectors hold them.
         self.videos: dict[int, VideoRecord] = {}
-        if self._load_vectors(mapped=True) and repair and not store.readonly:
-            self._persist_repair()
+        if self._load_vectors(mapped=True, warn=repair) and repair and not store.readonly:
+            with suppress(VsearchError):  # a writer holds the lock (it will save); this copy is whole anyway
+                self.repair(wait=0.0)
 
     @staticmethod
     def exists(path: str | os.PathLike) -> bool:
@@ -112,9 +114,9 @@ class IndexFolder:
         except RebuildNeededError as exc:
             store.close()
             raise RebuildNeededError(f"{path}: rebuild needed: run `vsearch rebuild --index {path}` ({exc})") from None
-        except ConfigMismatchError as exc:
+        except (ConfigMismatchError, IndexCorruptError) as exc:
             store.close()
-            raise ConfigMismatchError(f"{path}: {exc}") from None
+            raise type(exc)(f"{path}: {exc}") from None
         if config is not None and config != stored:
             store.close()
             raise ConfigMismatchError(
@@ -125,19 +127,19 @@ class IndexFolder:
         return cls(path, config=stored, store=store, repair=repair)
 
     def view(self) -> "IndexFolder":
-        """Another handle on this folder, as committed now, sharing its store (see ``VideoIndex.view``)."""
-        return IndexFolder(self.path, config=self.config, store=self.store, repair=False, owns_store=False)
+        """Another handle on this folder sharing its store, which keeps the snapshot of
+        the metadata store it was opened with until it writes or closes (see ``VideoIndex.view``)."""
+        return IndexFolder(self.path, config=self.config, store=self.store, repair=False, owns_store=False, pinned=True)
 
     def close(self) -> None:
+        self._reads.unpin()
         self._lock.release()
         if self._owns_store:
             self.store.close()
 
-    @contextmanager
-    def snapshot(self) -> Iterator[Snapshot]:
-        """One read transaction of the metadata store (records by id, path or hash; blocks)."""
-        with self.store.snapshot() as snap:
-            yield snap
+    def snapshot(self) -> AbstractContextManager[Snapshot]:
+        """One read transaction of the metadata store (records by id, path or hash; blocks): a view's own."""
+        return self._reads.snapshot()
 
     def generation(self) -> tuple:
         """A value that changes whenever something is committed to the index, by any
@@ -155,11 +157,12 @@ class IndexFolder:
     def vector_file(self) -> str:
         return os.path.join(self.path, vectorstore.FILENAME)
 
-    def _load_vectors(self, *, mapped: bool = False) -> bool:
+    def _load_vectors(self, *, mapped: bool = False, warn: bool = True) -> bool:
         """Load the vector file and reconcile it with LMDB; True if it needed repair.
 
         ``mapped`` maps the file (cheap for queries) unless it needs repair, which
-        is done on a loaded copy; writers always reload a copy.
+        is done on a loaded copy; writers always reload a copy. ``warn``: say so when
+        the file cannot be read (not for a pure check, whose report says it).
         """
         damaged = False
         try:
@@ -169,7 +172,8 @@ class IndexFolder:
                 loaded = VectorStore.load(self.vector_file)
         except IndexCorruptError as exc:
             # The file is derived data: rebuild it from LMDB rather than refuse to open.
-            log.warning("%s; rebuilding it from the metadata store", exc)
+            if warn:
+                log.warning("%s; rebuilding it from the metadata store", exc)
             loaded, damaged = None, True
         if loaded is not None and loaded.dim != self.config.dim:
             raise ConfigMismatchError(f"{self.vector_file}: vector dimension {loaded.dim} != configured {self.config.dim}")
@@ -177,25 +181,23 @@ class IndexFolder:
         added, dropped = self._reconcile()
         return damaged or bool(added or dropped)
 
-    def _persist_repair(self) -> None:
-        """Save a repaired vector file now, unless a writer is busy (it will save)."""
+    def repair(self, *, wait: float = WRITER_WAIT_S) -> None:
+        """Restore the vector file from the metadata store where they differ, and save it
+        (under the writer lock: :class:`IndexLockedError` while another writer holds it)."""
+        self._lock.acquire(wait=wait)
         try:
-            self._lock.acquire()
-        except VsearchError:
-            return
-        try:
-            self._load_vectors()  # re-read under the lock: a writer may have just saved
+            self._load_vectors(warn=False)  # re-read under the lock: a writer may have just saved
             self.save_vectors()
         finally:
             self._lock.release()
 
     def _gaps(self, vectors: VectorStore) -> tuple[list[int], list[VideoRecord]]:
-        with self.store.snapshot() as snap:
+        with self._reads.snapshot() as snap:
             return _gaps_between({rec.id: rec for rec in snap.videos()}, vectors, self.config)
 
     def _reconcile(self) -> tuple[int, int]:
         """Make the in-memory vectors match LMDB; returns (videos added, videos dropped)."""
-        with self.store.snapshot() as snap:
+        with self._reads.snapshot() as snap:
             self.videos = {rec.id: rec for rec in snap.videos()}
             stale, missing = _gaps_between(self.videos, self.vectors, self.config)
             self.vectors.remove_videos(stale)
@@ -236,6 +238,7 @@ class IndexFolder:
             raise VsearchError(f"{self.path}: index folder is read-only")
         # A reader saving a repair holds the lock for a moment: wait that out.
         self._lock.acquire(wait=WRITER_WAIT_S)
+        self._reads.unpin()  # a writer works on the index as it is now
         # Temporary files of a writer that was killed mid-save.
         for name in os.listdir(self.path):
             if name.startswith(".vectors-") and name.endswith(".tmp"):
@@ -340,12 +343,12 @@ class IndexFolder:
         """Full-precision window vectors by id, from the stored blocks (NaN for a
         window of a video no longer stored): what a compact index's candidates are
         re-ranked with."""
-        blocks = self.store.window_blocks(ids, self.config.window_blocks, self.config.block_dim)
+        blocks = self._reads.window_blocks(ids, self.config.window_blocks, self.config.block_dim)
         return windows_from_blocks(blocks, self.config, region_codes(ids))
 
     def video_blocks(self, video_id: int) -> np.ndarray:
         """The stored blocks of one video by block number (zero over damaged spans)."""
-        with self.store.snapshot() as snap:
+        with self._reads.snapshot() as snap:
             record = snap.video(video_id)
             if record is None:
                 raise NotIndexedError(f"video {video_id} is not in the index")
@@ -353,7 +356,7 @@ class IndexFolder:
 
     def stats(self) -> IndexStats:
         """What the folder holds, its size on disk and its settings."""
-        with self.store.snapshot() as snap:
+        with self._reads.snapshot() as snap:
             created, updated = snap.meta("created"), snap.meta("updated")
         size = self.store.disk_bytes()
         if os.path.exists(self.vector_file):
@@ -374,34 +377,35 @@ class IndexFolder:
         )
 
     def verify(self) -> VerifyReport:
-        """Check the vector file on disk against LMDB without changing anything."""
-        problems = []
+        """Check the vector file on disk against LMDB without changing anything: its
+        ``problems`` (repairable from LMDB) and LMDB's own ``damage`` (beyond repair)."""
+        problems, damage = [], []
         with self.store.snapshot() as snap:
             videos = {rec.id: rec for rec in snap.videos()}
             for rec in videos.values():
                 try:
                     snap.blocks(rec, self.config.block_dim)
                 except VsearchError as exc:
-                    problems.append(str(exc))
+                    damage.append(str(exc))
+        on_disk = VectorStore.create(self.config.dim, self.index_type)
         if not os.path.exists(self.vector_file):
-            on_disk = VectorStore.create(self.config.dim, self.index_type)
-            if videos:
-                problems.append(f"{self.vector_file}: missing")
+            problems += [f"{self.vector_file}: missing"] if videos else []
         else:
             try:
                 on_disk = VectorStore.load(self.vector_file)
             except IndexCorruptError as exc:
                 problems.append(str(exc))
-                on_disk = VectorStore.create(self.config.dim, self.index_type)
-        held = _windows_per_video(on_disk.ids())
+        # A missing or unreadable file lacks every video: said once, not once per video.
+        held = {vid: rec.windows for vid, rec in videos.items()} if problems else _windows_per_video(on_disk.ids())
         for vid, rec in videos.items():
             if held.get(vid, 0) != entry_count(rec, self.config):
-                problems.append(f"video {vid} ({rec.path}): {held.get(vid, 0)} vectors on disk, "
-                                f"expected {entry_count(rec, self.config)}")
+                problems.append(f"video {vid} ({rec.path}): committed, but {held.get(vid, 0)} of its "
+                                f"{entry_count(rec, self.config)} vectors are in the vector file")
         for vid in set(held) - set(videos):
-            problems.append(f"video {vid}: {held[vid]} vectors on disk for a video that is not committed")
-        return VerifyReport(ok=not problems, videos=len(videos), vectors=on_disk.ntotal,
-                            partial_videos=sum(rec.partial for rec in videos.values()), problems=problems)
+            problems.append(f"video {vid}: {held[vid]} vectors in the vector file for a video that is not committed")
+        return VerifyReport(ok=not problems and not damage, videos=len(videos), vectors=on_disk.ntotal,
+                            partial_videos=sum(rec.partial for rec in videos.values()), problems=problems,
+                            damage=damage)
 
 
 def _worth_retraining(current: str, wanted: str) -> bool:

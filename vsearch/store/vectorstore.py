@@ -15,7 +15,7 @@ import tempfile
 import faiss
 import numpy as np
 
-from ..errors import ConfigMismatchError, IndexCorruptError
+from ..errors import ConfigMismatchError, IndexCorruptError, IndexTypeError
 from ..windows import WINDOW_BITS
 from .matches import Matches
 
@@ -130,7 +130,7 @@ def check_trainable(index_type: str, n_vectors: int) -> None:
         return
     lists = 2 ** int(np.floor(np.log2(n_vectors / MIN_POINTS_PER_CENTROID))) if n_vectors >= 4 * 39 else 0
     instead = f"IVF{lists},Flat or Flat" if lists >= 4 else "Flat"
-    raise ConfigMismatchError(
+    raise IndexTypeError(
         f"{part} needs at least {needed:,} training vectors; this index has {n_vectors:,}; use {instead}"
     )
 
@@ -183,14 +183,14 @@ class VectorStore:
         """An empty store of a FAISS factory type (``Flat``, ``IVF1024,Flat``, ``IVF4096,SQfp16``...)."""
         if (not index_type.startswith(_REMOVABLE_PREFIXES)
                 or any(word in index_type for word in ("HNSW", "IDMap", "Refine", "RFlat"))):
-            raise ConfigMismatchError(
+            raise IndexTypeError(
                 f"index type {index_type!r} is not supported: use Flat or an IVF factory string "
                 "(graph and refine indexes cannot remove videos in place)"
             )
         try:
             inner = faiss.index_factory(dim, index_type, faiss.METRIC_L2)
         except RuntimeError as exc:
-            raise ConfigMismatchError(f"invalid index type {index_type!r}: {faiss_reason(exc)}") from None
+            raise IndexTypeError(f"invalid index type {index_type!r}: {faiss_reason(exc)}") from None
         return cls(inner if _extract_ivf(inner) is not None else faiss.IndexIDMap2(inner))
 
     @property
@@ -225,7 +225,7 @@ class VectorStore:
         try:
             self.index.train(np.ascontiguousarray(vectors, dtype=np.float32))
         except RuntimeError as exc:
-            raise ConfigMismatchError(
+            raise IndexTypeError(
                 f"cannot train the index on {len(vectors)} vectors ({faiss_reason(exc)}); "
                 "use a smaller IVF list count or Flat"
             ) from None
