@@ -21,13 +21,14 @@ import numpy as np
 from ..config import IndexConfig
 from ..decode import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT
 from ..device import Device
-from ..errors import ConfigMismatchError, VideoError
+from ..errors import ConfigMismatchError, VideoError, VsearchError
 from ..extractors import ONNX_PREFIX, Extractor
 from ..featurefiles.read import FeatureReading
 from ..featurefiles.sources import FeatureSource
 from ..ingest.readers import FileReader, PreparedVideo, ThreadReader
 from ..models import IndexStats, IngestResult, LibraryStats, QueryResult, VideoRecord
 from ..search.clip import DEFAULT_SPEEDS
+from ..search.calibration import MEASURE_FROM_VIDEOS
 from ..search.library import Library
 from ..search.pipeline import query_clip, query_feature_file
 from ..search.tuning import DEFAULT_MIN_SCORE
@@ -135,9 +136,30 @@ class BaseIndex(ABC):
         return video_windows(self.video_blocks(video_id), self._videos_by_id()[video_id], self.config)
 
     def library(self) -> Library:
-        """What the query path reads: the videos, the neighbour search and the stored blocks."""
+        """What the query path reads: the videos, the neighbour search, the stored blocks
+        and the noise levels measured on the library (if any)."""
         return Library(config=self.config, videos=self._videos_by_id(), search=self.nearest,
-                       blocks=functools.lru_cache(maxsize=64)(self.video_blocks))
+                       blocks=functools.lru_cache(maxsize=64)(self.video_blocks), noise=(self.noise_levels() or {}).get("levels"))
+
+    def noise_levels(self) -> dict | None:
+        """The noise levels measured on this library and its size then (:meth:`calibrate`), or None."""
+        return None
+
+    def calibrate(self) -> dict:
+        """Measure the noise levels of this library's comparisons (see
+        :mod:`vsearch.search.calibration`) and keep them, so a score means the same
+        for any features; returns them. Kernel features keep their own levels."""
+        raise VsearchError(f"{self.path}: only a single index measures its noise levels")
+
+    def _calibrate_if_grown(self) -> None:
+        """Measure the noise levels again after an ingest that grew a library of learned
+        or imported features by a quarter (the kernels' levels are known)."""
+        if self.config.extractor == "kernels":
+            return
+        count = len(self._videos_by_id())
+        last = (self.noise_levels() or {}).get("videos", 0)
+        if count >= MEASURE_FROM_VIDEOS and count >= 1.25 * last:
+            self.calibrate()
 
     def query(
         self,
@@ -233,4 +255,5 @@ class BaseIndex(ABC):
                         progress(result)
             finally:
                 read.close()  # files still being read are abandoned
+        self._calibrate_if_grown()
         return results

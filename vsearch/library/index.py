@@ -28,6 +28,8 @@ from ..ingest.writer import IndexWriter
 from ..models import IndexStats, IngestResult, VerifyReport, VideoRecord
 from ..store.folder import IndexFolder, finish_pending
 from ..store.matches import Matches
+from ..search.calibration import RAW, measure_noise
+from ..search.pipeline import search_clip
 from .base import BaseIndex, ProgressCallback
 
 __all__ = ["VideoIndex", "default_index_path"]
@@ -194,6 +196,7 @@ class VideoIndex(BaseIndex):
                 results.append(result)
                 if progress is not None:
                     progress(result)
+        self._calibrate_if_grown()
         return results
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> list[VideoRecord]:
@@ -244,6 +247,21 @@ class VideoIndex(BaseIndex):
         """Indexed videos, in id order."""
         videos = self._folder.videos
         return [videos[vid] for vid in sorted(videos)]
+
+    def noise_levels(self) -> dict | None:
+        """The noise levels measured on this library and its size then (:meth:`calibrate`), or None."""
+        with self._folder.snapshot() as snap:
+            return snap.meta("noise_levels")
+
+    def calibrate(self) -> dict:
+        """Measure the noise levels of this library's comparisons (see
+        :mod:`vsearch.search.calibration`) and keep them in the index, so a score means
+        the same for any features; returns them. (Kernel features keep their own.)"""
+        library = dataclasses.replace(self.library(), noise=RAW)
+        levels = measure_noise(library, lambda clip, lib: search_clip(clip, lib, k=5, min_score=0.3))
+        measured = {"levels": levels, "videos": len(library.videos)}
+        self._folder.store.set_meta("noise_levels", measured)
+        return measured
 
     def stats(self) -> IndexStats:
         return self._folder.stats()

@@ -26,6 +26,8 @@ class Library:
     videos: dict[int, VideoRecord]
     search: Callable[[np.ndarray, int], Matches]
     blocks: Callable[[int], np.ndarray]
+    #: Noise levels measured on the library (see :mod:`.calibration`), or None.
+    noise: dict | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "windows", functools.lru_cache(maxsize=256)(self._windows))

@@ -152,7 +152,7 @@ def rescore_overlaid(hits: list[Hit], clip: Clip, library: Library, detected: np
             video = library.detail(hit.video_id)
             for mask, margin in masks:
                 masked, raw = rescore_masked(hit, windows, video, mask, config, library.videos[hit.video_id])
-                score = calibrate(raw, config, FRAME, int(hit.speed != 1.0) + hit.mirrored) - margin
+                score = calibrate(raw, config, FRAME, int(hit.speed != 1.0) + hit.mirrored, library.noise) - margin
                 if score > best.score:
                     best = replace(masked, score=min(score, AMBIGUOUS_SCORE) if hit.ambiguous else score)
         rescored.append(best)

@@ -158,7 +158,7 @@ def find_segments(
         blocks=library.blocks if library.config.pooled else None,
     )
     return aggregate(searched.windows, searched.matches, library.videos, library.config, k=k, min_score=floor,
-                     aligner=aligner if refined else None, memo=memo)
+                     aligner=aligner if refined else None, memo=memo, noise=library.noise)
 
 
 def aggregate(
@@ -171,13 +171,15 @@ def aggregate(
     min_score: float,
     aligner: Aligner | None = None,
     memo: Memo | None = None,
+    noise: dict | None = None,
 ) -> list[Hit]:
     """Turn per-window neighbours (``matches``) into the top ``k`` segment hits with score >= ``min_score``.
 
     With an ``aligner``, each hit's start and speed are refined by aligning the clip
     with the video's stored windows (see :func:`.align.refine`), and the hit is scored
     at that alignment, at the detail of its region (:func:`.align.verified_score`),
-    calibrated (:func:`.calibration.calibrate`); an ambiguous hit's score is capped at
+    calibrated (:func:`.calibration.calibrate`, with the ``noise`` levels measured on
+    the library if any); an ambiguous hit's score is capped at
     ``AMBIGUOUS_SCORE``. A segment that repeats a better one
     (:func:`.votes.is_duplicate`) is dropped.
     """
@@ -196,10 +198,11 @@ def aggregate(
             if key not in memo.verified:
                 # Aligning is the costly part: a segment whose vote cannot reach its kind's
                 # noise level by far is scored where it was voted.
-                worth = hit.score >= noise_level(config, region_of(hit)) - REFINE_MARGIN
+                worth = hit.score >= noise_level(config, region_of(hit), noise) - REFINE_MARGIN
                 found = refine(hit, segment.offset, aligner, config, videos[hit.video_id]) if worth else hit
                 edits = int(found.speed != 1.0) + found.mirrored + found.inset + (found.rotation != 0)
-                score = calibrate(verified_score(found, aligner, config, clip.duration), config, region_of(found), edits)
+                raw = verified_score(found, aligner, config, clip.duration)
+                score = calibrate(raw, config, region_of(found), edits, noise)
                 found = replace(found, score=min(score, AMBIGUOUS_SCORE) if found.ambiguous else score)
                 memo.verified[key] = (found, score)
             hit, evidence = memo.verified[key]
