@@ -13,9 +13,11 @@ from __future__ import annotations
 from .ffmpeg import (
     HARD,
     MILD,
+    SPATIAL,
     TRANSFORMS,
     apply_transform,
     cut_clip,
+    display_size,
     encoder_args,
     ffmpeg_exe,
     first_picture_time,
@@ -26,15 +28,17 @@ from .ffmpeg import (
     probe_duration,
     run_ffmpeg,
     scale_filter,
+    side_by_side,
     transform_args,
 )
 from .synth import make_library_index, make_stamped_video, make_video, read_stamp, stamp_frame
 
 __all__ = [
-    "HARD", "MILD", "TRANSFORMS", "ServerProcess", "apply_transform", "cut_clip", "encoder_args", "ffmpeg_exe",
+    "HARD", "MILD", "SPATIAL", "TRANSFORMS", "ServerProcess", "apply_transform", "cut_clip", "display_size",
+    "encoder_args", "ffmpeg_exe",
     "first_picture_time", "free_port", "generated_clip", "joined_video", "last_stderr_line", "make_library_index",
     "make_stamped_video", "make_video", "picture_in_picture", "probe_duration", "read_stamp", "run_ffmpeg",
-    "scale_filter", "stamp_frame", "transform_args", "wait_job",
+    "scale_filter", "side_by_side", "stamp_frame", "transform_args", "wait_job",
 ]
 
 
