@@ -443,6 +443,25 @@ def _is_landscape(path: str) -> bool:
     return width > height
 
 
+def screen_numbers(name, count: int, folds: int) -> tuple[list[int], list[int]]:
+    """File numbers of ``count`` indexed look-alikes, shared out evenly among the folds,
+    and of one never-indexed look-alike per fold; ``name(n)`` is file ``n``'s name,
+    whose hash decides its fold (:func:`fold_of`)."""
+    quota = [count // folds + (f < count % folds) for f in range(folds)]
+    indexed: list[int] = []
+    unseen: dict[int, int] = {}  # fold -> number
+    number = 0
+    while len(indexed) < count or len(unseen) < folds:
+        fold = fold_of(name(number), folds)
+        if quota[fold]:
+            quota[fold] -= 1
+            indexed.append(number)
+        elif fold not in unseen:
+            unseen[fold] = number
+        number += 1
+    return indexed, sorted(unseen.values())
+
+
 def _lookalike_screens(args: argparse.Namespace, work: Path) -> tuple[list[str], list[str]]:
     """(indexed, never-indexed) screen recordings of one layout for the look-alike benchmark.
 
@@ -454,18 +473,7 @@ def _lookalike_screens(args: argparse.Namespace, work: Path) -> tuple[list[str],
     from tools.stress_footage import same_layout_screens
 
     prefix = f"lookalike{args.stress_seed}"
-    quota = [args.lookalikes // args.folds + (f < args.lookalikes % args.folds) for f in range(args.folds)]
-    indexed: list[int] = []
-    unseen: list[int] = []
-    number = 0
-    while len(indexed) < args.lookalikes or len(unseen) < args.folds:
-        fold = fold_of(f"{prefix}_screen_{number}.mp4", args.folds)
-        if quota[fold]:
-            quota[fold] -= 1
-            indexed.append(number)
-        elif not any(fold_of(f"{prefix}_screen_{n}.mp4", args.folds) == fold for n in unseen):
-            unseen.append(number)
-        number += 1
+    indexed, unseen = screen_numbers(lambda n: f"{prefix}_screen_{n}.mp4", args.lookalikes, args.folds)
     folder = args.stress_dir or work / "stress"
     t0 = time.perf_counter()
     made = same_layout_screens(folder, indexed + unseen, seed=args.stress_seed, prefix=prefix)

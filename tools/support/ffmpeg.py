@@ -223,13 +223,14 @@ def _caption_band(rng: random.Random) -> str:
 
 
 def _camcorder(rng: random.Random) -> str:
-    """A home camcorder's look: vignette, a colour cast, more contrast, sharpening, grain."""
-    cast = rng.choice([-1, 1]) * rng.uniform(0.03, 0.08)
-    return (f"vignette=angle={rng.uniform(0.55, 0.8):.3f},"
-            f"eq=contrast={rng.uniform(1.05, 1.2):.2f}:saturation={rng.uniform(0.8, 1.15):.2f}:"
-            f"brightness={rng.uniform(-0.03, 0.03):.3f},"
+    """A home camcorder's look: a mild vignette (corners at 65-85 % of their brightness), a
+    warm or cold cast, a little more contrast, sharpening and grain."""
+    cast = rng.choice([-1, 1]) * rng.uniform(0.02, 0.06)
+    return (f"vignette=angle={rng.uniform(0.3, 0.5):.3f},"
+            f"eq=contrast={rng.uniform(1.03, 1.15):.2f}:saturation={rng.uniform(0.85, 1.15):.2f}:"
+            f"brightness={rng.uniform(-0.02, 0.02):.3f},"
             f"colorbalance=rm={cast:.3f}:bm={-cast:.3f},"
-            f"unsharp=5:5:{rng.uniform(0.5, 1.0):.2f},noise=alls={rng.randint(6, 12)}:allf=t")
+            f"unsharp=5:5:{rng.uniform(0.4, 0.9):.2f},noise=alls={rng.randint(5, 10)}:allf=t")
 
 
 # Edits a stack of three is drawn from (each a -vf fragment).
