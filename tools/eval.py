@@ -64,7 +64,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -207,8 +206,8 @@ def lookalike_summary(rows: list[dict], lookalikes: set[str]) -> dict:
     """The look-alike benchmark of scored look-alike clips: how many return their own
     video first (at any start), another look-alike first, another video first, or no hit.
 
-    ``lookalikes`` are the benchmark's videos (the clips' sources). A clip's top hit is
-    the first of its hits kept at the threshold (:func:`score_all`).
+    ``lookalikes`` are the videos of the clips' family (the clips' sources among them).
+    A clip's top hit is the first of its hits kept at the threshold (:func:`score_all`).
     """
     counts = dict.fromkeys(LOOKALIKE_COUNTS, 0)
     counts["queries"] = len(rows)

@@ -362,7 +362,8 @@ def _screen_recording(rng, sources, dst, seconds, size, tmp, layout=None):
     pop_at = layout.uniform(0.3, 0.7) * seconds
     pop = f"between(t,{pop_at:.2f},{pop_at + layout.uniform(1.5, 3.0):.2f})"
     dialog = (round(width * layout.uniform(0.35, 0.5)), round(height * layout.uniform(0.3, 0.4)))
-    dx, dy = round((width - dialog[0]) * layout.uniform(0.3, 0.7)), round((height - dialog[1]) * layout.uniform(0.3, 0.7))
+    dx = round((width - dialog[0]) * layout.uniform(0.3, 0.7))
+    dy = round((height - dialog[1]) * layout.uniform(0.3, 0.7))
     popup = [_box(dx - 1, dy - 1, dialog[0] + 2, dialog[1] + 2, "0x606060", pop),
              _box(dx, dy, dialog[0], dialog[1], _colour(layout, 235, 250), pop),
              _box(dx, dy, dialog[0], title_h, _colour(layout, 70, 200, 0.25), pop),

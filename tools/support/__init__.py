@@ -4,6 +4,8 @@
   large synthetic library;
 - :mod:`.ffmpeg`: the ffmpeg of the ``imageio-ffmpeg`` wheel: cuts, probes, and the
   edits of the evaluation (``TRANSFORMS``);
+- :mod:`.engine`: the vsearch a tool drives through its command line, this tree's or
+  another checkout's (``Engine``);
 - :mod:`.server`: a ``vsearch serve`` child process on a free loopback port (needs
   ``httpx``, of the ``test`` extra: loaded only when asked for).
 """
@@ -35,10 +37,10 @@ from .synth import make_library_index, make_stamped_video, make_video, read_stam
 
 __all__ = [
     "HARD", "MILD", "SPATIAL", "TRANSFORMS", "ServerProcess", "apply_transform", "cut_clip", "display_size",
-    "encoder_args", "ffmpeg_exe",
-    "first_picture_time", "free_port", "generated_clip", "joined_video", "last_stderr_line", "make_library_index",
-    "make_stamped_video", "make_video", "picture_in_picture", "probe_duration", "read_stamp", "run_ffmpeg",
-    "scale_filter", "side_by_side", "stamp_frame", "transform_args", "wait_job",
+    "encoder_args", "ffmpeg_exe", "first_picture_time", "free_port", "generated_clip", "joined_video",
+    "last_stderr_line", "make_library_index", "make_stamped_video", "make_video", "picture_in_picture",
+    "probe_duration", "read_stamp", "run_ffmpeg", "scale_filter", "side_by_side", "stamp_frame", "transform_args",
+    "wait_job",
 ]
 
 
