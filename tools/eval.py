@@ -528,12 +528,17 @@ def _evaluate(args: argparse.Namespace, engine: Engine, transforms: list[str], l
     def wanted(path: str) -> bool:
         return args.only_fold is None or fold_of(path, args.folds) == args.only_fold
 
-    def new_job(kind: str, pool: list[str], i: int, transform: str | None = None) -> dict | None:
+    def new_job(kind: str, pool: list[str], i: int, transform: str | None = None, *,
+                fit: bool = False) -> dict | None:
+        """A clip of a video of ``pool``; with ``fit``, shortened to fit the longest rather than left out."""
         short = rng.random() < args.short_share
         length = round(rng.uniform(2.0, 4.0) if short else rng.uniform(*length_range), 2)
         if transform is None:
             transform = transforms[i % len(transforms)] if kind == "positive" else rng.choice(["crf23", "crf28_half"])
-        span = length * TRANSFORMS[transform].get("speed", 1.0)
+        speed = TRANSFORMS[transform].get("speed", 1.0)
+        if fit:
+            length = round(min(length, (max(durations[v] for v in pool) - 0.5) / speed), 2)
+        span = length * speed
         eligible = [v for v in pool if durations[v] >= span + 0.3
                     and (landscape.get(v, False) or not TRANSFORMS[transform].get("landscape_only"))]
         edit_seed = rng.randrange(1 << 30)
@@ -555,12 +560,12 @@ def _evaluate(args: argparse.Namespace, engine: Engine, transforms: list[str], l
     for neg_kind, share in shares.items():
         for i in range(round(n_neg * share / total_share)):
             jobs.append(_negative_job(neg_kind, i, rng, sorted(held_out), unseen_stress, regular, durations, new_job))
-    # The look-alike benchmark: clips of every indexed look-alike, and of the never-indexed
-    # same-layout screens as negatives.
+    # The look-alike benchmark: clips of every indexed look-alike (short videos give
+    # shorter clips), and of the never-indexed same-layout screens as negatives.
     for video in lookalikes + unseen_screens:
         for i in range(args.lookalike_clips):
             kind = "negative" if video in unseen_screens else "lookalike"
-            job = new_job(kind, [video], i, LOOKALIKE_EDITS[i % len(LOOKALIKE_EDITS)])
+            job = new_job(kind, [video], i, LOOKALIKE_EDITS[i % len(LOOKALIKE_EDITS)], fit=True)
             if job is not None and kind == "negative":
                 job["negative_kind"] = "lookalike_screen"
             jobs.append(job)
