@@ -1,9 +1,10 @@
 """Evaluate vsearch on real and generated footage through its command line, cross-validated.
 
     python -m tools.eval [--videos DIR] [--queries 400] [--seed N] [--clip-seconds 4-12]
-                         [--transform NAME|mild|hard|all ...] [--folds 2] [--only-fold F]
+                         [--transform NAME|mild|hard|spatial|all ...] [--folds 2] [--only-fold F]
                          [--stress-dir DIR | --no-stress] [--holdout 4] [--index DIR]
-                         [--json OUT] [--workdir DIR] [--keep] [--dry-run]
+                         [--lookalikes 4] [--lookalike-videos GLOB,...] [--holdout-lookalikes]
+                         [--engine CHECKOUT] [--json OUT] [--workdir DIR] [--keep] [--dry-run]
 
 The library is the videos of ``--videos`` (all but ``--holdout`` of them, drawn per
 run, which give never-indexed negatives, and ``--stress-sources`` more) plus **stress
@@ -29,7 +30,22 @@ never-indexed stress footage, flat / gradient / noise clips, and clips of a
 never-indexed video that shares a 4 s intro with an indexed one (cut to start 2 s
 before the intro ends: a hit on the intro part, and only there, is right).
 
-Scores per transformation, per group (mild / hard / short / stress / cases) and
+**Look-alike benchmark**: clips (mild edits: ``LOOKALIKE_EDITS``) of every talking
+head (``--lookalike-videos``) and of ``--lookalikes`` generated screen recordings of one
+desktop layout that differ only in the typed text and the pointer's path
+(``tools.stress_footage.same_layout_screens``), all indexed; each clip must return its
+own video first. The talking heads are kept out of the holdout and of the stress
+sources so that all of them are indexed (``--holdout-lookalikes`` lets the draw take
+them again; the benchmark then covers the indexed ones). One more recording of that
+layout per fold is never indexed: its clips are negatives (``lookalike_screen``).
+Look-alike clips are scored in their own row, not in the per-edit tables.
+
+**Engine**: ``--engine CHECKOUT`` runs ``python -m vsearch`` of another checkout (a
+``git worktree`` of an older commit) on the same clips: the header names the package
+imported and its commit, and the default index folder carries that commit, so an
+index is never reused by another engine.
+
+Scores per transformation, per group (mild / hard / spatial / short / stress / cases) and
 overall: recall@1 / recall@5 (the right video, start within ``--tolerance``), median
 and p95 start error, segment IoU, VCSL-style precision / recall / F1 on both axes,
 false alarms, queries per second. The engine is used only through its command line
@@ -48,7 +64,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,28 +75,31 @@ import numpy as np
 from tools.support import (
     HARD,
     MILD,
+    SPATIAL,
     TRANSFORMS,
     apply_transform,
+    display_size,
     first_picture_time,
     generated_clip,
     joined_video,
     make_video,
     probe_duration,
 )
+from tools.support.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "videos"
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".m4v"}
 DEFAULT_CASES = ["talking_heads=liveportrait_d*,sadtalker_*", "near_static=intel_*,liveportrait_s18*,sam2_02_cups*"]
+#: The real videos of the look-alike benchmark (talking heads), by file name.
+DEFAULT_LOOKALIKES = "liveportrait_*,sadtalker_*"
+#: The mild edits look-alike clips get, in turn.
+LOOKALIKE_EDITS = ("crf28_half", "crf23", "subtitles")
 
 
-def _vsearch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vsearch", *args], capture_output=True, text=True, cwd=ROOT)
-
-
-def indexed_paths(index: Path) -> set[str] | None:
+def indexed_paths(engine: Engine, index: Path) -> set[str] | None:
     """Resolved paths of the videos an existing index holds (``vsearch list --json``), or None."""
-    proc = _vsearch("list", "--index", str(index), "--json")
+    proc = engine.run("list", "--index", str(index), "--json")
     try:
         return {os.path.realpath(row["path"]) for row in json.loads(proc.stdout)}
     except (json.JSONDecodeError, TypeError, KeyError):
@@ -117,11 +135,16 @@ def _random_start(rng: random.Random, duration: float, span: float, block: float
 def _expand_transforms(names: list[str]) -> list[str]:
     out = []
     for name in names:
-        out += {"mild": MILD, "hard": HARD, "all": MILD + HARD}.get(name, [name])
+        out += {"mild": MILD, "hard": HARD, "spatial": SPATIAL, "all": MILD + HARD}.get(name, [name])
     unknown = [n for n in out if n not in TRANSFORMS]
     if unknown:
-        sys.exit(f"unknown transforms: {unknown}; choose from mild, hard, all, {', '.join(TRANSFORMS)}")
+        sys.exit(f"unknown transforms: {unknown}; choose from mild, hard, spatial, all, {', '.join(TRANSFORMS)}")
     return out
+
+
+def matches_any(path: str, globs: str) -> bool:
+    """Whether the file name of ``path`` matches one of the comma-separated ``globs``."""
+    return any(fnmatch.fnmatch(Path(path).name, g) for g in globs.split(",") if g)
 
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
@@ -177,6 +200,38 @@ def per_video_misses(positives: list[dict]) -> list[dict]:
         for video, jobs in by_video.items()
     ]
     return sorted(rows, key=lambda r: (-r["misses"], -r["misses"] / r["queries"], r["video"]))
+
+
+def lookalike_summary(rows: list[dict], lookalikes: set[str]) -> dict:
+    """The look-alike benchmark of scored look-alike clips: how many return their own
+    video first (at any start), another look-alike first, another video first, or no hit.
+
+    ``lookalikes`` are the videos of the clips' family (the clips' sources among them).
+    A clip's top hit is the first of its hits kept at the threshold (:func:`score_all`).
+    """
+    counts = dict.fromkeys(LOOKALIKE_COUNTS, 0)
+    counts["queries"] = len(rows)
+    for job in rows:
+        top = job["hits"][0]["video"] if job["hits"] else None
+        key = ("no_hit" if top is None else "own_first" if top == job["source"]
+               else "other_lookalike_first" if top in lookalikes else "elsewhere_first")
+        counts[key] += 1
+    counts["own_first_right_start"] = sum(j["top1"] for j in rows)
+    return counts
+
+
+#: What the look-alike benchmark counts per row.
+LOOKALIKE_COUNTS = ("queries", "own_first", "other_lookalike_first", "elsewhere_first", "no_hit",
+                    "own_first_right_start")
+
+
+def lookalike_table(rows: list[dict], families: dict[str, list[str]]) -> dict[str, dict]:
+    """:func:`lookalike_summary` per family of look-alikes (name -> its videos: another
+    look-alike is one of the same family) and the sums over all families."""
+    table = {name: lookalike_summary([j for j in rows if j["source"] in set(videos)], set(videos))
+             for name, videos in families.items()}
+    table["all look-alikes"] = {key: sum(t[key] for t in table.values()) for key in LOOKALIKE_COUNTS}
+    return table
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -263,7 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--clip-seconds", default="4-12", help="fixed length (5) or a range (4-12)")
     parser.add_argument("--short-share", type=float, default=0.15, help="share of clips 2-4 s long")
     parser.add_argument("--transform", action="append",
-                        help="a transform, or mild / hard / all (repeat; clips cycle through them) [all]")
+                        help="a transform, or mild / hard / spatial / all (repeat; clips cycle through them) [all]")
     parser.add_argument("--folds", type=int, default=2, help="folds of the library (fold 0 tunes, the rest report)")
     parser.add_argument("--only-fold", type=int, default=None, help="cut and query only this fold's clips")
     parser.add_argument("--stress-dir", type=Path, default=None,
@@ -282,7 +337,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tolerance", type=float, default=0.5)
     parser.add_argument("--min-score", type=float, default=None, help="threshold to report [the engine's default]")
     parser.add_argument("--case", action="append", help="NAME=GLOB[,GLOB] hard-case group by file name")
-    parser.add_argument("--index", type=Path, default=None, help="index folder (reused if it exists)")
+    parser.add_argument("--lookalikes", type=int, default=4,
+                        help="indexed same-layout screen recordings of the look-alike benchmark (0: none) [4]")
+    parser.add_argument("--lookalike-videos", default=DEFAULT_LOOKALIKES,
+                        help="GLOB[,GLOB]: the real look-alike videos (talking heads), all kept indexed "
+                             "('': none) [%(default)s]")
+    parser.add_argument("--lookalike-clips", type=int, default=3, help="clips per look-alike video [3]")
+    parser.add_argument("--holdout-lookalikes", action="store_true",
+                        help="let the holdout and the stress sources draw look-alike videos too (the benchmark "
+                             "then covers the indexed ones)")
+    parser.add_argument("--engine", type=Path, default=None,
+                        help="run vsearch of this checkout (e.g. a git worktree of an older commit) [this tree]")
+    parser.add_argument("--index", type=Path, default=None,
+                        help="index folder (reused if it exists) [WORKDIR/index-COMMIT, COMMIT the engine's]")
     parser.add_argument("--workdir", type=Path, default=None, help="clips (and a new index) go here; kept")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     parser.add_argument("--dry-run", action="store_true",
@@ -301,6 +368,14 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--only-fold must be in 0..{args.folds - 1}")
     if args.features and args.features.startswith("onnx:"):  # ingest runs elsewhere: the model's full path
         args.features = "onnx:" + str(Path(args.features[len("onnx:"):]).expanduser().resolve())
+    try:
+        engine = Engine.at(args.engine)
+        imported = engine.imported_from()
+    except (ValueError, RuntimeError) as exc:
+        parser.error(f"--engine: {exc}")
+    if imported != engine.root / "vsearch":
+        parser.error(f"--engine {engine.root}: python -m vsearch there imports {imported}, not its own package")
+    print(engine.describe(), flush=True)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 1_000_000)
     print(f"seed {args.seed} (repeat with --seed {args.seed})", flush=True)
@@ -308,11 +383,13 @@ def main(argv: list[str] | None = None) -> dict:
     lo, _, hi = args.clip_seconds.partition("-")
     length_range = (float(lo), float(hi or lo))
     rng = random.Random(args.seed)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="vsearch-eval-"))
+    # Absolute: the engine runs in its own folder.
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="vsearch-eval-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    args.index = (args.index or work / f"index-{engine.fingerprint()}").resolve()
     remove_work = args.workdir is None and not (args.keep or args.dry_run)
     try:
-        return _evaluate(args, transforms, length_range, rng, work)
+        return _evaluate(args, engine, transforms, length_range, rng, work)
     finally:
         if remove_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -360,7 +437,52 @@ def _stress_footage(args: argparse.Namespace, sources: list[str], unseen_sources
     return sorted(str(p.resolve()) for p in indexed), sorted(str(p.resolve()) for p in unseen)
 
 
-def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tuple[float, float],
+def _is_landscape(path: str) -> bool:
+    width, height = display_size(path)
+    return width > height
+
+
+def screen_numbers(name, count: int, folds: int) -> tuple[list[int], list[int]]:
+    """File numbers of ``count`` indexed look-alikes, shared out evenly among the folds,
+    and of one never-indexed look-alike per fold; ``name(n)`` is file ``n``'s name,
+    whose hash decides its fold (:func:`fold_of`)."""
+    quota = [count // folds + (f < count % folds) for f in range(folds)]
+    indexed: list[int] = []
+    unseen: dict[int, int] = {}  # fold -> number
+    number = 0
+    while len(indexed) < count or len(unseen) < folds:
+        fold = fold_of(name(number), folds)
+        if quota[fold]:
+            quota[fold] -= 1
+            indexed.append(number)
+        elif fold not in unseen:
+            unseen[fold] = number
+        number += 1
+    return indexed, sorted(unseen.values())
+
+
+def _lookalike_screens(args: argparse.Namespace, work: Path) -> tuple[list[str], list[str]]:
+    """(indexed, never-indexed) screen recordings of one layout for the look-alike benchmark.
+
+    ``--lookalikes`` indexed ones and one never-indexed one per fold, with numbers picked
+    so that each fold gets its share of both (a file's fold is a hash of its name).
+    """
+    if args.lookalikes <= 0:
+        return [], []
+    from tools.stress_footage import same_layout_screens
+
+    prefix = f"lookalike{args.stress_seed}"
+    indexed, unseen = screen_numbers(lambda n: f"{prefix}_screen_{n}.mp4", args.lookalikes, args.folds)
+    folder = args.stress_dir or work / "stress"
+    t0 = time.perf_counter()
+    made = same_layout_screens(folder, indexed + unseen, seed=args.stress_seed, prefix=prefix)
+    print(f"look-alike screen recordings: {len(indexed)} indexed + {len(unseen)} never indexed, one layout, "
+          f"in {folder} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    paths = [str(p.resolve()) for p in made]
+    return paths[:len(indexed)], paths[len(indexed):]
+
+
+def _evaluate(args: argparse.Namespace, engine: Engine, transforms: list[str], length_range: tuple[float, float],
               rng: random.Random, work: Path) -> dict:
     """Index, cut, query and score (see the module docstring); returns the summary."""
     t_start = time.perf_counter()
@@ -368,19 +490,24 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
     real = sorted(str(p.resolve()) for p in args.videos.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
     if not real:
         sys.exit(f"{args.videos}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
-    held_out = set(rng.sample(real, min(args.holdout, len(real) - 1))) if args.holdout else set()
-    rest = [v for v in real if v not in held_out]
+    # The look-alike benchmark's real videos stay indexed: the holdout and the stress
+    # sources are drawn from the others (unless --holdout-lookalikes).
+    lookalike_real = [v for v in real if matches_any(v, args.lookalike_videos)]
+    drawable = real if args.holdout_lookalikes else [v for v in real if v not in lookalike_real]
+    held_out = set(rng.sample(drawable, min(args.holdout, len(drawable) - 1))) if args.holdout else set()
+    rest = [v for v in drawable if v not in held_out]
     stress_sources = [] if args.no_stress else rng.sample(rest, min(args.stress_sources, len(rest) - 1))
     stress, unseen_stress = _stress_footage(args, stress_sources, sorted(held_out), work)
-    videos = [v for v in real if v not in stress_sources] + stress
-    durations = {v: probe_duration(v) for v in real + stress + unseen_stress}
+    screens, unseen_screens = _lookalike_screens(args, work)
+    videos = [v for v in real if v not in stress_sources] + stress + screens
+    durations = {v: probe_duration(v) for v in real + stress + unseen_stress + screens + unseen_screens}
     library = [v for v in videos if v not in held_out]
-    index = args.index or work / "index"
+    index = args.index
     reuse_index = (index / "meta.lmdb").exists()
     if reuse_index:
         # A reused index was built by another run, perhaps with another seed or holdout:
         # what it really holds decides which clips are positives and which negatives.
-        indexed = indexed_paths(index)
+        indexed = indexed_paths(engine, index)
         if indexed is None:
             print(f"{index}: could not list the indexed videos; assuming the seeded holdout")
         else:
@@ -388,35 +515,60 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
             held_out = set(real) - indexed - set(stress_sources)  # those show in the stress footage
             if not library:
                 sys.exit(f"{index}: holds none of the videos in {args.videos}")
+    lookalikes = [v for v in lookalike_real + screens if v in library]
+    regular = [v for v in library if v not in screens]  # the benchmark's screens get look-alike clips only
     background = work / "pip_background.mp4"  # never indexed
-    if any(TRANSFORMS[t].get("pip_over") == "video" for t in transforms) and not background.exists():
+    if any(TRANSFORMS[t].get("pip_over") == "video" or TRANSFORMS[t].get("beside") for t in transforms) \
+            and not background.exists():
         make_video(background, seconds=30, seed=987654, size=(640, 360))
+    partners = sorted(held_out) or [str(background)]  # side-by-side partners: never-indexed real footage
+    landscape = {v: _is_landscape(v) for v in regular} \
+        if any(TRANSFORMS[t].get("landscape_only") for t in transforms) else {}
 
     def wanted(path: str) -> bool:
         return args.only_fold is None or fold_of(path, args.folds) == args.only_fold
 
-    def new_job(kind: str, pool: list[str], i: int) -> dict | None:
+    def new_job(kind: str, pool: list[str], i: int, transform: str | None = None, *,
+                fit: bool = False) -> dict | None:
+        """A clip of a video of ``pool``; with ``fit``, shortened to fit the longest rather than left out."""
         short = rng.random() < args.short_share
         length = round(rng.uniform(2.0, 4.0) if short else rng.uniform(*length_range), 2)
-        transform = transforms[i % len(transforms)] if kind == "positive" else rng.choice(["crf23", "crf28_half"])
-        span = length * TRANSFORMS[transform].get("speed", 1.0)
-        eligible = [v for v in pool if durations[v] >= span + 0.3]
+        if transform is None:
+            transform = transforms[i % len(transforms)] if kind == "positive" else rng.choice(["crf23", "crf28_half"])
+        speed = TRANSFORMS[transform].get("speed", 1.0)
+        if fit:
+            length = round(min(length, (max(durations[v] for v in pool) - 0.5) / speed), 2)
+        span = length * speed
+        eligible = [v for v in pool if durations[v] >= span + 0.3
+                    and (landscape.get(v, False) or not TRANSFORMS[transform].get("landscape_only"))]
         edit_seed = rng.randrange(1 << 30)
         if not eligible:
             return None
         src = rng.choice(eligible)
         start = _random_start(rng, durations[src], span)
-        return dict(kind=kind, source=src, start=start, length=length, span=span, transform=transform,
-                    edit_seed=edit_seed, negative_kind=None)
+        job = dict(kind=kind, source=src, start=start, length=length, span=span, transform=transform,
+                   edit_seed=edit_seed, negative_kind=None)
+        if TRANSFORMS[transform].get("beside"):
+            job["partner"] = partners[edit_seed % len(partners)]
+        return job
 
-    jobs = [j for i in range(args.queries) if (j := new_job("positive", library, i))]
+    jobs = [j for i in range(args.queries) if (j := new_job("positive", regular, i))]
     n_neg = args.negatives if args.negatives is not None else max(40, args.queries // 4)
     shares = {"unseen_real": 0.45 if held_out else 0.0, "unseen_stress": 0.2 if unseen_stress else 0.0,
               "synthetic": 0.15, "shared_intro": 0.2 if held_out or unseen_stress else 0.0}
     total_share = sum(shares.values())
     for neg_kind, share in shares.items():
         for i in range(round(n_neg * share / total_share)):
-            jobs.append(_negative_job(neg_kind, i, rng, sorted(held_out), unseen_stress, library, durations, new_job))
+            jobs.append(_negative_job(neg_kind, i, rng, sorted(held_out), unseen_stress, regular, durations, new_job))
+    # The look-alike benchmark: clips of every indexed look-alike (short videos give
+    # shorter clips), and of the never-indexed same-layout screens as negatives.
+    for video in lookalikes + unseen_screens:
+        for i in range(args.lookalike_clips):
+            kind = "negative" if video in unseen_screens else "lookalike"
+            job = new_job(kind, [video], i, LOOKALIKE_EDITS[i % len(LOOKALIKE_EDITS)], fit=True)
+            if job is not None and kind == "negative":
+                job["negative_kind"] = "lookalike_screen"
+            jobs.append(job)
     jobs = [j for j in jobs if j is not None]
     for i, job in enumerate(jobs):
         job["fold"] = fold_of(job["source"], args.folds)
@@ -438,7 +590,7 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
                 source = joined_video(intro["video"], intro["start"] + intro["seconds"], job["other"],
                                       job["other_start"], job["length"], work / f"joined_{Path(job['clip']).stem}.mp4")
             apply_transform(job["transform"], source, part, start=job["start"], duration=job["length"],
-                            background=background, seed=job["edit_seed"])
+                            background=job.get("partner", background), seed=job["edit_seed"])
         os.replace(part, job["clip"])
 
     t0 = time.perf_counter()
@@ -452,7 +604,7 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
     if not reuse_index:
         extra = (["--features", args.features] if args.features else []) + args.ingest_args.split()
         t0 = time.perf_counter()
-        proc = _vsearch("ingest", *library, "--index", str(index), "--quiet", *extra)
+        proc = engine.run("ingest", *library, "--index", str(index), "--quiet", *extra)
         ingest_s = time.perf_counter() - t0
         if proc.returncode not in (0, 2):
             sys.exit(f"ingest failed: {proc.stderr.strip()}")
@@ -460,7 +612,7 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
     query_args = ["query", *[j["clip"] for j in jobs], "--index", str(index), "--json", "-k", "5",
                   "--min-score", str(FLOOR), *args.query_args.split()]
     t0 = time.perf_counter()
-    proc = _vsearch(*query_args)
+    proc = engine.run(*query_args)
     query_s = time.perf_counter() - t0
     if proc.returncode not in (0, 2):
         # Still score what came back (clips without an answer count as no hit), but say why.
@@ -473,12 +625,19 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
         "seed": args.seed,
         "folds": args.folds,
         "only_fold": args.only_fold,
+        "engine": str(engine.root),
+        "engine_commit": engine.commit(),
+        "engine_min_score": engine.default_min_score(),
+        "index": str(index),
         "videos_indexed": len(library),
         "stress_videos_indexed": sum(v in library for v in stress),
         "videos_held_out": sorted(Path(v).name for v in held_out),
         "clip_seconds": args.clip_seconds,
         "features": args.features or "index default",
         "stress_videos": sorted(stress),
+        "lookalike_videos": {"talking heads": [v for v in lookalikes if v not in screens],
+                             "same-layout screens": [v for v in lookalikes if v in screens]},
+        "lookalike_screens_unseen": unseen_screens,
         "ingest_s": round(ingest_s, 2),
         "cut_s": round(cut_s, 2),
         "query_s": round(query_s, 2),
@@ -489,7 +648,7 @@ def _evaluate(args: argparse.Namespace, transforms: list[str], length_range: tup
 
 
 def true_segments(jobs: list[dict]) -> None:
-    """Where each positive clip really starts and ends in its source.
+    """Where each positive (and look-alike) clip really starts and ends in its source.
 
     Clips are cut with ffmpeg's ``-ss`` (or ``trim``) on the player's timeline, as
     vsearch reports: the clip starts with the first picture at or after the cut. A
@@ -498,7 +657,7 @@ def true_segments(jobs: list[dict]) -> None:
     """
     first: dict[str, float] = {}
     for job in jobs:
-        if job["kind"] != "positive":
+        if job["kind"] == "negative":
             continue
         if job["source"] not in first:
             first[job["source"]] = first_picture_time(job["source"])
@@ -509,17 +668,21 @@ def true_segments(jobs: list[dict]) -> None:
 def score_and_report(args: argparse.Namespace, jobs: list[dict], transforms: list[str], summary: dict) -> dict:
     """Score the answered ``jobs`` at the default and at the tuned threshold, print
     the report and return the summary (see the module docstring)."""
-    from vsearch.search.tuning import DEFAULT_MIN_SCORE
-
     true_segments(jobs)
-    threshold = args.min_score if args.min_score is not None else DEFAULT_MIN_SCORE
+    threshold = args.min_score if args.min_score is not None else summary.get("engine_min_score")
+    if threshold is None:
+        from vsearch.search.tuning import DEFAULT_MIN_SCORE
+
+        print(f"the engine's default --min-score is not known; using this tree's, {DEFAULT_MIN_SCORE}")
+        threshold = DEFAULT_MIN_SCORE
     tuning = [j for j in jobs if j["fold"] == 0]
     tuned = choose_threshold(tuning, args.tolerance) if tuning else None
     columns = {"tune": lambda j: j["fold"] == 0, "held-out": lambda j: j["fold"] != 0}
     stress = set(summary["stress_videos"])
     summary.update(threshold=threshold, tuned_threshold=tuned)
     score_all(jobs, threshold, args.tolerance)
-    summary["columns"] = {name: _tables(args, [j for j in jobs if keep(j)], transforms, set(stress))
+    lookalikes = summary.get("lookalike_videos", {})
+    summary["columns"] = {name: _tables(args, [j for j in jobs if keep(j)], transforms, stress, lookalikes)
                           for name, keep in columns.items()}
     if tuned is not None:
         score_all(jobs, tuned, args.tolerance)
@@ -570,6 +733,7 @@ def _headline(rows: list[dict]) -> dict:
     return {
         "mild": groups["mild"].get("recall@1"),
         "hard": groups["hard"].get("recall@1"),
+        "spatial": summarise([j for j in positives if j["transform"] in SPATIAL]).get("recall@1"),
         "all": summarise(positives).get("recall@1"),
         "median_start_error_s": summarise(positives).get("median_start_error_s"),
         "false_alarm_rate": float(np.mean([j["false_alarm"] for j in negatives])) if negatives else None,
@@ -577,19 +741,22 @@ def _headline(rows: list[dict]) -> dict:
     }
 
 
-def _tables(args: argparse.Namespace, rows: list[dict], transforms: list[str], stress: set[str]) -> dict:
+def _tables(args: argparse.Namespace, rows: list[dict], transforms: list[str], stress: set[str],
+            lookalikes: dict[str, list[str]]) -> dict:
     positives = [j for j in rows if j["kind"] == "positive"]
     negatives = [j for j in rows if j["kind"] == "negative"]
+    lookalike_clips = [j for j in rows if j["kind"] == "lookalike"]
     cases = {}
     for spec in args.case or DEFAULT_CASES:
         name, _, globs = spec.partition("=")
-        cases[name] = [j for j in positives if any(fnmatch.fnmatch(Path(j["source"]).name, g) for g in globs.split(","))]
+        cases[name] = [j for j in positives if matches_any(j["source"], globs)]
     group = lambda j: TRANSFORMS[j["transform"]]["group"]  # noqa: E731
     return {
         "overall": summarise(positives),
         "groups": {
             "mild": summarise([j for j in positives if group(j) == "mild"]),
             "hard": summarise([j for j in positives if group(j) == "hard"]),
+            "spatial": summarise([j for j in positives if j["transform"] in SPATIAL]),
             "short 2-4 s": summarise([j for j in positives if j["length"] <= 4.0]),
             "real footage": summarise([j for j in positives if j["source"] not in stress]),
             "  mild, real": summarise([j for j in positives if j["source"] not in stress and group(j) == "mild"]),
@@ -599,6 +766,7 @@ def _tables(args: argparse.Namespace, rows: list[dict], transforms: list[str], s
         },
         "per_transform": {t: summarise([j for j in positives if j["transform"] == t]) for t in dict.fromkeys(transforms)},
         "per_video": per_video_misses(positives),
+        "lookalikes": lookalike_table(lookalike_clips, lookalikes),
         "negatives": len(negatives),
         "false_alarm_rate": float(np.mean([j["false_alarm"] for j in negatives])) if negatives else None,
         "false_alarms_by_kind": {
@@ -625,6 +793,19 @@ def print_plan(jobs: list[dict], library: list[str], held_out: set[str], work: P
 
 #: A tuning-minus-held-out recall@1 gap above this is overfitting.
 OVERFIT_GAP = 0.03
+
+
+def print_lookalikes(tune: dict[str, dict], held: dict[str, dict]) -> None:
+    """The look-alike benchmark's rows (counts of clips by what came first): tuning | held-out."""
+    if not any(row["queries"] for row in [*tune.values(), *held.values()]):
+        return
+    columns = f"{'n':>4}{'own':>6}{'other l-a':>10}{'elsewhere':>10}{'no hit':>7}"
+    header = f"{'look-alikes: own video first?':<31}{columns} |{columns}"
+    print("\n" + header + "\n" + "-" * len(header))
+    for name in held:
+        left, right = ("".join(f"{row[key]:>{width}}" for key, width in zip(LOOKALIKE_COUNTS, (4, 6, 10, 10, 7)))
+                       for row in (tune[name], held[name]))
+        print(f"{name:<31}{left} |{right}")
 
 
 def print_report(summary: dict, jobs: list[dict]) -> None:
@@ -655,6 +836,7 @@ def print_report(summary: dict, jobs: list[dict]) -> None:
                  f"{fmt(h['median_start_error_s']):>8}{fmt(h['p95_start_error_s']):>8}{fmt(h['iou']):>6}"
                  f"{fmt(h['reference_axis']['f1']):>7}" if h.get("queries") else f"{0:>4}")
         print(f"{name:<27}{left} |{right}  {gap}")
+    print_lookalikes(tune["lookalikes"], held["lookalikes"])
     for label, col in (("tuning", tune), ("held-out", held)):
         kinds = ", ".join(f"{k} {a}/{n}" for k, (a, n) in col["false_alarms_by_kind"].items())
         print(f"false alarms, {label}: {fmt(col['false_alarm_rate'])} of {col['negatives']} never-indexed clips ({kinds})")
@@ -676,6 +858,13 @@ def print_report(summary: dict, jobs: list[dict]) -> None:
         top = job["hits"][0] if job["hits"] else None
         got = f"{Path(top['video']).name} @ {top['start']:.2f} (score {top['score']:.2f})" if top else "no hit"
         print(f"  miss (fold {job['fold']}): {Path(job['source']).name} @ {job['true_start']:.2f} "
+              f"[{job['transform']}, {job['length']:g}s] -> {got}")
+    lookalike_misses = [j for j in jobs if j["kind"] == "lookalike" and j["fold"] == 0
+                        and not (j["hits"] and j["hits"][0]["video"] == j["source"])]
+    for job in lookalike_misses[:10]:
+        top = job["hits"][0] if job["hits"] else None
+        got = f"{Path(top['video']).name} @ {top['start']:.2f} (score {top['score']:.2f})" if top else "no hit"
+        print(f"  look-alike miss (fold 0): {Path(job['source']).name} @ {job['true_start']:.2f} "
               f"[{job['transform']}, {job['length']:g}s] -> {got}")
     alarms = [j for j in jobs if j["kind"] == "negative" and j["false_alarm"] and j["fold"] == 0]
     for job in alarms[:8]:

@@ -320,8 +320,16 @@ def _box(x, y, w, h, colour, enable: str | None = None) -> str:
     return box + (f":enable='{enable}'" if enable else "")
 
 
-def _screen_recording(rng, sources, dst, seconds, size, tmp):
-    """Uses no source. Without a font (:func:`_find_font`), text is drawn as rows of boxes."""
+def _screen_recording(rng, sources, dst, seconds, size, tmp, layout=None):
+    """Uses no source. Without a font (:func:`_find_font`), text is drawn as rows of boxes.
+
+    ``layout`` (a ``random.Random``; default ``rng``) draws everything but the typed
+    text and the pointer's path: desktop, window, colours, sidebar, the dialog and its
+    time, noise. Recordings sharing a layout seed differ only in what is typed and
+    where the pointer goes (look-alikes); with ``layout`` left out the draws come in
+    the same order from ``rng`` as they always did, so a seed gives the same file.
+    """
+    layout = layout or rng
     width, height = size
     font = _find_font()
     sx, sy = width / 640, height / 360
@@ -329,37 +337,38 @@ def _screen_recording(rng, sources, dst, seconds, size, tmp):
     line_h = max(8, round(fontsize * 1.45))
     char_w = fontsize * 0.6  # DejaVu Sans Mono's advance; an estimate for other fonts
 
-    desk = _colour(rng, 215, 240)
-    bar = _colour(rng, 40, 90)
-    win_x, win_y = round(rng.uniform(20, 60) * sx), round(rng.uniform(30, 45) * sy)
-    win_w, win_h = round(width - win_x - rng.uniform(15, 50) * sx), round(height - win_y - 40 * sy)
+    desk = _colour(layout, 215, 240)
+    bar = _colour(layout, 40, 90)
+    win_x, win_y = round(layout.uniform(20, 60) * sx), round(layout.uniform(30, 45) * sy)
+    win_w, win_h = round(width - win_x - layout.uniform(15, 50) * sx), round(height - win_y - 40 * sy)
     title_h = round(18 * sy)
-    side_w = round(win_w * rng.uniform(0.18, 0.28))
+    side_w = round(win_w * layout.uniform(0.18, 0.28))
     text_x, text_y = win_x + side_w, win_y + title_h
     text_w, text_h = win_w - side_w, win_h - title_h
 
     # The desktop: top bar with icons, a taskbar, the window frame, title bar and sidebar.
     desktop = [_box(0, 0, width, 22 * sy, bar)]
-    desktop += [_box((8 + 20 * k) * sx, 5 * sy, 12 * sx, 12 * sy, _colour(rng, 120, 220, 0.3)) for k in range(4)]
-    desktop += [_box(0, height - 24 * sy, width, 24 * sy, _colour(rng, 60, 110))]
-    desktop += [_box(win_x - 1, win_y - 1, win_w + 2, win_h + 2, _colour(rng, 120, 160)),
-                _box(win_x, win_y, win_w, title_h, _colour(rng, 70, 200, 0.25)),
-                _box(win_x, win_y + title_h, side_w, win_h - title_h, _colour(rng, 225, 245))]
+    desktop += [_box((8 + 20 * k) * sx, 5 * sy, 12 * sx, 12 * sy, _colour(layout, 120, 220, 0.3)) for k in range(4)]
+    desktop += [_box(0, height - 24 * sy, width, 24 * sy, _colour(layout, 60, 110))]
+    desktop += [_box(win_x - 1, win_y - 1, win_w + 2, win_h + 2, _colour(layout, 120, 160)),
+                _box(win_x, win_y, win_w, title_h, _colour(layout, 70, 200, 0.25)),
+                _box(win_x, win_y + title_h, side_w, win_h - title_h, _colour(layout, 225, 245))]
     for k in range(3):  # title-bar buttons
         desktop.append(_box(win_x + win_w - (16 + 14 * k) * sx, win_y + 5 * sy, 9 * sx, 9 * sy,
-                            _colour(rng, 150, 250, 0.3)))
-    side_items = [rng.choice(_WORDS[:40]) + rng.choice(("", ".py", ".txt", "_" + rng.choice(_WORDS[:40])))
+                            _colour(layout, 150, 250, 0.3)))
+    side_items = [layout.choice(_WORDS[:40]) + layout.choice(("", ".py", ".txt", "_" + layout.choice(_WORDS[:40])))
                   for _ in range(max(1, (win_h - title_h) // line_h - 1))]
     # A dialog that pops up for a while.
-    pop_at = rng.uniform(0.3, 0.7) * seconds
-    pop = f"between(t,{pop_at:.2f},{pop_at + rng.uniform(1.5, 3.0):.2f})"
-    dialog = (round(width * rng.uniform(0.35, 0.5)), round(height * rng.uniform(0.3, 0.4)))
-    dx, dy = round((width - dialog[0]) * rng.uniform(0.3, 0.7)), round((height - dialog[1]) * rng.uniform(0.3, 0.7))
+    pop_at = layout.uniform(0.3, 0.7) * seconds
+    pop = f"between(t,{pop_at:.2f},{pop_at + layout.uniform(1.5, 3.0):.2f})"
+    dialog = (round(width * layout.uniform(0.35, 0.5)), round(height * layout.uniform(0.3, 0.4)))
+    dx = round((width - dialog[0]) * layout.uniform(0.3, 0.7))
+    dy = round((height - dialog[1]) * layout.uniform(0.3, 0.7))
     popup = [_box(dx - 1, dy - 1, dialog[0] + 2, dialog[1] + 2, "0x606060", pop),
-             _box(dx, dy, dialog[0], dialog[1], _colour(rng, 235, 250), pop),
-             _box(dx, dy, dialog[0], title_h, _colour(rng, 70, 200, 0.25), pop),
+             _box(dx, dy, dialog[0], dialog[1], _colour(layout, 235, 250), pop),
+             _box(dx, dy, dialog[0], title_h, _colour(layout, 70, 200, 0.25), pop),
              _box(dx + dialog[0] - 60 * sx, dy + dialog[1] - 22 * sy, 50 * sx, 16 * sy,
-                  _colour(rng, 90, 180, 0.3), pop)]
+                  _colour(layout, 90, 180, 0.3), pop)]
 
     # Text: lines typed word by word, or printed whole (program output, sometimes in
     # bursts); the text area scrolls a line at a time (over 0.15 s) once it is full.
@@ -426,13 +435,13 @@ def _screen_recording(rng, sources, dst, seconds, size, tmp):
 
     graph = ";".join([
         f"color=c={desk}:s={width}x{height}:r={FPS}:d={seconds + 1:.3f},{','.join(desktop)}[desk]",
-        f"color=c={_colour(rng, 245, 255, 0.02)}:s={text_w}x{canvas_h}:r={FPS}:d={seconds + 1:.3f},"
+        f"color=c={_colour(layout, 245, 255, 0.02)}:s={text_w}x{canvas_h}:r={FPS}:d={seconds + 1:.3f},"
         f"{','.join(text)},crop={text_w}:{text_h}:0:'min({line_h}*({scroll}),ih-oh)'[text]",
         f"color=c=black:s={cw}x{ch}:r={FPS}:d={seconds + 1:.3f},"
         f"drawbox=x=1:y=1:w={max(1, cw - 2)}:h={max(1, ch - 2)}:color=white:t=fill[mouse]",
         f"[desk][text]overlay=x={text_x}:y={text_y}:shortest=1[shot]",
         f"[shot]{','.join(popup)}[shot2]",
-        f"[shot2][mouse]overlay=x='{mouse_x}':y='{mouse_y}':shortest=1,setsar=1,{_noise(rng, 1)},"
+        f"[shot2][mouse]overlay=x='{mouse_x}':y='{mouse_y}':shortest=1,setsar=1,{_noise(layout, 1)},"
         f"{_tail(seconds)}[out]",
     ])
     run_ffmpeg(["-filter_complex", graph, "-map", "[out]", *_encode_args(seconds, dst)])
@@ -474,11 +483,14 @@ def make_stress_video(
     seed: int,
     seconds: float = 20.0,
     size: tuple[int, int] = SIZE,
+    layout_seed: int | None = None,
 ) -> Path:
     """Generate one stress video of ``kind`` (one of :data:`KINDS`) at ``dst`` and return it.
 
     ``sources`` are real video paths to take stills and stretches from (unused by
-    ``screen_recording``); every random choice comes from ``random.Random(seed)``.
+    ``screen_recording``); every random choice comes from ``random.Random(seed)``,
+    except, for a ``screen_recording`` given a ``layout_seed``, the desktop's layout
+    and colours, drawn from that seed instead (see :func:`same_layout_screens`).
     The file is H.264 yuv420p mp4, ``size`` (width, height; even), 25 fps, no audio,
     ``round(seconds * 25)`` frames. It is written under a temporary name and renamed,
     so an interrupted run leaves no partial ``dst``. Raises RuntimeError on an ffmpeg
@@ -493,12 +505,15 @@ def make_stress_video(
         raise ValueError(f"size {width}x{height}: need even sizes of at least 32")
     if seconds < 1.0:
         raise ValueError(f"seconds={seconds}: at least 1 s")
+    if layout_seed is not None and kind != "screen_recording":
+        raise ValueError(f"layout_seed: only a screen_recording has a layout, not {kind}")
     dst = Path(dst)
     part = dst.with_name(f".{dst.name}.part")
     rng = random.Random(seed)
+    layout = {} if layout_seed is None else {"layout": random.Random(layout_seed)}
     try:
         with tempfile.TemporaryDirectory(prefix="stress-") as tmp:
-            _MAKERS[kind](rng, [str(s) for s in sources], part, float(seconds), (width, height), Path(tmp))
+            _MAKERS[kind](rng, [str(s) for s in sources], part, float(seconds), (width, height), Path(tmp), **layout)
         os.replace(part, dst)
     finally:
         part.unlink(missing_ok=True)
@@ -541,6 +556,31 @@ def make_stress_library(
             if not dst.exists():
                 make_stress_video(kind, mine, dst, seed=_video_seed(seed, kind, number), seconds=seconds, size=size)
             paths.append(dst)
+    return paths
+
+
+def same_layout_screens(
+    out_dir: str | Path,
+    numbers,
+    *,
+    seed: int,
+    seconds: float = 20.0,
+    prefix: str = "lookalike",
+    size: tuple[int, int] = SIZE,
+) -> list[Path]:
+    """Screen recordings of one desktop layout, ``{prefix}_screen_{n}.mp4`` for each of
+    ``numbers``: look-alikes that share every pixel of the layout and its colours (drawn
+    from ``seed``) and differ only in the typed text and the pointer's path (drawn from
+    ``seed`` and ``n``). Existing files are kept (a rerun is cheap); returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number in numbers:
+        dst = out_dir / f"{prefix}_screen_{number}.mp4"
+        if not dst.exists():
+            make_stress_video("screen_recording", [], dst, seed=_video_seed(seed, "screen_recording", number),
+                              seconds=seconds, size=size, layout_seed=_video_seed(seed, "layout", 0))
+        paths.append(dst)
     return paths
 
 

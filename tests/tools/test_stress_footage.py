@@ -87,3 +87,16 @@ def test_bad_arguments_and_missing_videos_folder(sources, tmp_path, capsys):
         stress.main([str(tmp_path / "out"), "--videos", str(tmp_path / "missing")])
     assert "no videos folder" in str(exit_info.value) and "\n" not in str(exit_info.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_same_layout_screens_differ_only_in_text_and_pointer(tmp_path):
+    one, two = stress.same_layout_screens(tmp_path, [0, 1], seed=3, seconds=SECONDS, size=(320, 180))
+    (other_layout,) = stress.same_layout_screens(tmp_path / "other", [0], seed=4, seconds=SECONDS, size=(320, 180))
+    a, b, c = (_frames(p)[-1].astype(int) for p in (one, two, other_layout))
+    same = lambda x, y: float((np.abs(x - y).max(axis=2) <= 6).mean())  # noqa: E731
+    changed = float((np.abs(a - b).max(axis=2) > 40).mean())
+    assert same(a, b) > 0.9 and changed > 0.001  # one desktop, other words typed
+    assert same(a, c) < 0.6  # another layout
+    assert (tmp_path / "lookalike_screen_1.mp4").is_file()
+    with pytest.raises(ValueError, match="layout"):
+        stress.make_stress_video("slideshow", [str(one)], tmp_path / "x.mp4", seed=1, layout_seed=2)

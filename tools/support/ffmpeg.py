@@ -184,6 +184,55 @@ def _crop_off_centre(rng: random.Random) -> str:
             f"(iw-ow)*{rng.uniform(0, 1):.3f}:(ih-oh)*{rng.uniform(0, 1):.3f}")
 
 
+def _crop_heavy(rng: random.Random) -> str:
+    """A crop keeping 70-75 % of each side, away from the centre on at least one axis."""
+    keep_w, keep_h = 1 - rng.uniform(0.25, 0.30), 1 - rng.uniform(0.25, 0.30)
+    while True:
+        fx, fy = rng.uniform(0, 1), rng.uniform(0, 1)
+        if max(abs(fx - 0.5), abs(fy - 0.5)) >= 0.25:
+            break
+    return f"crop=trunc(iw*{keep_w:.3f}/2)*2:trunc(ih*{keep_h:.3f}/2)*2:(iw-ow)*{fx:.3f}:(ih-oh)*{fy:.3f}"
+
+
+#: Square pixels first (a player's picture), so shares of the width are shares of what is seen.
+_SQUARE_PIXELS = "scale='trunc(iw*sar/2)*2':ih,setsar=1"
+
+
+def _reframe_916(rng: random.Random) -> str:
+    """A 9:16 portrait cut of the full height at a random horizontal place.
+
+    A picture narrower than 9:16 (already tall) keeps its width and is cut to 9:16 in
+    the vertical middle instead, so the clip is always a 9:16 portrait; the evaluation
+    draws this edit from landscape sources only (``landscape_only``).
+    """
+    return (f"{_SQUARE_PIXELS},crop=w='trunc(min(iw,ih*9/16)/2)*2':h='trunc(min(ih,iw*16/9)/2)*2':"
+            f"x='(iw-ow)*{rng.uniform(0, 1):.3f}':y='(ih-oh)/2'")
+
+
+def _caption_band(rng: random.Random) -> str:
+    """A half-transparent black band a fifth of the height tall, across the full width,
+    its top 55-70 % down the frame, with a line of white text in it (where a font exists)."""
+    top, opacity = rng.uniform(0.55, 0.70), rng.uniform(0.45, 0.6)
+    band = f"drawbox=x=0:y=ih*{top:.3f}:w=iw:h=ih/5:color=black@{opacity:.2f}:t=fill"
+    font = find_font()
+    if not font:
+        return band
+    text = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 6))).upper()
+    return (f"{band},drawtext=fontfile={font}:text='{text}':fontsize=h/14:fontcolor=white:"
+            f"x=(w-tw)*{rng.uniform(0.05, 0.5):.3f}:y=h*{top + 0.1:.3f}-th/2")
+
+
+def _camcorder(rng: random.Random) -> str:
+    """A home camcorder's look: a mild vignette (corners at 65-85 % of their brightness), a
+    warm or cold cast, a little more contrast, sharpening and grain."""
+    cast = rng.choice([-1, 1]) * rng.uniform(0.02, 0.06)
+    return (f"vignette=angle={rng.uniform(0.3, 0.5):.3f},"
+            f"eq=contrast={rng.uniform(1.03, 1.15):.2f}:saturation={rng.uniform(0.85, 1.15):.2f}:"
+            f"brightness={rng.uniform(-0.02, 0.02):.3f},"
+            f"colorbalance=rm={cast:.3f}:bm={-cast:.3f},"
+            f"unsharp=5:5:{rng.uniform(0.4, 0.9):.2f},noise=alls={rng.randint(5, 10)}:allf=t")
+
+
 # Edits a stack of three is drawn from (each a -vf fragment).
 _STACKABLE: dict[str, Callable[[random.Random], str]] = {
     "crop": lambda r: f"crop=trunc(iw*{r.uniform(0.85, 0.95):.3f}/2)*2:trunc(ih*{r.uniform(0.85, 0.95):.3f}/2)*2",
@@ -210,9 +259,13 @@ def _stack(rng: random.Random) -> str:
 #: the playback speed factor (the clip covers ``duration * speed`` source seconds);
 #: ``pip`` puts the clip, scaled to ``pip`` of the frame's width (a range: drawn per
 #: clip), at a random place over another, never indexed, video (``pip_over="video"``),
-#: a flat colour or a slowly moving gradient. ``vary`` draws the ``-vf`` of one clip
-#: (edit strengths, positions, words) from a seeded ``random.Random``; without a seed
-#: the ``vf`` given is used.
+#: a flat colour or a slowly moving gradient; ``beside="video"`` puts it beside another
+#: never-indexed video of the same size (:func:`side_by_side`). ``vary`` draws the
+#: ``-vf`` of one clip (edit strengths, positions, words) from a seeded
+#: ``random.Random``; without a seed the ``vf`` given is used. ``spatial`` marks the
+#: edits that move, cut or cover the picture's geometry (crops of 20 % and more,
+#: reframes, insets, stacks, bands): the spatial ladder. ``landscape_only`` edits are
+#: cut from landscape sources only.
 TRANSFORMS: dict[str, dict[str, Any]] = {
     "exact": dict(group="mild", crf=18),
     "crf28_half": dict(group="mild", crf=28, vf=scale_filter(0.5)),
@@ -237,8 +290,9 @@ TRANSFORMS: dict[str, dict[str, Any]] = {
     "crf40_quarter": dict(group="hard", crf=40, vf=scale_filter(0.25)),
     "quarter": dict(group="hard", crf=23, vf=scale_filter(0.25)),
     "heavy_240p": dict(group="hard", crf=38, vf="scale=-2:240"),
-    "crop20": dict(group="hard", crf=23, vf=_CROP20),
-    "crop_off_centre": dict(group="hard", crf=23, vf=_crop_off_centre(random.Random(0)), vary=_crop_off_centre),
+    "crop20": dict(group="hard", spatial=True, crf=23, vf=_CROP20),
+    "crop_off_centre": dict(group="hard", spatial=True, crf=23, vf=_crop_off_centre(random.Random(0)),
+                            vary=_crop_off_centre),
     "letterbox": dict(group="hard", crf=23, vf=_LETTERBOX),
     "letterbox_scale": dict(group="hard", crf=26, vf=f"{_LETTERBOX},{scale_filter(0.5)}"),
     "pillarbox": dict(group="hard", crf=23, vf=_PILLARBOX),
@@ -253,10 +307,16 @@ TRANSFORMS: dict[str, dict[str, Any]] = {
     "speed090": dict(group="hard", crf=23, vf="setpts=PTS/0.9", speed=0.9),
     "speed125": dict(group="hard", crf=23, vf="setpts=PTS/1.25", speed=1.25),
     "speed080": dict(group="hard", crf=23, vf="setpts=PTS/0.8", speed=0.8),
-    "pip": dict(group="hard", crf=23, pip=(0.5, 0.5), pip_over="video"),
-    "pip_video": dict(group="hard", crf=23, pip=(0.3, 0.6), pip_over="video"),
-    "pip_flat": dict(group="hard", crf=23, pip=(0.3, 0.6), pip_over="flat"),
-    "pip_gradient": dict(group="hard", crf=23, pip=(0.3, 0.6), pip_over="gradient"),
+    "pip": dict(group="hard", spatial=True, crf=23, pip=(0.5, 0.5), pip_over="video"),
+    "pip_video": dict(group="hard", spatial=True, crf=23, pip=(0.3, 0.6), pip_over="video"),
+    "pip_flat": dict(group="hard", spatial=True, crf=23, pip=(0.3, 0.6), pip_over="flat"),
+    "pip_gradient": dict(group="hard", spatial=True, crf=23, pip=(0.3, 0.6), pip_over="gradient"),
+    "crop_heavy": dict(group="hard", spatial=True, crf=23, vf=_crop_heavy(random.Random(0)), vary=_crop_heavy),
+    "reframe_916": dict(group="hard", spatial=True, landscape_only=True, crf=23, vf=_reframe_916(random.Random(0)),
+                        vary=_reframe_916),
+    "side_by_side": dict(group="hard", spatial=True, crf=23, beside="video"),
+    "caption_band": dict(group="hard", spatial=True, crf=23, vf=_caption_band(random.Random(0)), vary=_caption_band),
+    "camcorder": dict(group="hard", crf=23, vf=_camcorder(random.Random(0)), vary=_camcorder),
     "combo_crop_bright_crf32": dict(group="hard", crf=32, vf=f"{_CROP10},eq=brightness=0.08"),
     "combo_half_flip_noise": dict(group="hard", crf=28, vf=f"{scale_filter(0.5)},hflip,noise=alls=12:allf=t"),
     "combo_logo_gray_letterbox": dict(group="hard", crf=28, vf=f"{_LOGO},format=gray,format=yuv420p,{_LETTERBOX}"),
@@ -267,6 +327,8 @@ TRANSFORMS: dict[str, dict[str, Any]] = {
 #: The mild edits the quality targets are stated for.
 MILD = [name for name, spec in TRANSFORMS.items() if spec["group"] == "mild" and name != "exact"]
 HARD = [name for name, spec in TRANSFORMS.items() if spec["group"] == "hard"]
+#: The spatial ladder (see ``spatial`` above), a family within the hard edits.
+SPATIAL = [name for name, spec in TRANSFORMS.items() if spec.get("spatial")]
 
 
 def picture_in_picture(
@@ -301,13 +363,44 @@ def picture_in_picture(
     return Path(dst)
 
 
+def display_size(path: str | os.PathLike) -> tuple[int, int]:
+    """A video's picture size as a player shows it (square pixels), rounded to even numbers."""
+    import av  # a dependency of vsearch itself
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        sar = stream.sample_aspect_ratio or 1
+        return 2 * max(1, round(stream.width * sar / 2)), 2 * max(1, stream.height // 2)
+
+
+def side_by_side(src, other, dst, *, start: float, duration: float, crf: int = 23, clip_left: bool = True,
+                 other_start: float = 0.0) -> Path:
+    """The source clip and ``other`` (a never-indexed video, from ``other_start``, looped
+    if short) side by side at the clip's size: twice as wide, the clip on the left or the
+    right. ``other`` is scaled to cover that size and cut to it (its aspect kept)."""
+    width, height = display_size(src)
+    args = [
+        "-i", str(src), "-stream_loop", "-1", "-i", str(other),
+        "-filter_complex",
+        # The clip drives the output's frames (overlay's main input): its timing is kept.
+        f"[0:v]trim=start={start:.3f}:duration={duration:.3f},setpts=PTS-STARTPTS,scale={width}:{height},setsar=1,"
+        f"pad={2 * width}:{height}:{0 if clip_left else width}:0[canvas];"
+        f"[1:v]trim=start={other_start:.3f}:duration={duration:.3f},setpts=PTS-STARTPTS,"
+        f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},setsar=1[other];"
+        f"[canvas][other]overlay=x={width if clip_left else 0}:y=0:eof_action=repeat,format=yuv420p[out]",
+        "-map", "[out]", "-t", f"{duration:.3f}", "-an", *encoder_args("libx264", crf), str(dst),
+    ]
+    run_ffmpeg(args)
+    return Path(dst)
+
+
 def transform_args(name: str, seed: int | None = None) -> dict[str, Any]:
     """cut_clip keyword arguments of a named transform; ``seed`` draws its strengths."""
     spec = dict(TRANSFORMS[name])
     vary = spec.pop("vary", None)
     if vary is not None and seed is not None:
         spec["vf"] = vary(random.Random(seed))
-    for key in ("group", "speed", "pip", "pip_over"):
+    for key in ("group", "speed", "pip", "pip_over", "spatial", "landscape_only", "beside"):
         spec.pop(key, None)
     return spec
 
@@ -317,9 +410,18 @@ def apply_transform(name: str, src, dst, *, start: float, duration: float, backg
     """Cut ``duration`` seconds of *output* clip from ``src`` at ``start``, edited by ``name``.
 
     ``seed`` draws the edit's strength and placement (see ``TRANSFORMS``); None uses
-    the nominal one.
+    the nominal one. ``background`` is the never-indexed video an inset goes over or a
+    side-by-side clip goes beside.
     """
     spec = TRANSFORMS[name]
+    if spec.get("beside"):
+        if background is None:
+            raise ValueError(f"{name} needs another video to go beside")
+        rng = random.Random(seed)
+        clip_left = True if seed is None else rng.random() < 0.5
+        other_start = 0.0 if seed is None else rng.uniform(0.0, max(0.0, probe_duration(background) - duration - 0.1))
+        return side_by_side(src, background, dst, start=start, duration=duration, crf=spec["crf"],
+                            clip_left=clip_left, other_start=other_start)
     if spec.get("pip"):
         rng = random.Random(seed)
         lo, hi = spec["pip"]
