@@ -38,7 +38,8 @@ def test_full_cycle_and_json_contracts(media, clips, tmp_path):
     assert csv_rows[0].endswith("speed,mirrored,inset,rotation,part,crop,ambiguous,status,reason") and str(source) in csv_rows[1]
 
     stats = json.loads(run_cli("stats", "--index", index, "--json", check=True).stdout)
-    assert stats["videos"] == 3 and stats["vectors"] == 90 and stats["dim"] == 336
+    # 30 windows of the whole frame per video, and 10 of each of 9 regions (every third window)
+    assert stats["videos"] == 3 and stats["vectors"] == 3 * (30 + 9 * 10) and stats["dim"] == 336
     assert stats["duration_s"] > 47 and stats["bytes"] > 0 and "Flat" in stats["index_type"]
 
     listed = json.loads(run_cli("list", "--index", index, "--json", check=True).stdout)

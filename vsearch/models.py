@@ -18,7 +18,7 @@ def _rounded(key: str, value: Any) -> Any:
     if isinstance(value, float):
         return round(value, 3) if key in _SECONDS | _SHARES else round(value, 4)
     if isinstance(value, (list, tuple)) and key in _SECONDS | _SHARES:
-        return [_rounded(key, v) for v in value]
+        return type(value)(_rounded(key, v) for v in value)
     return value
 
 

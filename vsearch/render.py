@@ -336,8 +336,9 @@ def settings_text(cfg: dict) -> str:
         f"window{KEEP}{cfg['window_blocks']}{KEEP}blocks"
         + ("" if imported else f", {cfg['width']}x{cfg['height']}{KEEP}@{KEEP}{cfg['analysis_fps']}{KEEP}fps")
         # The pooling grid and normalisation are the kernels' own; a model has neither.
-        + (f", grid{KEEP}{cfg['grid'][0]}x{cfg['grid'][1]}, normalization{KEEP}{cfg['normalization']}"
-           if cfg["features"] in ("v1", "seed") else "") + "\n"
+        + (f", grid{KEEP}{cfg['grid'][0]}x{cfg['grid'][1]} of{KEEP}{cfg['cells'][0]}x{cfg['cells'][1]}{KEEP}cells, "
+           f"normalization{KEEP}{cfg['normalization']}" if cfg["features"] == "v2" else "")
+        + (f", normalization{KEEP}{cfg['normalization']}" if cfg["features"] == "seed" else "") + "\n"
         + (f"model      {show(cfg['model_path'])} (hash {cfg['model_hash'][:12]}), "
            f"{cfg['embedding_dim']} dimensions per block\n" if cfg.get("model_hash") else "")
         + (f"imported   {cfg['embedding_dim']} dimensions per block\n" if imported else "")

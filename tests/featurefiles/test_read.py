@@ -141,7 +141,7 @@ def test_cli_imports_and_refuses(tmp_path):
 
 def test_kernel_index_refuses_imports(built_index, tmp_path):
     np.save(tmp_path / "v.npy", _walk(0, 30))
-    with VideoIndex.open(built_index, device="cpu") as ix, pytest.raises(ConfigMismatchError, match="own v1"):
+    with VideoIndex.open(built_index, device="cpu") as ix, pytest.raises(ConfigMismatchError, match="own v2"):
         ix.add_features([tmp_path / "v.npy"])
 
 
@@ -167,7 +167,8 @@ def test_exported_kernel_features_import_back(suffix, media, clips, built_index,
             np.testing.assert_array_equal(ix.window_vectors(record.id), native.window_vectors(twin.id))
         clip, source, start = clips["exact"]
         run_cli("features", str(clip), "-o", str(tmp_path / "clip.npz"), check=True)
-        hit = ix.query_features(tmp_path / "clip.npz", k=1).hits[0]
+        # A clip given as features lies on the block grid, up to half a block off: it scores lower.
+        hit = ix.query_features(tmp_path / "clip.npz", k=1, min_score=0.5).hits[0]
     if suffix != ".npy":  # a bare .npy names no video: the file stands for it
         assert hit.video == str(source)
     assert abs(hit.start - start) < 0.5

@@ -123,7 +123,7 @@ def test_cli_query_and_stats_over_shards(built_index, shards, joined_clip):
     assert text[0].startswith(f"shard 0    {shards[0]}: 2 videos, 0:00:32.000, ")
     assert text[1].startswith(f"shard 1    {shards[1]}: 1 videos, 0:00:16.000, ")
     assert text[2].startswith("library    2 shards: 3 videos, 0:00:48.000, ")
-    assert text[3].startswith("features   v1")
+    assert text[3].startswith("features   v2")
     totals = json.loads(run_cli("stats", "-i", str(manifest), "--json", check=True).stdout)
     assert totals["videos"] == 3 and [s["videos"] for s in totals["shards"]] == [2, 1]
     broken = run_cli("query", str(joined_clip), "-i", str(shards[0]), "-i", str(shards[0].parent / "missing"))

@@ -46,7 +46,7 @@ def test_lost_block_descriptors_are_damage_verify_reports(scratch_index):
         txn.delete(key, db=store.dbs["blocks"])
     store.close()
     proc = run_cli("verify", "--index", str(scratch_index), env={"COLUMNS": ""})
-    assert proc.returncode == 6 and proc.stdout.startswith("DAMAGED: 3 videos, 90 vectors; the metadata store itself")
+    assert proc.returncode == 6 and proc.stdout.startswith("DAMAGED: 3 videos, 360 vectors; the metadata store itself")
     assert "block descriptors of video 1" in proc.stdout and "are missing" in proc.stdout
     report = json.loads(run_cli("verify", "--index", str(scratch_index), "--json").stdout)
     assert report["status"] == "damaged" and report["problems"] == [] and len(report["damage"]) == 1
@@ -66,7 +66,7 @@ def test_verify_of_a_garbage_vector_file_says_repairable_and_changes_nothing(scr
     query = run_cli("query", str(clips["exact"][0]), "--index", str(scratch_index), "--json")
     assert query.returncode == 0 and json.loads(query.stdout)["hits"], query.stderr
     assert query.stderr.count("rebuilding it from the metadata store") == 1 and query.stderr.count("\n") == 1
-    assert run_cli("verify", "--index", str(scratch_index)).stdout == "consistent: 3 videos, 90 vectors\n"
+    assert run_cli("verify", "--index", str(scratch_index)).stdout == "consistent: 3 videos, 360 vectors\n"
 
 
 def test_verify_repair_restores_the_vector_file_under_the_lock(scratch_index):
@@ -81,7 +81,7 @@ def test_verify_repair_restores_the_vector_file_under_the_lock(scratch_index):
     proc = run_cli("verify", "--repair", "--index", str(scratch_index))
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout.startswith("repaired from the metadata store:\n") and "cannot read vector index" in proc.stdout
-    assert proc.stdout.endswith("consistent: 3 videos, 90 vectors\n")
+    assert proc.stdout.endswith("consistent: 3 videos, 360 vectors\n")
     assert run_cli("verify", "--index", str(scratch_index)).returncode == 0
 
 
@@ -118,11 +118,12 @@ def test_verify_right_after_a_kill_of_an_ingest_names_the_repair(built_index, mo
     else:
         pytest.skip("the ingest finished before it could be killed mid-way")
     proc = run_cli("verify", "--index", str(index), env={"COLUMNS": ""})
-    assert proc.returncode == 1 and proc.stdout.startswith(f"repairable: {committed} videos, 90 vectors; ")
+    assert proc.returncode == 1 and proc.stdout.startswith(f"repairable: {committed} videos, 360 vectors; ")
     assert "committed, but 0 of its" in proc.stdout and "are in the vector file" in proc.stdout
     assert f"any command that opens the index repairs it; or run `vsearch verify --repair --index {index}`" in proc.stdout
     proc = run_cli("verify", "--repair", "--index", str(index))
     listed = json.loads(run_cli("list", "--index", str(index), "--json", check=True).stdout)
     assert len(listed) == committed  # nothing committed was lost
-    assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == (
-        f"consistent: {committed} videos, {sum(video['windows'] for video in listed)} vectors")
+    # Every window of the whole frame, and every third one's of each of the 9 regions.
+    entries = sum(video["windows"] + 9 * len(range(0, video["windows"], 3)) for video in listed)
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == f"consistent: {committed} videos, {entries} vectors"

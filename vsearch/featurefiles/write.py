@@ -8,12 +8,16 @@ Formats, chosen by the output's suffix:
 - ``.h5``: one group per video holding the same (needs the optional ``h5py``);
 - a folder (no suffix, or an existing directory): one ``.npz`` per video.
 
-Each imports back unchanged (:mod:`vsearch.featurefiles.read`, ``vsearch ingest
---from-features``); a bare ``.npy`` at ``--rate`` ``1 / block`` (2 per second).
+``v2`` features are written as they are searched: each block's cells pooled on the
+coarse search grid and finished (:func:`vsearch.windows.block_vectors`), 112 numbers.
+Each imports back giving the windows an index of the videos searches
+(:mod:`vsearch.featurefiles.read`, ``vsearch ingest --from-features``); a bare ``.npy``
+at ``--rate`` ``1 / block`` (2 per second).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Iterable
@@ -26,11 +30,17 @@ from ..describe import VideoDescriptors, describe_video
 from ..device import Device, resolve_device
 from ..errors import VsearchError
 from ..extractors import feature_settings
+from ..windows import block_vectors
 
 
 def _timestamps(count: int, config: IndexConfig) -> np.ndarray:
     starts = np.arange(count, dtype=np.float64) * config.block_seconds
     return np.stack([starts, starts + config.block_seconds], axis=1)
+
+
+def _searched(described: VideoDescriptors, config: IndexConfig) -> VideoDescriptors:
+    """The blocks as the index searches them (``v2``: pooled on the search grid, finished)."""
+    return dataclasses.replace(described, blocks=block_vectors(described.blocks, config))
 
 
 def _write_npz(path: Path, described: VideoDescriptors, config: IndexConfig) -> None:
@@ -63,7 +73,7 @@ def export_features(
             import h5py  # noqa: PLC0415 - optional extra
         except ImportError:
             raise VsearchError("HDF5 export needs h5py: pip install 'vsearch[h5]'") from None
-    described = [describe_video(v, config, device) for v in videos]
+    described = [_searched(describe_video(v, config, device), config) for v in videos]
     if as_folder:
         out.mkdir(parents=True, exist_ok=True)
         written = []

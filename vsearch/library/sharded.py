@@ -117,9 +117,10 @@ def merge_nearest(results: Sequence[Matches], n: int) -> Matches:
     distances, ids = [], []
     for number, matches in enumerate(results):
         dist, local = matches.distances, matches.ids
-        videos, windows = split_ids(local)
+        videos = split_ids(local)[0]
+        within = local & np.int64((1 << WINDOW_BITS) - 1)  # the window and its region, as they are
         missing = ~matches.found
-        ids.append(np.where(missing, -1, (global_video_id(videos, number, shards) << np.int64(WINDOW_BITS)) + windows))
+        ids.append(np.where(missing, -1, (global_video_id(videos, number, shards) << np.int64(WINDOW_BITS)) + within))
         distances.append(np.where(missing, np.inf, dist).astype(np.float32, copy=False))
     dist, glob = np.concatenate(distances, axis=1), np.concatenate(ids, axis=1)
     order = np.argsort(dist, axis=1, kind="stable")[:, :n]

@@ -202,6 +202,11 @@ def aggregate(
                 found = refine(hit, segment.offset, aligner, config, videos[hit.video_id]) if worth else hit
                 edits = int(found.speed != 1.0) + found.mirrored + found.inset + (found.rotation != 0)
                 raw = verified_score(found, aligner, config, clip.duration)
+                if not config.pooled:
+                    # Without cells, the detail is the search vector itself: the vote, which
+                    # takes each window's best neighbour near the offset, stands unless the
+                    # alignment does better (a clip on the block grid only is a block off).
+                    raw = max(raw, hit.score)
                 score = calibrate(raw, config, region_of(found), edits, noise)
                 found = replace(found, score=min(score, AMBIGUOUS_SCORE) if found.ambiguous else score)
                 memo.verified[key] = (found, score)

@@ -396,7 +396,8 @@ class IndexFolder:
             except IndexCorruptError as exc:
                 problems.append(str(exc))
         # A missing or unreadable file lacks every video: said once, not once per video.
-        held = {vid: rec.windows for vid, rec in videos.items()} if problems else _windows_per_video(on_disk.ids())
+        held = ({vid: entry_count(rec, self.config) for vid, rec in videos.items()} if problems
+                else _windows_per_video(on_disk.ids()))
         for vid, rec in videos.items():
             if held.get(vid, 0) != entry_count(rec, self.config):
                 problems.append(f"video {vid} ({rec.path}): committed, but {held.get(vid, 0)} of its "
