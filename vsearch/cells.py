@@ -118,7 +118,7 @@ def finish(pooled: np.ndarray) -> np.ndarray:
     ``(n, channels * rows * cols)`` float32."""
     rooted = np.sqrt(np.maximum(pooled, 0.0))
     centred = rooted - rooted.mean(axis=(-2, -1), keepdims=True)
-    return np.ascontiguousarray(centred.reshape(len(centred), -1), dtype=np.float32)
+    return np.ascontiguousarray(centred.reshape(len(centred), int(np.prod(centred.shape[1:]))), dtype=np.float32)
 
 
 def as_cells(blocks: np.ndarray, grid: tuple[int, int]) -> np.ndarray:

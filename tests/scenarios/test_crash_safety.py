@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from vsearch import VideoIndex
+from vsearch.windows import entry_count
 from tools.support import make_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ def _state(path: Path) -> list[str]:
         paths = [r.path for r in index.videos()]
         report = index.verify()
         assert report.ok, report.problems
-        assert report.vectors == sum(r.windows for r in index.videos())
+        assert report.vectors == sum(entry_count(r, index.config) for r in index.videos())
     assert len(paths) == len(set(paths)), f"duplicated videos: {paths}"
     return paths
 
