@@ -11,6 +11,7 @@ import pytest
 
 from vsearch import VideoIndex
 from vsearch.lock import WriterLock
+from vsearch.windows import entry_count
 
 from tests.conftest import run_cli
 from tests.server.conftest import loop_video
@@ -47,7 +48,7 @@ def _state(path: Path) -> list[str]:
         report = index.verify()
         assert report.ok, report.problems
         paths = [r.path for r in index.videos()]
-        assert report.vectors == sum(r.windows for r in index.videos())
+        assert report.vectors == sum(entry_count(r, index.config) for r in index.videos())
     assert len(paths) == len(set(paths)), f"doubled: {paths}"
     return paths
 

@@ -19,7 +19,8 @@ from tools.support import ServerProcess  # noqa: E402
 def test_a_server_stays_under_1_gib_with_any_single_upload(built_index, huge_frames, tmp_path):
     index = tmp_path / "ix"
     shutil.copytree(built_index, index)
-    uhd = lavfi_video("testsrc2=s=7680x4320:r=5:d=2", tmp_path / "uhd.mp4")  # 8K UHD: the largest allowed
+    # 8K UHD, the largest allowed; every other frame negated, so it moves at any size
+    uhd = lavfi_video("testsrc2=s=7680x4320:r=5:d=2,negate=enable='mod(n,2)'", tmp_path / "uhd.mp4")
     server = ServerProcess(index, log=tmp_path / "server.log")
     try:
         with server.client() as client:
