@@ -846,6 +846,8 @@ def print_report(summary: dict, jobs: list[dict]) -> None:
         print(f"threshold chosen on the tuning fold (false alarms <= 1 %, best recall@1): {tuned:g}; at it, held-out "
               f"mild {fmt(at['held-out']['mild'])} hard {fmt(at['held-out']['hard'])} "
               f"false alarms {fmt(at['held-out']['false_alarm_rate'])}")
+    elif tune["negatives"]:
+        print("threshold chosen on the tuning fold: none keeps its false alarms <= 1 %")
     if warnings:
         print(f"WARNING: tuning-fold recall@1 exceeds held-out by more than {OVERFIT_GAP} in: {', '.join(warnings)}"
               " (overfitting, or too few clips)")

@@ -36,11 +36,11 @@ from .ffmpeg import (
 from .synth import make_library_index, make_stamped_video, make_video, read_stamp, stamp_frame
 
 __all__ = [
-    "HARD", "MILD", "SPATIAL", "TRANSFORMS", "ServerProcess", "apply_transform", "cut_clip", "display_size",
-    "encoder_args", "ffmpeg_exe", "first_picture_time", "free_port", "generated_clip", "joined_video",
-    "last_stderr_line", "make_library_index", "make_stamped_video", "make_video", "picture_in_picture",
-    "probe_duration", "read_stamp", "run_ffmpeg", "scale_filter", "side_by_side", "stamp_frame", "transform_args",
-    "wait_job",
+    "HARD", "MILD", "TRANSFORMS", "ServerProcess", "apply_transform", "cut_clip", "encoder_args", "ffmpeg_exe",
+    "first_picture_time", "free_port", "generated_clip", "joined_video", "last_stderr_line", "make_library_index",
+    "make_stamped_video", "make_video", "picture_in_picture", "probe_duration", "read_stamp", "run_ffmpeg",
+    "scale_filter", "stamp_frame", "transform_args", "wait_job",
+    "SPATIAL", "display_size", "side_by_side",
 ]
 
 
