@@ -846,26 +846,24 @@ def print_report(summary: dict, jobs: list[dict]) -> None:
         print(f"threshold chosen on the tuning fold (false alarms <= 1 %, best recall@1): {tuned:g}; at it, held-out "
               f"mild {fmt(at['held-out']['mild'])} hard {fmt(at['held-out']['hard'])} "
               f"false alarms {fmt(at['held-out']['false_alarm_rate'])}")
+    elif tune["negatives"]:
+        print("threshold chosen on the tuning fold: none keeps its false alarms <= 1 %")
     if warnings:
         print(f"WARNING: tuning-fold recall@1 exceeds held-out by more than {OVERFIT_GAP} in: {', '.join(warnings)}"
               " (overfitting, or too few clips)")
     print(f"ingest {summary['ingest_s']} s, cutting {summary['cut_s']} s, query {summary['query_s']} s "
           f"({summary['queries_per_s']} clips/s), total {summary['total_s']} s; seed {summary['seed']}")
-    shown = [j for j in jobs if j["kind"] == "positive" and not j["top1"]]
-    if summary["only_fold"] is None:
-        shown = [j for j in shown if j["fold"] == 0]  # held-out misses stay unseen while tuning
-    for job in shown[:15]:
-        top = job["hits"][0] if job["hits"] else None
-        got = f"{Path(top['video']).name} @ {top['start']:.2f} (score {top['score']:.2f})" if top else "no hit"
-        print(f"  miss (fold {job['fold']}): {Path(job['source']).name} @ {job['true_start']:.2f} "
-              f"[{job['transform']}, {job['length']:g}s] -> {got}")
-    lookalike_misses = [j for j in jobs if j["kind"] == "lookalike" and j["fold"] == 0
+    # Held-out misses stay unseen while tuning.
+    visible = [j for j in jobs if summary["only_fold"] is not None or j["fold"] == 0]
+    misses = [j for j in visible if j["kind"] == "positive" and not j["top1"]]
+    lookalike_misses = [j for j in visible if j["kind"] == "lookalike"
                         and not (j["hits"] and j["hits"][0]["video"] == j["source"])]
-    for job in lookalike_misses[:10]:
-        top = job["hits"][0] if job["hits"] else None
-        got = f"{Path(top['video']).name} @ {top['start']:.2f} (score {top['score']:.2f})" if top else "no hit"
-        print(f"  look-alike miss (fold 0): {Path(job['source']).name} @ {job['true_start']:.2f} "
-              f"[{job['transform']}, {job['length']:g}s] -> {got}")
+    for label, shown in (("miss", misses[:15]), ("look-alike miss", lookalike_misses[:10])):
+        for job in shown:
+            top = job["hits"][0] if job["hits"] else None
+            got = f"{Path(top['video']).name} @ {top['start']:.2f} (score {top['score']:.2f})" if top else "no hit"
+            print(f"  {label} (fold {job['fold']}): {Path(job['source']).name} @ {job['true_start']:.2f} "
+                  f"[{job['transform']}, {job['length']:g}s] -> {got}")
     alarms = [j for j in jobs if j["kind"] == "negative" and j["false_alarm"] and j["fold"] == 0]
     for job in alarms[:8]:
         top = job["hits"][0]

@@ -50,7 +50,8 @@ class Engine:
         """The folder of the ``vsearch`` package that :meth:`run` imports."""
         proc = self._python("-c", "import vsearch; print(vsearch.__file__)")
         if proc.returncode != 0:
-            raise RuntimeError(f"{self.root}: vsearch does not import: {(proc.stderr.strip().splitlines() or ['-'])[-1]}")
+            reason = (proc.stderr.strip().splitlines() or ["-"])[-1]
+            raise RuntimeError(f"{self.root}: vsearch does not import: {reason}")
         return Path(proc.stdout.strip()).resolve().parent
 
     def _git(self, *args: str) -> str | None:
