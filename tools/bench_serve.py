@@ -4,7 +4,7 @@ then a mixed run of queries, additions and removals beside idle slow connections
     python -m tools.bench_serve [DIR] [--library 3] [--add 3] [--clients 1 4 16]
                                 [--seconds 4] [--clips 4] [--workers N]
                                 [--mixed-seconds 30] [--mixed-clients 4] [--slow 200]
-                                [--monitor-seconds 10] [--unseen 3] [--baseline REF]
+                                [--monitor-seconds 20] [--unseen 3] [--baseline REF]
 
 Videos come from DIR (default ../shared/videos when present, else nine generated
 ones): the first ``--library`` files of at least 8 s (by name) are indexed before the
@@ -34,10 +34,12 @@ error), the rest are the library clips (each must find its source). It is run on
 tree and on ``--baseline`` (default HEAD, checked out with ``git worktree``), each
 serving an index of the library videos built by its own ``vsearch ingest``. Each
 server is left alone 5 s after it starts, then gets a first burst of as many queries
-at once as the largest client count: printed are the time until the last answer and
-the decoder processes it started meanwhile. Then per client count, engines
-alternating: queries answered, queries per second, p50 and p99, errors, and
-never-indexed clips answered with hits; last, current / baseline throughput.
+at once as the largest client count: printed are the time until the last answer, the
+CPU seconds of the server and its decoders, and the decoder processes it started
+meanwhile. Then per client count, engines alternating (which goes first, too):
+queries answered, queries per second, p50 and p99, errors, never-indexed clips
+answered with hits, and CPU seconds per query (server and decoders: what other load
+on a shared machine does not change); last, current / baseline of both.
 """
 
 from __future__ import annotations
@@ -151,14 +153,16 @@ def _run_all(threads: list[threading.Thread]) -> float:
     return time.perf_counter() - started
 
 
-def _load(server, clips: list[tuple[Path, Path | None]], clients: int, seconds: float) -> tuple[Tally, float]:
+def _load(server, clips: list[tuple[Path, Path | None]], clients: int, seconds: float
+          ) -> tuple[Tally, float, float]:
     """``clients`` threads upload clips for ``seconds``, client n from the n-th clip
     on (so at any time a tenth of the clients of a 90 % mix ask a library clip): what
-    they saw, and the wall time."""
+    they saw, the wall time, and the CPU seconds of the server and its decoders."""
     payloads, tally = _payloads(clips), Tally()
     stop = time.monotonic() + seconds
+    cpu = server.cpu_seconds()
     wall = _run_all([threading.Thread(target=_ask, args=(server, payloads, n, stop, tally)) for n in range(clients)])
-    return tally, wall
+    return tally, wall, server.cpu_seconds() - cpu
 
 
 class SlowClients:
@@ -266,12 +270,13 @@ def _monitoring_mix(unseen: list[Path], library_clips: list[tuple[Path, Path]]) 
     return mix
 
 
-def _first_burst(server, clips: list[tuple[Path, Path | None]], clients: int) -> tuple[Tally, float, int]:
+def _first_burst(server, clips: list[tuple[Path, Path | None]], clients: int) -> tuple[Tally, float, float, int]:
     """``clients`` queries at once, one each, on a server that has answered none: what
-    they saw, the seconds until the last answer, and the decoder processes the server
-    started meanwhile."""
+    they saw, the seconds until the last answer, the CPU seconds of the server and its
+    decoders, and the decoder processes the server started meanwhile."""
     payloads, tally = _payloads(clips), Tally()
     before, seen, done = server.decoders(), set(), threading.Event()
+    cpu = server.cpu_seconds()
 
     def watch() -> None:
         while not done.is_set():
@@ -292,7 +297,7 @@ def _first_burst(server, clips: list[tuple[Path, Path | None]], clients: int) ->
     finally:
         done.set()
         watcher.join()
-    return tally, wall, len(seen - before)
+    return tally, wall, server.cpu_seconds() - cpu, len(seen - before)
 
 
 def _monitor(args, library: list[Path], unseen_videos: list[Path], library_clips: list[tuple[Path, Path]],
@@ -321,8 +326,8 @@ def _monitor(args, library: list[Path], unseen_videos: list[Path], library_clips
                                                               token="bench-token", engine=engine.root)
                 time.sleep(SETTLE_SECONDS)
                 bursts[engine.name] = _first_burst(server, mix, max(args.clients))
-            for clients in args.clients:
-                for engine in engines:
+            for level, clients in enumerate(args.clients):
+                for engine in engines if level % 2 == 0 else engines[::-1]:  # drift of the machine evens out
                     levels[clients, engine.name] = _load(servers[engine.name], mix, clients, args.monitor_seconds)
         finally:
             for server in servers.values():
@@ -343,24 +348,26 @@ def _print_monitoring(args, run: dict) -> list[str]:
     print(f"first burst: {max(args.clients)} queries at once, {SETTLE_SECONDS:g} s after the server started")
     errors = []
     for name in names:
-        tally, wall, started = run["bursts"][name]
+        tally, wall, cpu, started = run["bursts"][name]
         errors += tally.errors
         print(f"  {name:<9} last answer after {wall:.2f} s, p50 {_percentile(tally.latencies, 0.5) * 1000:.0f} ms, "
-              f"{started} decoder processes started during it, errors {len(tally.errors)}")
+              f"cpu {cpu:.1f} s, {started} decoder processes started during it, errors {len(tally.errors)}")
     print(f"{'clients':>7} {'engine':<9} {'queries':>8} {'queries/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-          f"{'unseen with hits':>17}")
+          f"{'unseen with hits':>17} {'cpu s/query':>12}")
     rates: dict[tuple[int, str], float] = {}
+    costs: dict[tuple[int, str], float] = {}
     for clients in args.clients:
         for name in names:
-            tally, wall = run["levels"][clients, name]
+            tally, wall, cpu = run["levels"][clients, name]
             errors += tally.errors
             count, rate, p50, p99, failed, false_alarms = _figures(tally, wall)
-            rates[clients, name] = rate
+            rates[clients, name], costs[clients, name] = rate, cpu / max(count, 1)
             print(f"{clients:>7} {name:<9} {count:>8} {rate:>10.2f} {p50 * 1000:>8.0f} {p99 * 1000:>8.0f} "
-                  f"{failed:>7} {false_alarms:>17}")
-    print("current / baseline queries/s: " + ", ".join(
-        f"{clients} client{'s' if clients > 1 else ''} {rates[clients, 'current'] / rates[clients, 'baseline']:.2f}x"
-        for clients in args.clients) + f"; target (issue #25): >= {TARGET_SPEEDUP:g}x at 16 clients")
+                  f"{failed:>7} {false_alarms:>17} {costs[clients, name]:>12.2f}")
+    print("current / baseline: " + ", ".join(
+        f"{clients} client{'s' if clients > 1 else ''} {rates[clients, 'current'] / rates[clients, 'baseline']:.2f}x "
+        f"queries/s ({costs[clients, 'current'] / costs[clients, 'baseline']:.2f}x cpu per query)"
+        for clients in args.clients) + f"; target (issue #25): >= {TARGET_SPEEDUP:g}x queries/s at 16 clients")
     return errors
 
 
@@ -376,8 +383,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mixed-seconds", type=float, default=30.0, help="seconds of the mixed run, 0: none [30]")
     parser.add_argument("--mixed-clients", type=int, default=4, help="library clients in the mixed run [4]")
     parser.add_argument("--slow", type=int, default=200, help="slow connections in the mixed run [200]")
-    parser.add_argument("--monitor-seconds", type=float, default=10.0,
-                        help="seconds per level and engine of the monitoring run, 0: none [10]")
+    parser.add_argument("--monitor-seconds", type=float, default=20.0,
+                        help="seconds per level and engine of the monitoring run, 0: none [20]")
     parser.add_argument("--unseen", type=int, default=3, help="never-indexed videos of the monitoring run [3]")
     parser.add_argument("--baseline", default="HEAD", help="git commit the monitoring run compares with [HEAD]")
     args = parser.parse_args(argv)
@@ -439,7 +446,7 @@ def main(argv: list[str] | None = None) -> None:
                         reply = http.post("/videos", json={"paths": [str(p) for p in share]})
                         assert reply.status_code == 202, reply.text
                         jobs.append(reply.json()["id"])
-                    tally, wall = _load(server, clips, clients, args.seconds)
+                    tally, wall, _ = _load(server, clips, clients, args.seconds)
                     rows.append((clients, *_figures(tally, wall)))
                     problems += tally.errors
                 for job_id in jobs:

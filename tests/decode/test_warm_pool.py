@@ -1,7 +1,7 @@
 """Decoder processes kept warm (``keep_warm``): started ahead of need, at most one more
 than asked kept idle after a larger burst, and one that crashes on a file replaced.
 
-Each case runs in a fresh interpreter: the pool is per process, and this one's holds
+The cases run in a fresh interpreter: the pool is per process, and this one's holds
 what earlier tests left in it."""
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The processes a vsearch command or server runs, as Linux's /proc shows them: its
-decoder processes, and their peak memory (for the tests and the benchmarks)."""
+decoder processes, their peak memory and CPU time (for the tests and the benchmarks)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 #: What a decoder process's command line holds (``python -m vsearch.decode.worker``).
@@ -42,3 +43,18 @@ def peak_rss(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) of a process, of the children it has waited for,
+    and of its children still there: a server's with its decoders'. 0 once it is gone."""
+    return sum(_cpu_of(process) for process in [pid, *children(pid)])
+
+
+def _cpu_of(pid: int) -> float:
+    """utime + stime + cutime + cstime of one process, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(ticks) for ticks in fields[11:15]) / os.sysconf("SC_CLK_TCK")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from .processes import children, decoder_children, peak_rss
+from .processes import children, cpu_seconds, decoder_children, peak_rss
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,6 +84,10 @@ class ServerProcess:
     def peak_rss(self) -> int:
         """Bytes: the server's peak resident memory plus its decoder processes' peaks."""
         return sum(peak_rss(pid) for pid in [self.pid, *children(self.pid)])
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the server and its decoder processes have used so far."""
+        return cpu_seconds(self.pid)
 
     def decoders(self) -> set[int]:
         """The server's live decoder processes."""
