@@ -17,6 +17,7 @@ import pytest
 from vsearch.decode import VideoSource
 from vsearch.errors import VideoError
 from tools.support import make_video, run_ffmpeg
+from tools.support.processes import decoder_children, is_decoder
 
 
 @pytest.fixture(scope="module")
@@ -88,16 +89,12 @@ def test_a_decode_slower_than_a_tenth_of_real_time_is_abandoned(streams, tmp_pat
     assert "x real time" in err.value.reason
 
 
-def _decoder_children() -> list[int]:
-    return [pid for pid in _all_decoders() if _parent_of(pid) == os.getpid()]
-
-
 def test_a_crashed_decoder_fails_that_file_only(streams, tmp_path):
     fifo = tmp_path / "slow.ts"
     os.mkfifo(fifo)
     data = (streams / "small.ts").read_bytes()
     stop = _feed(fifo, data, head=len(data) // 3)
-    killer = threading.Timer(1.0, lambda: [os.kill(pid, signal.SIGSEGV) for pid in _decoder_children()])
+    killer = threading.Timer(1.0, lambda: [os.kill(pid, signal.SIGSEGV) for pid in decoder_children(os.getpid())])
     killer.start()
     with pytest.raises(VideoError, match="the decoder crashed") as err:
         VideoSource(fifo, width=64, height=48, timeout=20.0).frames_at_rates([10.0])
@@ -120,33 +117,12 @@ def test_a_stuck_decoder_dies_with_its_parent(streams, tmp_path):
     children = []
     while time.monotonic() < deadline and not children:
         time.sleep(0.2)
-        children = [pid for pid in _all_decoders() if _parent_of(pid) == parent.pid]
+        children = decoder_children(parent.pid)
     assert children, "the decoder process did not start"
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in children):
+    while time.monotonic() < deadline and any(is_decoder(pid) for pid in children):
         time.sleep(0.1)
     stop.set()
-    assert not any(os.path.exists(f"/proc/{pid}") and _parent_of(pid) is not None for pid in children)
-
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] == "Z" else int(fields[1])
-
-
-def _all_decoders() -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if "vsearch.decode.worker" in open(f"/proc/{entry}/cmdline").read().replace("\0", " "):
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
+    assert not any(is_decoder(pid) for pid in children)

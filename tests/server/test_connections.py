@@ -19,6 +19,7 @@ from vsearch.server.connections import RESERVED_FDS, connection_cap, quiet_accep
 def test_connections_are_capped_below_the_open_files_limit():
     assert connection_cap(256, 65536) == 256
     assert connection_cap(256, 256) == 256 - RESERVED_FDS
+    assert connection_cap(256, 256, decoders=5) == 256 - RESERVED_FDS - 10  # two pipes each
     assert connection_cap(256, 100) == 8  # never none at all
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert connection_cap(10**6, soft) < soft

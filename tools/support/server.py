@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from .processes import children, cpu_seconds, decoder_children, peak_rss
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -26,11 +28,13 @@ class ServerProcess:
     """``python -m vsearch serve`` in a child process, as a user starts it.
 
     ``host``: where it listens (and is reached); ``env``: more environment variables;
-    ``open_files``: its limit of open files (soft and hard), as ``ulimit -n`` would set.
+    ``open_files``: its limit of open files (soft and hard), as ``ulimit -n`` would set;
+    ``engine``: the checkout whose vsearch runs (this one by default; a benchmark's
+    baseline commit, see :mod:`.engines`).
     """
 
     def __init__(self, index: Path, *args: str, log: Path, token: str | None = None, host: str = "127.0.0.1",
-                 env: dict[str, str] | None = None, open_files: int | None = None) -> None:
+                 env: dict[str, str] | None = None, open_files: int | None = None, engine: Path = ROOT) -> None:
         self.index, self.token, self.log, self.host = index, token, log, host
         environment = dict(os.environ)
         environment.pop("VSEARCH_TOKEN", None)
@@ -49,7 +53,7 @@ class ServerProcess:
                 self.proc = subprocess.Popen(
                     [sys.executable, "-m", "vsearch", "serve", "--index", str(index), "--host", host,
                      "--port", str(self.port), *args],
-                    cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=limit_open_files,
+                    cwd=engine, env=environment, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=limit_open_files,
                 )
             if self._wait_ready():
                 return
@@ -79,7 +83,15 @@ class ServerProcess:
 
     def peak_rss(self) -> int:
         """Bytes: the server's peak resident memory plus its decoder processes' peaks."""
-        return sum(_peak_rss(pid) for pid in [self.pid, *_children(self.pid)])
+        return sum(peak_rss(pid) for pid in [self.pid, *children(self.pid)])
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the server and its decoder processes have used so far."""
+        return cpu_seconds(self.pid)
+
+    def decoders(self) -> set[int]:
+        """The server's live decoder processes."""
+        return decoder_children(self.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -93,27 +105,6 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def _peak_rss(pid: int) -> int:
-    """VmHWM of a process (bytes; 0 once it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) << 10
-    except OSError:
-        pass
-    return 0
 
 
 def wait_job(client: "httpx.Client", job_id: str, timeout: float = 120.0) -> dict:

@@ -3,7 +3,8 @@
 :class:`VideoSource` is what the rest of vsearch uses: frames at analysis instants,
 streamed in chunks (ingest) or all at once (query clips), or RGB pictures at given
 times (reports). Each call is one pass over the file in a decoder process from a
-small pool (:mod:`vsearch.decode.worker`). While it waits, the parent watches:
+small pool (:mod:`vsearch.decode.worker`; a server keeps some started ahead of need,
+:func:`keep_warm`). While it waits, the parent watches:
 
 - no new frame for ``timeout`` seconds: the decode is stalled;
 - after ``timeout`` seconds of waiting, less than ``MIN_SPEED`` seconds of video per
@@ -31,7 +32,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -52,8 +53,14 @@ DEFAULT_TIMEOUT = 30.0
 #: Decoding slower than this (video seconds per second) is abandoned once ``timeout`` has passed.
 MIN_SPEED = 0.1
 
-# Idle decoder processes kept for the next file.
+# Idle decoder processes kept for the next file (unless more are kept warm).
 _MAX_IDLE = 4
+
+# Seconds between checks that the processes kept warm are alive.
+_WARM_CHECK_SECONDS = 0.5
+
+# Longest pause between restarts of warm processes that keep dying while idle.
+_MAX_RESTART_PAUSE = 30.0
 
 # Linux's fcntl to size a pipe, and the size asked for (the default system limit).
 _F_SETPIPE_SZ = 1031
@@ -239,46 +246,137 @@ def _start() -> "_Process | _InProcess":
 
 
 class _Pool:
-    """Decoder processes kept between files; one per concurrent decode."""
+    """Decoder processes kept between files; one per concurrent decode.
+
+    Up to ``_MAX_IDLE`` idle ones are kept. A caller expecting bursts of decodes (the
+    server, one per query worker) asks :meth:`keep_warm` for processes started ahead
+    of need: they are started now, in the background, and kept; one that crashes
+    (idle, or on a file) is replaced; and idle ones are then kept up to one more
+    than asked for.
+    """
 
     def __init__(self) -> None:
-        self._idle: list[_Process] = []
-        self._lock = threading.Lock()
+        self._reset()
         atexit.register(self.close)
         # A forked child must not share its parent's processes (their pipes are the parent's).
         os.register_at_fork(after_in_child=self._forget)
 
-    def _forget(self) -> None:
-        self._idle = []
+    def _reset(self) -> None:
+        self._idle: list[_Process] = []
+        self._busy = 0  # handed out by acquire (or being started for it), not yet back
+        self._warm = 0  # processes asked to be kept started, idle or busy
         self._lock = threading.Lock()
+        self._changed = threading.Event()  # wakes the keeper: a process gone, or the count asked changed
+        self._keeper: threading.Thread | None = None
+
+    def _forget(self) -> None:
+        self._reset()
         _SPAWNER.forget()
+
+    def _idle_limit(self) -> int:
+        return self._warm + 1 if self._warm else _MAX_IDLE
 
     def acquire(self) -> _Process:
         with self._lock:
+            self._busy += 1
             while self._idle:
                 process = self._idle.pop()
                 if process.alive():
                     return process
                 process.kill()
-        return _start()
+        try:
+            return _start()
+        except BaseException:
+            self._returned()
+            raise
 
     def release(self, process: _Process) -> None:
+        """Take back a process that finished its file: kept idle if there is room."""
         with self._lock:
-            if process.alive() and len(self._idle) < _MAX_IDLE:
+            self._busy -= 1
+            if process.alive() and len(self._idle) < self._idle_limit():
                 self._idle.append(process)
                 return
+        self.discard(process, acquired=False)
+
+    def discard(self, process: _Process, *, acquired: bool = True) -> None:
+        """Kill a process left mid-file or crashed (a warm one is replaced)."""
+        if acquired:
+            self._returned()
         process.kill()
+        self._changed.set()
+
+    def _returned(self) -> None:
+        with self._lock:
+            self._busy -= 1
 
     def prestart(self) -> None:
         """Start a process now, so that its start-up overlaps other work."""
         with self._lock:
             if self._idle:
                 return
-        self.release(_start())
+        self.release(self.acquire())
+
+    def keep_warm(self, count: int) -> Callable[[], None]:
+        """Keep ``count`` more processes started from now on (see the class); returns
+        the function that stops keeping them."""
+        with self._lock:
+            self._warm += count
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep, name="vsearch-decoders-warm", daemon=True)
+                self._keeper.start()
+        self._changed.set()
+        stopped = threading.Event()
+
+        def stop() -> None:
+            if stopped.is_set():
+                return
+            stopped.set()
+            with self._lock:
+                self._warm = max(0, self._warm - count)  # close() may have let go of them all
+                surplus, self._idle = self._idle[self._idle_limit():], self._idle[: self._idle_limit()]
+            for process in surplus:
+                process.kill()
+            self._changed.set()
+
+        return stop
+
+    def _keep(self) -> None:
+        """The keeper thread: replaces warm processes that died, starts missing ones."""
+        pause = _WARM_CHECK_SECONDS
+        while True:
+            self._changed.wait(pause)
+            self._changed.clear()
+            with self._lock:
+                if not self._warm:
+                    self._keeper = None
+                    return
+                dead = [p for p in self._idle if not p.alive()]
+                self._idle = [p for p in self._idle if p not in dead]
+                missing = self._warm - len(self._idle) - self._busy
+            for process in dead:
+                process.kill()
+            # Processes that keep dying while idle (a broken environment) are restarted
+            # ever more slowly, not in a loop.
+            pause = min(2 * pause, _MAX_RESTART_PAUSE) if dead else _WARM_CHECK_SECONDS
+            for _ in range(missing):
+                try:
+                    process = _SPAWNER.start()
+                except OSError as exc:
+                    log.debug("cannot keep a decoder process warm (%s)", exc)
+                    break
+                with self._lock:
+                    kept = len(self._idle) + self._busy < self._warm
+                    if kept:
+                        self._idle.append(process)
+                if not kept:
+                    process.kill()
 
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
+            self._warm = 0
+        self._changed.set()
         for process in idle:
             process.kill()
 
@@ -289,6 +387,15 @@ _POOL = _Pool()
 def prestart() -> None:
     """Start a decoder process in the background (a query's clip is decoded sooner)."""
     _POOL.prestart()
+
+
+def keep_warm(count: int) -> Callable[[], None]:
+    """Keep ``count`` decoder processes started, idle or decoding, from now on: they
+    are started now in the background, and one that dies is replaced, so a burst of
+    up to ``count`` concurrent decodes starts no process. Idle ones are kept up to one
+    more than asked for. Returns the function that stops keeping them (asks from
+    several callers add up)."""
+    return _POOL.keep_warm(count)
 
 
 class _Stalled(Exception):
@@ -444,9 +551,9 @@ class VideoSource:
         try:
             try:
                 process.send(request)
-            except BrokenPipeError:  # it died while idle: one retry with a fresh one
-                process.kill()
-                process = _start()
+            except BrokenPipeError:  # it died while idle: one retry with another
+                _POOL.discard(process)
+                process = _POOL.acquire()
                 process.send(request)
             watchdog = _Watchdog(self.timeout)
             while True:
@@ -479,4 +586,4 @@ class VideoSource:
             if healthy:
                 _POOL.release(process)
             else:
-                process.kill()
+                _POOL.discard(process)

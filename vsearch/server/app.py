@@ -1,8 +1,8 @@
 """The HTTP API: a FastAPI application over a :class:`LiveIndex`, served by uvicorn.
 
 Queries run in a pool of ``query_workers`` threads (decoding runs in decoder
-processes, descriptors and FAISS release the GIL), so the event loop only moves
-bytes. Writes go to the :class:`JobRunner`'s single thread. Errors are the CLI's
+processes, as many kept started as there are threads; descriptors and FAISS release
+the GIL), so the event loop only moves bytes. Writes go to the :class:`JobRunner`'s single thread. Errors are the CLI's
 one-line messages with a 4xx status (see :data:`STATUS_OF`); a bug answers 500 with
 one line and the traceback goes to the server's log only.
 
@@ -35,6 +35,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
+from ..decode.source import keep_warm
 from ..errors import (
     ClipTooLongError,
     ConfigMismatchError,
@@ -129,6 +130,9 @@ class Server:
             raise
         self.pool = ThreadPoolExecutor(max_workers=config.query_workers, thread_name_prefix="vsearch-query")
         self.uploads = UploadFolder(Path(config.upload_dir) if config.upload_dir else Path(tempfile.gettempdir()))
+        # A decoder process per query thread, started now and kept: a burst of queries
+        # waits for no interpreter to start and import PyAV.
+        self._stop_warm_decoders = keep_warm(config.query_workers)
 
     async def in_pool(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -157,6 +161,7 @@ class Server:
     def close(self) -> None:
         self.jobs.close()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self._stop_warm_decoders()
         self.live.close()
         self.uploads.close()
 
@@ -321,7 +326,8 @@ def serve(config: ServerConfig) -> None:
     sock = listen(config.host, config.port)  # a port in use fails here, before the index is touched
     try:
         fd_limit = raise_fd_limit()
-        connections = connection_cap(config.max_connections, fd_limit)
+        # The decoders kept warm: one per query worker, and one more idle at most.
+        connections = connection_cap(config.max_connections, fd_limit, decoders=config.query_workers + 1)
         app = create_app(config)
         stats = app.state.server.stats()
         print(f"vsearch serve: index {stats.path} ({stats.videos} videos) on http://{config.host}:{config.port}"

@@ -55,9 +55,10 @@ def raise_fd_limit() -> int:
     return soft
 
 
-def connection_cap(wanted: int, fd_limit: int) -> int:
-    """Connections to hold at most: ``wanted``, unless the open-files limit leaves fewer."""
-    return max(8, min(wanted, fd_limit - RESERVED_FDS))
+def connection_cap(wanted: int, fd_limit: int, *, decoders: int = 0) -> int:
+    """Connections to hold at most: ``wanted``, unless the open-files limit leaves fewer
+    (besides :data:`RESERVED_FDS`, two pipes to each of ``decoders`` processes kept warm)."""
+    return max(8, min(wanted, fd_limit - RESERVED_FDS - 2 * decoders))
 
 
 def listen(host: str, port: int) -> socket.socket:
