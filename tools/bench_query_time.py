@@ -121,9 +121,9 @@ def _answered_right(stdout: str, clips: list[Clip]) -> int:
 def _measure(engine: Engine, library: Path, clips: list[Clip], scratch: Path, costs: Costs) -> None:
     files = [str(clip.path) for clip in clips]
     shutil.rmtree(scratch, ignore_errors=True)
-    ingest = engine.run("ingest", *files, "--index", str(scratch), "--quiet")
+    ingest = engine.must_run("ingest", *files, "--index", str(scratch), "--quiet")
     shutil.rmtree(scratch)
-    query = engine.run("query", *files, "--index", str(library), "--json")
+    query = engine.must_run("query", *files, "--index", str(library), "--json")
     costs.ingest_wall.append(ingest.wall)
     costs.ingest_cpu.append(ingest.cpu)
     costs.query_wall.append(query.wall)
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
             libraries, bulk = {}, {}
             for engine in engines:
                 libraries[engine.name] = work / f"library-{engine.name}"
-                bulk[engine.name] = built = engine.run("ingest", *map(str, library_videos), "--index",
+                bulk[engine.name] = built = engine.must_run("ingest", *map(str, library_videos), "--index",
                                                        str(libraries[engine.name]), "--quiet")
                 print(f"  {engine.name} ({engine.label}): library built in {built.wall:.1f} s "
                       f"({footage / built.wall:.0f}x real time; {built.wall / footage:.4f} s, "

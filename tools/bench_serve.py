@@ -321,7 +321,7 @@ def _monitor(args, library: list[Path], unseen_videos: list[Path], library_clips
         try:
             for engine in engines:
                 index = work / f"monitor-{engine.name}"
-                engine.run("ingest", *map(str, library), "--index", str(index), "--quiet")
+                engine.must_run("ingest", *map(str, library), "--index", str(index), "--quiet")
                 servers[engine.name] = server = ServerProcess(index, *extra, log=work / f"monitor-{engine.name}.log",
                                                               token="bench-token", engine=engine.root)
                 time.sleep(SETTLE_SECONDS)

@@ -85,7 +85,7 @@ from tools.support import (
     make_video,
     probe_duration,
 )
-from tools.support.engine import Engine
+from tools.support.engines import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "videos"

@@ -19,7 +19,7 @@ from tools.eval import (
     screen_numbers,
 )
 from tools.support import SPATIAL, apply_transform, display_size, make_video, transform_args
-from tools.support.engine import ROOT, Engine
+from tools.support.engines import ROOT, Engine
 
 START, SECONDS = 1.3, 1.2
 
