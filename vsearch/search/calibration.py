@@ -53,7 +53,8 @@ MEASURED_CLIPS = 48
 #: ...at the 1 % false-alarm point of their best hits in other videos, as for the kernels...
 MEASURED_QUANTILE = 0.99
 #: ...leaving out hits this good: a library may hold copies of its own footage, which
-#: are matches, not noise.
+#: are matches, not noise (unless they are most hits: an extractor that scores most
+#: other videos this high tells them apart no better, and that is its noise).
 COPY_SCORE = 0.97
 
 
@@ -111,7 +112,7 @@ def measure_noise(library, search, *, clips: int = MEASURED_CLIPS, seconds: floa
     ``seconds`` from the middle of its videos, each searched as a clip (``search``:
     clip, library -> hits with raw scores) against the *other* videos, its best hit
     kept; per kind of comparison, :data:`MEASURED_QUANTILE` of those below
-    :data:`COPY_SCORE`. Kinds too few stretches reached are left out (the defaults stand)."""
+    :data:`COPY_SCORE` (of all, where most are above). Kinds too few stretches reached are left out (the defaults stand)."""
     config = library.config
     blocks_per_clip = int(round(seconds / config.block_seconds)) + config.window_blocks - 1
     videos = [v for v in library.videos.values() if v.blocks >= blocks_per_clip]
@@ -134,6 +135,8 @@ def measure_noise(library, search, *, clips: int = MEASURED_CLIPS, seconds: floa
     levels = {}
     for shape, scores in best.items():
         noise = [score for score in scores if score < COPY_SCORE]
+        if 2 * len(noise) < len(scores):
+            noise = scores
         if len(noise) >= MEASURE_FROM_VIDEOS // 2:
             levels[shape] = round(float(np.quantile(noise, MEASURED_QUANTILE)), 4)
     return levels
