@@ -257,3 +257,48 @@ def test_a_still_picture_is_refused_whatever_its_encoding(built_index, media, tm
     with VideoIndex.open(built_index, device="cpu") as index, pytest.raises(VsearchError) as err:
         index.query(looped, min_score=0.0)
     assert "still picture throughout" in str(err.value)
+
+
+def test_a_clip_is_decoded_again_only_for_the_parts_it_shows(built_index, clips, media, tmp_path, monkeypatch):
+    """Insets and split screens are cut from a second, larger decode: a clip that shows
+    none is decoded once."""
+    from tools.support import picture_in_picture
+    from vsearch.decode.source import VideoSource
+
+    passes = []
+    for name in ("frames_at_rates", "iter_frames"):
+        real = getattr(VideoSource, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            passes.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(VideoSource, name, counted)
+    _, source, start = clips["exact"]
+    pip = picture_in_picture(source, media["negative"], tmp_path / "pip.mp4", start=start, duration=6.0)
+    with VideoIndex.open(built_index, device="cpu") as index:
+        assert index.query(clips["exact"][0]).hits
+        assert passes == ["frames_at_rates"]
+        passes.clear()
+        assert index.query(pip).hits[0].part == "inset"
+        assert passes == ["frames_at_rates", "iter_frames"]
+
+
+def test_the_vote_skips_only_segments_below_its_floor(built_index, clips):
+    """Segments below the floor are not made; those above come out exactly as without one."""
+    from vsearch.search.clip import QueryClip
+    from vsearch.search.pipeline import nearest_windows
+    from vsearch.search.votes import vote
+
+    with VideoIndex.open(built_index, device="cpu") as index:
+        library = index.library()
+        for clip in (clips["negative"][0], clips["reencoded_small"][0]):
+            reader = QueryClip(clip, library.config, index.device, mirrored=True, speeds=(0.9, 1.0, 1.1))
+            windows = reader.windows()
+            matches = nearest_windows(windows, library)
+            everything = vote(windows, matches, library.videos, library.config, candidates=50)
+            floor = float(np.median([s.hit.score for s in everything]))
+            floored = vote(windows, matches, library.videos, library.config, candidates=50, floor=floor)
+            above = [s for s in everything if s.hit.score >= floor]
+            assert above and [s for s in floored if s.hit.score >= floor] == above
+            assert len(floored) < len(everything)  # ... and it did skip some

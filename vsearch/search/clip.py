@@ -225,8 +225,12 @@ class QueryClip:
             found = self._find_parts(head.mean(axis=-1) if head.ndim == 4 else head)  # found on grey pictures
             self.parts += tuple(name for name, _ in found)
             margins = [m for _, m in found]
-            cut = [remove_borders(plain, m, np) for m in margins] if any(borders) else \
-                self._parts_in_detail(margins, len(plain), timeout)
+            if not margins:
+                cut = []
+            elif any(borders):
+                cut = [remove_borders(plain, m, np) for m in margins]
+            else:
+                cut = self._parts_in_detail(margins, len(plain), timeout)
             for number, frames in enumerate(cut, start=1):
                 self._frames[Reading(inset=number)] = frames
         self.readings: list[Reading] = []

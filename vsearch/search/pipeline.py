@@ -184,10 +184,11 @@ def aggregate(
     (:func:`.votes.is_duplicate`) is dropped.
     """
     memo = memo or Memo(videos=max(10 * k, MIN_CANDIDATES))
-    if len(matches) not in memo.voted:  # the stage's neighbours: voted once, whatever k is asked
-        memo.voted[len(matches)] = vote(clip, matches, videos, config, candidates=memo.videos)
+    stage = (len(matches), min_score)
+    if stage not in memo.voted:  # the stage's neighbours: voted once, whatever k is asked
+        memo.voted[stage] = vote(clip, matches, videos, config, candidates=memo.videos, floor=min_score)
     kept: list[tuple[Hit, float]] = []
-    for segment in memo.voted[len(matches)]:
+    for segment in memo.voted[stage]:
         if segment.hit.score < min_score:
             break
         hit, evidence = segment.hit, segment.hit.score

@@ -49,13 +49,16 @@ class _Votes:
 
 def vote(
     clip: ClipWindows, matches: Matches, videos: dict[int, VideoRecord], config: IndexConfig, *, candidates: int,
+    floor: float = 0.0,
 ) -> list["Segment"]:
     """Candidate segments from per-window neighbours, best first (see the module docstring).
 
     Neighbours vote per video and region (a crop found through the index entries of
     part of the frame is aligned with that part). Only the ``candidates`` (video,
     region) pairs with the most vote mass are grouped (a big library puts a few
-    chance neighbours in hundreds of videos).
+    chance neighbours in hundreds of videos). Segments scoring below ``floor`` are
+    not made: a group whose votes cannot reach it is skipped whole (most of a clip
+    that is in no library).
     """
     sq_dist, ids = matches.distances, matches.ids
     if ids.size == 0:
@@ -96,7 +99,7 @@ def vote(
             sq_dist=sq_dist[mask],
         )
         segments += _segments_of_video(votes, clip, videos[video_id], config, sparse if region else expected,
-                                       view_edits, region)
+                                       view_edits, region, floor)
     segments.sort(key=lambda s: (-s.hit.score, s.hit.distance))
     return segments
 
@@ -111,25 +114,40 @@ class Segment:
 
 def _segments_of_video(
     votes: _Votes, clip: ClipWindows, record: VideoRecord, config: IndexConfig, expected: np.ndarray,
-    view_edits: np.ndarray, region: int,
+    view_edits: np.ndarray, region: int, floor: float = 0.0,
 ) -> list[Segment]:
     # Votes of one true match spread over +-half a block (phases that straddle the
     # library's block grid), so offsets within that tolerance are one alignment.
     tolerance = int(np.ceil(config.frames_per_block / 2))
     remaining = np.ones(len(votes.row), dtype=bool)
     segments = []
+    # Whether the votes left can still make a segment of ``floor``: asked first, and again
+    # after each segment below it (the bound costs about what one segment does).
+    check = floor > 0
     for _ in range(8):  # at most a few distinct alignments per video are worth reporting
-        if not remaining.any():
+        if not remaining.any() or (check and _score_bound(votes, remaining, clip, expected) < floor):
             break
         centre = _strongest_centre(votes, remaining, tolerance)
         support = remaining & (np.abs(votes.bin - centre) <= tolerance)
         remaining &= ~support
         best_idx, best_sims = _best_per_row(votes, support)
         view, score = _best_view(clip.views[votes.row[best_idx]], best_sims, expected, view_edits)
+        check = floor > score
         if score <= 0:
             continue
         segments.append(_make_segment(votes, best_idx, clip, record, config, view, score, region))
     return segments
+
+
+def _score_bound(votes: _Votes, remaining: np.ndarray, clip: ClipWindows, expected: np.ndarray) -> float:
+    """The best score any segment of the ``remaining`` votes can have: a segment keeps
+    each row's best vote near its offset, never more than the row's best of all, and
+    scores its view by its strongest ``expected`` windows (:func:`_best_view`)."""
+    best_idx, best_sims = _best_per_row(votes, remaining)
+    if len(best_idx) == 0:
+        return 0.0
+    _, scores = _view_scores(clip.views[votes.row[best_idx]], best_sims, expected)
+    return min(float(scores.max()), 1.0)
 
 
 def _strongest_centre(votes: _Votes, remaining: np.ndarray, tolerance: int) -> int:
@@ -184,7 +202,15 @@ def _best_view(
     """
     if len(views) == 0:
         return 0, 0.0
-    # Each view's strongest ``expected`` windows, summed, all views at once.
+    present, scores = _view_scores(views, sims, expected)
+    ranks = scores - EDIT_MARGIN * view_edits[present]
+    best = int(np.argmax(ranks))  # the first of equals: the view with the lowest number
+    return int(present[best]), min(float(scores[best]), 1.0)
+
+
+def _view_scores(views: np.ndarray, sims: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The views present, and each one's strongest ``expected`` windows summed over
+    ``expected`` (all views at once)."""
     order = np.lexsort((-sims, views))
     ordered = views[order]
     starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
@@ -192,10 +218,7 @@ def _best_view(
     kept = rank < expected[ordered]
     totals = np.bincount(ordered[kept], weights=sims[order][kept], minlength=len(expected))
     present = ordered[starts]
-    scores = totals[present] / expected[present]
-    ranks = scores - EDIT_MARGIN * view_edits[present]
-    best = int(np.argmax(ranks))  # the first of equals: the view with the lowest number
-    return int(present[best]), min(float(scores[best]), 1.0)
+    return present, totals[present] / expected[present]
 
 
 def _make_segment(
