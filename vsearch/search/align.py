@@ -182,11 +182,17 @@ def _best_crop(hit: Hit, offset: float, aligner: Aligner, config: IndexConfig) -
         return hit.crop
     shifted = offset - lo * config.block_seconds  # offsets into blocks[lo:hi]
 
+    fits: dict[tuple[float, float, float, float], float] = {}
+
     def fit(bounds: tuple[float, float, float, float]) -> float:
-        region = crop_region(bounds, config.cells)
-        local = window_vectors(blocks[lo:hi], config, region, region.detail)
-        found = _align_locally(hit, hit.speed, shifted, aligner, local, config, region=region)
-        return -np.inf if found is None else found[0]
+        # Moves are clamped to the frame, so at its edges (most regions) many give
+        # bounds already tried.
+        if bounds not in fits:
+            region = crop_region(bounds, config.cells)
+            local = window_vectors(blocks[lo:hi], config, region, region.detail)
+            found = _align_locally(hit, hit.speed, shifted, aligner, local, config, region=region)
+            fits[bounds] = -np.inf if found is None else found[0]
+        return fits[bounds]
 
     def moved(bounds, dy: float, dx: float, scale: float) -> tuple[float, float, float, float]:
         top, bottom, left, right = bounds
