@@ -455,7 +455,15 @@ def main(argv: list[str] | None = None) -> None:
                     if job["state"] != "done" or bad:
                         problems.append(f"job {job_id}: {job['state']} {bad} {job['error']}")
                 for clip, video in own_clips:
-                    hits = http.post("/query", files={"clip": (clip.name, clip.read_bytes())}).json()["hits"]
+                    reply = http.post("/query", files={"clip": (clip.name, clip.read_bytes())})
+                    if reply.status_code == 422 and "still picture" in reply.text:
+                        print(f"note: the clip of {video.name} shows a still stretch (a static camera); refused as "
+                              f"such, by design")
+                        continue
+                    if reply.status_code != 200:
+                        problems.append(f"{video.name}: a clip of it is answered {reply.status_code}: {reply.text}")
+                        continue
+                    hits = reply.json()["hits"]
                     if not hits or Path(hits[0]["video"]).resolve() != video.resolve():
                         problems.append(f"{video.name}: added, but a clip of it is not found")
                 listed = [v["path"] for v in http.get("/videos").json()]
