@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
 
         extra = ["--allow-dir", str(folder)] + (["--workers", str(args.workers)] if args.workers else [])
         server = ServerProcess(index, *extra, log=work / "server.log", token="bench-token")
-        rows, jobs, problems, mixed = [], [], [], None
+        rows, jobs, problems, mixed, stills = [], [], [], None, []
         try:
             with server.client() as http:
                 http.post("/query", files={"clip": (clips[0][0].name, clips[0][0].read_bytes())})  # warm-up
@@ -457,8 +457,7 @@ def main(argv: list[str] | None = None) -> None:
                 for clip, video in own_clips:
                     reply = http.post("/query", files={"clip": (clip.name, clip.read_bytes())})
                     if reply.status_code == 422 and "still picture" in reply.text:
-                        print(f"note: the clip of {video.name} shows a still stretch (a static camera); refused as "
-                              f"such, by design")
+                        stills.append(video.name)  # a static camera's stretch: refused by design
                         continue
                     if reply.status_code != 200:
                         problems.append(f"{video.name}: a clip of it is answered {reply.status_code}: {reply.text}")
@@ -495,7 +494,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  queries {mixed['queries']}, {mixed['rate']:.2f} queries/s, p50 {mixed['p50'] * 1000:.0f} ms, "
               f"p99 {mixed['p99'] * 1000:.0f} ms, errors {len(mixed['errors'])}, "
               f"peak RSS (server + decoders) {mixed['peak_rss'] / (1 << 20):.0f} MiB")
-    print(f"added videos searchable: {len(own_clips) - sum('not found' in p for p in problems)}/{len(own_clips)}; "
+    searchable = len(own_clips) - len(stills) - sum("not found" in p for p in problems)
+    print(f"added videos searchable: {searchable}/{len(own_clips) - len(stills)}"
+          + (f" (the clip of {', '.join(stills)} refused as a still, by design)" if stills else "") + "; "
           f"lost {len(lost)}, doubled {doubled}; verify {'clean' if report.ok else 'INCONSISTENT'}")
     if monitoring:
         problems += _print_monitoring(args, monitoring)
