@@ -2,9 +2,10 @@
 
 Queries run in a pool of ``query_workers`` threads (decoding runs in decoder
 processes, as many kept started as there are threads; descriptors and FAISS release
-the GIL), so the event loop only moves bytes. Writes go to the :class:`JobRunner`'s single thread. Errors are the CLI's
-one-line messages with a 4xx status (see :data:`STATUS_OF`); a bug answers 500 with
-one line and the traceback goes to the server's log only.
+the GIL), so the event loop only moves bytes. Writes go to the :class:`JobRunner`'s
+single thread. Errors are the CLI's one-line messages with a 4xx status (see
+:data:`STATUS_OF`); a bug answers 500 with one line and the traceback goes to the
+server's log only.
 
 Before a request reaches a route it has passed, outermost first: the ``Host`` check
 (loopback), the token (:class:`~.guard.TokenGuard`, before any body byte is read),
