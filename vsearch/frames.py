@@ -242,6 +242,16 @@ def is_still(frames: np.ndarray) -> bool:
     return float(np.percentile(deviation, 90)) <= STILL_LEVEL
 
 
+def motion_level(frames: np.ndarray) -> float:
+    """Grey levels: how much the pictures change from one to the next, on average over
+    the pixels and the frames (0 for a still; a screen recording with text being typed
+    stays under 1, filmed footage is mostly well above)."""
+    if len(frames) < 2:
+        return 0.0
+    frames = np.asarray(frames, dtype=np.float32)
+    return float(np.abs(np.diff(frames, axis=0)).mean())
+
+
 def frozen_frames(frames: np.ndarray) -> np.ndarray:
     """Per frame: its picture is exactly the one before (the first frame: False)."""
     if len(frames) < 2:

@@ -89,9 +89,12 @@ class Hit:
     part of the library video's frame the clip shows, (top, bottom, left, right) as
     shares of its height and width: ``(0, 1, 0, 1)`` all of it, ``(0.25, 1, 0, 0.75)``
     a crop of its bottom-left three quarters, ``(0, 1, 0.3, 0.63)`` a portrait reframe
-    of landscape footage (to about 1/16 of the frame). ``ambiguous`` says that the video fits but other places in it, a window or more
-    away, fit about as well (still or repetitive footage): the start is one of
-    several, and the score is capped at 0.9.
+    of landscape footage (to about 1/16 of the frame). ``ambiguous`` says that the
+    video fits but other places in it, a window or more away, fit about as well (still
+    or repetitive footage): the start is one of several, and the score is capped at
+    0.9; or that the clip barely moves and another video fits it about as well (one
+    desktop layout, one studio): the score is capped at 0.84, below the default
+    threshold.
     """
 
     video: str

@@ -302,3 +302,35 @@ def test_the_vote_skips_only_segments_below_its_floor(built_index, clips):
             above = [s for s in everything if s.hit.score >= floor]
             assert above and [s for s in floored if s.hit.score >= floor] == above
             assert len(floored) < len(everything)  # ... and it did skip some
+
+
+def test_a_near_static_clip_two_videos_match_alike_is_ambiguous_not_a_hit(tmp_path):
+    """Screen recordings of one desktop layout, text typed differently: a clip of one
+    never indexed matches the indexed ones about as well, and claims none of them."""
+    from tools.stress_footage import same_layout_screens
+    from tools.support import cut_clip
+    from vsearch.search.tuning import RIVAL_SCORE
+
+    screens = same_layout_screens(tmp_path / "screens", [0, 1, 2, 3], seed=3, seconds=12.0, size=(320, 180))
+    with VideoIndex.create(tmp_path / "ix", device="cpu") as index:
+        index.add(screens[:3])
+        unseen = cut_clip(screens[3], tmp_path / "unseen.mp4", start=3.0, duration=6.0, crf=23)
+        loose = index.query(unseen, min_score=0.0).hits
+        assert len({h.video for h in loose}) >= 2
+        assert all(h.ambiguous and h.score <= RIVAL_SCORE for h in loose)
+        assert index.query(unseen).hits == []
+
+
+def test_moving_footage_found_in_two_videos_is_answered_with_both(media, tmp_path):
+    """The same moving footage in two library videos (a re-upload): both are right, and
+    neither is held back as a look-alike."""
+    from tools.support import cut_clip
+
+    source = media["lib12"]
+    copy = cut_clip(source, tmp_path / "re-upload.mp4", start=0.0, duration=16.0, crf=18)
+    with VideoIndex.create(tmp_path / "ix", device="cpu") as index:
+        index.add([source, copy, media["lib13"]])
+        clip = cut_clip(source, tmp_path / "clip.mp4", start=5.27, duration=5.0, crf=23)
+        hits = index.query(clip).hits
+    assert {h.video for h in hits[:2]} == {str(source), str(copy)}
+    assert not any(h.ambiguous for h in hits[:2]) and hits[1].score >= 0.85

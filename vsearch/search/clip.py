@@ -29,11 +29,13 @@ from ..frames import (
     detect_static_overlay,
     frozen_frames,
     is_still,
+    motion_level,
     remove_borders,
     resize_frames,
     rotate_frames,
 )
 from ..windows import flagged_per_window, stack_windows, window_vectors
+from .tuning import NEAR_STATIC_MOTION
 
 
 # A picture-in-picture inset is described from the clip decoded this many times larger.
@@ -212,6 +214,9 @@ class QueryClip:
         self.still = frozen_frames(first)
         #: The clip is one still picture, whatever its encoding: nothing moves to place it.
         self.still_throughout = is_still(first)
+        #: The clip barely moves (a screen recording, a fixed camera on a quiet scene): what
+        #: it shows, several videos of one layout or place may show alike.
+        self.near_static = motion_level(first) <= NEAR_STATIC_MOTION
         self._still_rate = config.analysis_fps * speeds[0]
         pooled = config.pooled and plain is not None
         #: Cells (of the stored grid) hidden by a still overlay (a logo box) in the clip, or None.
@@ -405,8 +410,9 @@ class FeatureClip:
             views=np.zeros(n, np.int64), speeds=np.ones(n), mirrored=np.zeros(n, bool), inset=np.zeros(n, np.int64),
             rotation=np.zeros(n, np.int64))
         self.readings: list[Reading] = [Reading()]
-        #: No still overlay is looked for (that needs frames).
+        #: No still overlay is looked for, nor how much the clip moves (that needs frames).
         self.overlay = None
+        self.near_static = False
 
     def windows(self, readings: list[Reading] | None = None, *, allow_empty: bool = False,
                 grid: tuple[int, int] | None = None) -> ClipWindows:

@@ -67,6 +67,10 @@ from .tuning import (
     MIN_CANDIDATES,
     AMBIGUOUS_SCORE,
     REFINE_MARGIN,
+    RIVAL_FLOOR,
+    RIVAL_HITS,
+    RIVAL_MARGIN,
+    RIVAL_SCORE,
 )
 from .votes import is_duplicate, vote
 
@@ -76,6 +80,7 @@ def search_clip(clip: Clip, library: Library, *, k: int, min_score: float) -> li
     config = library.config
     searched = _Searched.empty(clip.duration, config.dim, getattr(clip, "parts", ("whole",)))
     hits: list[Hit] = []
+    asked, k = k, max(k, RIVAL_HITS)  # a near-static clip's rival may be below the k asked for
     memo = Memo(videos=max(10 * k, MIN_CANDIDATES))
     for number, (readings, stop_at) in enumerate(reading_stages(clip)):
         if hits and hits[0].score >= stop_at:
@@ -91,7 +96,23 @@ def search_clip(clip: Clip, library: Library, *, k: int, min_score: float) -> li
                                    memo=memo)
         hits = rescore_overlaid(candidates + masked_candidates(clip, library), clip, library, clip.overlay)
     hits = [cover_frozen_ends(h, clip.frozen_share, clip.duration, library.videos[h.video_id]) for h in hits]
-    return [h for h in hits if h.score >= min_score][:k]
+    if getattr(clip, "near_static", False):
+        hits = rivalled(hits)
+    return [h for h in hits if h.score >= min_score][:asked]
+
+
+def rivalled(hits: list[Hit]) -> list[Hit]:
+    """The hits of a near-static clip, all ``ambiguous`` and capped at ``RIVAL_SCORE``
+    if another video matches about as well as the best (see :mod:`.tuning`): a clip
+    that barely moves cannot tell two recordings of one layout apart, and should not
+    claim one of them."""
+    if not hits:
+        return hits
+    best = max(hits, key=lambda h: h.score)
+    rival = max((h.score for h in hits if h.video_id != best.video_id), default=0.0)
+    if rival < RIVAL_FLOOR or best.score - rival >= RIVAL_MARGIN:
+        return hits
+    return [replace(h, score=min(h.score, RIVAL_SCORE), ambiguous=True) for h in hits]
 
 
 def reading_stages(clip: Clip) -> list[tuple[list[Reading], float]]:

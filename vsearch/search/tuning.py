@@ -85,3 +85,17 @@ RATE_MIN_SHARPNESS = 0.02
 #: ...and the fitted rate may differ from the reading's speed by at most this (each
 #: reading covers +-5 %; beyond, a reading at another speed fits better).
 RATE_MAX_SHIFT = 0.049
+
+#: Grey levels: a clip whose pictures change less than this from one to the next, on
+#: average (:func:`vsearch.frames.motion_level`), is near static: a screen recording, a
+#: fixed camera on a quiet scene...
+NEAR_STATIC_MOTION = 1.0
+#: ...and if another video matches it within this of the best hit (and at least
+#: ``RIVAL_FLOOR``), it shows what several videos show alike (one desktop layout, one
+#: studio): every hit is ``ambiguous`` and capped at ``RIVAL_SCORE``, just below the
+#: default threshold. Moving footage found in two videos is answered with both.
+RIVAL_MARGIN = 0.01
+RIVAL_FLOOR = 0.8
+RIVAL_SCORE = 0.84
+#: Hits a query finds at least, whatever k it asks for, so that a rival is among them.
+RIVAL_HITS = 5
