@@ -112,7 +112,8 @@ def measure_noise(library, search, *, clips: int = MEASURED_CLIPS, seconds: floa
     ``seconds`` from the middle of its videos, each searched as a clip (``search``:
     clip, library -> hits with raw scores) against the *other* videos, its best hit
     kept; per kind of comparison, :data:`MEASURED_QUANTILE` of those below
-    :data:`COPY_SCORE` (of all, where most are above). Kinds too few stretches reached are left out (the defaults stand)."""
+    :data:`COPY_SCORE` (of all, where most are above). Kinds too few stretches reached
+    are left out (the defaults stand)."""
     config = library.config
     blocks_per_clip = int(round(seconds / config.block_seconds)) + config.window_blocks - 1
     videos = [v for v in library.videos.values() if v.blocks >= blocks_per_clip]
