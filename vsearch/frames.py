@@ -267,11 +267,16 @@ def frozen_blocks(frames: np.ndarray, frames_per_block: int) -> np.ndarray:
     damage and filled in by a re-encode): no camera, however still, gives exactly
     identical pictures, and the motion it would be matched on is absent.
     """
-    blocks = len(frames) // frames_per_block
+    return held_blocks(frozen_frames(frames), frames_per_block)
+
+
+def held_blocks(held: np.ndarray, frames_per_block: int) -> np.ndarray:
+    """:func:`frozen_blocks` from per-frame flags (:func:`frozen_frames`) already worked
+    out: blocks each of whose frames but the first repeats the one before."""
+    blocks = len(held) // frames_per_block
     if blocks == 0:
         return np.zeros(0, dtype=bool)
-    same = frozen_frames(frames[: blocks * frames_per_block]).reshape(blocks, frames_per_block)
-    return same[:, 1:].all(axis=1)
+    return held[: blocks * frames_per_block].reshape(blocks, frames_per_block)[:, 1:].all(axis=1)
 
 
 def _resize_axis(out_len: int, in_len: int, xp: Any) -> tuple[Any, Any, Any]:

@@ -18,6 +18,7 @@ import numpy as np
 from ..cells import FRAME, Region, crop_region
 from ..config import IndexConfig
 from ..models import Hit, VideoRecord, WindowScores
+from ..windows import window_vectors
 from .clip import Clip, ClipWindows, Reading
 from .tuning import (
     NEAR_SPEED,
@@ -33,9 +34,10 @@ from .tuning import (
     RATE_CHUNK_SECONDS,
     RATE_MIN_SHARPNESS,
     RATE_MAX_SHIFT,
+    SPAN_SHARE,
 )
-from ..windows import window_vectors
 from .votes import similarity, windows_per_phase
+
 
 def region_of(hit: Hit) -> Region:
     """The part of the library frame a hit's clip shows."""
@@ -150,7 +152,7 @@ def _matched_span(hit: Hit, aligner: Aligner, config: IndexConfig, record: Video
     inside = (starts >= hit.query_start - 1e-9) & (starts <= hit.query_end - config.window_seconds / hit.speed + 1e-9)
     if not inside.any():
         return hit
-    good = scores >= 0.85 * float(scores[inside].mean())
+    good = scores >= SPAN_SHARE * float(scores[inside].mean())
     first, last = int(np.flatnonzero(inside)[0]), int(np.flatnonzero(inside)[-1])
     while first > 0 and good[first - 1]:
         first -= 1
@@ -162,7 +164,6 @@ def _matched_span(hit: Hit, aligner: Aligner, config: IndexConfig, record: Video
     start = min(max(offset + query_start * hit.speed, 0.0), record.duration_s)
     end = min(max(offset + query_end * hit.speed, start), record.duration_s)
     return replace(hit, query_start=query_start, query_end=query_end, start=start, end=end)
-
 
 
 def _best_crop(hit: Hit, offset: float, aligner: Aligner, config: IndexConfig) -> tuple[float, float, float, float]:

@@ -28,6 +28,7 @@ from ..frames import (
     detect_split,
     detect_static_overlay,
     frozen_frames,
+    held_blocks,
     is_still,
     motion_level,
     remove_borders,
@@ -245,7 +246,7 @@ class QueryClip:
             self.readings += [Reading(rotation=turns) for turns in ROTATIONS]
         self._cache: dict[tuple[Reading, tuple[int, int] | None], ClipWindows] = {}
         self._cells: dict[Reading, list[dict]] = {}
-        self._frozen: dict[Reading, np.ndarray] = {}
+        self._frozen: dict[Reading, np.ndarray] = {Reading(speed=speeds[0]): self.still}
         #: ``v2`` readings are described on the stored grid of cells, as the library is;
         #: the search grid and each region's detail grid are pooled from them, as the
         #: library's are (a clip showing a crop is compared cell for cell with it).
@@ -365,9 +366,7 @@ class QueryClip:
             # Windows mostly of a frozen picture carry no evidence: they are left out,
             # and count as missing when a hit is scored (a clip that is mostly a held
             # frame is ambiguous, not a confident match of whatever else holds still).
-            count = (len(held) - phase) // fpb
-            frozen = flagged_per_window(held[phase : phase + count * fpb].reshape(count, fpb)[:, 1:].all(axis=1),
-                                        config)
+            frozen = flagged_per_window(held_blocks(held[phase:], fpb), config)
             moving = 2 * frozen[: len(windows)] <= config.window_blocks
             vectors.append(windows[moving])
             starts.append(((phase / config.analysis_fps + np.arange(len(windows)) * config.block_seconds)

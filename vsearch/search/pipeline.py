@@ -80,7 +80,9 @@ def search_clip(clip: Clip, library: Library, *, k: int, min_score: float) -> li
     config = library.config
     searched = _Searched.empty(clip.duration, config.dim, getattr(clip, "parts", ("whole",)))
     hits: list[Hit] = []
-    asked, k = k, max(k, RIVAL_HITS)  # a near-static clip's rival may be below the k asked for
+    # At least RIVAL_HITS found whatever k asks: a near-static clip's rival may be below
+    # it (and the best hit does not depend on k).
+    asked, k = k, max(k, RIVAL_HITS)
     memo = Memo(videos=max(10 * k, MIN_CANDIDATES))
     for number, (readings, stop_at) in enumerate(reading_stages(clip)):
         if hits and hits[0].score >= stop_at:

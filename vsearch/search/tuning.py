@@ -49,6 +49,10 @@ EDIT_MARGIN = 0.01
 #: are scored where they were voted, and stay below the threshold anyway.
 REFINE_MARGIN = 0.15
 
+#: A crop's hit spans the clip windows, next to those it was voted on, that align at
+#: least this share of those windows' mean (:func:`.align._matched_span`).
+SPAN_SHARE = 0.85
+
 #: Clip seconds, and offset radius (seconds), of the final alignment of a hit.
 REFINE_SECONDS = 6.0
 REFINE_RADIUS = 1.0
