@@ -437,7 +437,8 @@ def serve(
     max_connections: int = typer.Option(256, "--max-connections", min=1, help="Connections held at once; past it "
                                         "the oldest one still sending its request is closed (503 when all are busy)."),
     header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, help="Seconds allowed to send headers."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Queries run at once [CPU count]."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=64, help="Queries run at once, each with a "
+                                          "decoder process kept started [CPU count; at most 64]."),
     upload_dir: Optional[Path] = typer.Option(None, "--upload-dir", help="Where uploads are written while queried "
                                               "(removed after each request) [system temp]."),
     device: str = DeviceOpt,

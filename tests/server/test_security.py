@@ -85,6 +85,17 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path):
     assert not (tmp_path / "ix").exists()
 
 
+def test_serve_bounds_its_query_workers(tmp_path):
+    """Each query worker keeps a decoder process started: their number is bounded
+    before anything starts."""
+    proc = run_cli("serve", "--index", str(tmp_path / "ix"), "--workers", "65")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "vsearch: error: Invalid value for '--workers': Input should be less than or equal to 64 "
+        "(see 'python -m vsearch serve --help')"]
+    assert not (tmp_path / "ix").exists()
+
+
 def test_without_the_extra_serve_names_it_and_the_core_does_not_import_it(tmp_path):
     script = ("import sys; sys.modules['fastapi'] = None; sys.argv = ['vsearch', 'serve', '--index', sys.argv[1]]; "
               "from vsearch.cli import run; run()")
